@@ -1,0 +1,205 @@
+/**
+ * Settings: read once at start-up from the environment and the command line
+ * (a flag wins over its environment variable), checked, and frozen.
+ *
+ * Every setting has one line in {@link SETTINGS}: its environment name, its
+ * flag, its default and how its text is read. The README's settings table
+ * mirrors it.
+ */
+import { fileURLToPath } from 'node:url';
+
+/** Everything the broker process can be told. */
+export interface Settings {
+  /** TCP port; 0 picks a free one. */
+  readonly port: number;
+  /** Address to listen on. */
+  readonly host: string;
+  /** Path of the bus lists (SPEC section 1). */
+  readonly busesFile: string;
+  /** Browser origins allowed to connect; `'*'` allows any. */
+  readonly corsOrigins: '*' | readonly string[];
+  /** Redis URL for the cluster adapter; undefined runs one process in memory. */
+  readonly redisUrl: string | undefined;
+  /** How long (ms) to keep trying an unreachable Redis at start-up. */
+  readonly redisConnectTimeoutMs: number;
+  /** How long (ms) a Redis outage may delay events before nodes serve only their own clients. */
+  readonly redisOutageGraceMs: number;
+  /** How long (ms) a 4.x client may stay away and still recover missed events; 0 turns recovery off. */
+  readonly recoveryWindowMs: number;
+  /** Approximate number of entries the Redis stream keeps (the recovery backlog of the cluster). */
+  readonly streamMaxLen: number;
+  /** Shared secret every client must present; undefined trusts the network. */
+  readonly token: string | undefined;
+  /** Largest Socket.IO message accepted, in bytes. */
+  readonly maxMessageBytes: number;
+  /** Largest `/_notify` body accepted, in bytes. */
+  readonly maxBodyBytes: number;
+  /** Longest room name accepted, in characters. */
+  readonly maxRoomNameLength: number;
+  /** Most rooms one socket may be in (its own id room not counted). */
+  readonly maxRoomsPerSocket: number;
+  /** Most routes the route table may hold, built-in ones included. */
+  readonly maxRoutes: number;
+  /** Most `_in` entries of one event that are used; the rest are ignored and counted. */
+  readonly maxInRooms: number;
+  /** Unsent bytes a socket may have queued before it is disconnected as a slow consumer. */
+  readonly maxBufferedBytes: number;
+}
+
+/** A setting that could not be used: the message names it and says why. */
+export class SettingsError extends Error {
+  override name = 'SettingsError';
+}
+
+type Reader<T> = (text: string) => T;
+
+interface SettingSpec<K extends keyof Settings> {
+  readonly key: K;
+  readonly env: string;
+  readonly flag: string;
+  readonly read: Reader<Settings[K]>;
+}
+
+const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** The defaults, as the README's settings table gives them. */
+export const DEFAULT_SETTINGS: Settings = Object.freeze({
+  port: 3000,
+  host: '127.0.0.1',
+  busesFile: `${PACKAGE_ROOT}buses.json`,
+  corsOrigins: '*',
+  redisUrl: undefined,
+  redisConnectTimeoutMs: 30_000,
+  redisOutageGraceMs: 30_000,
+  recoveryWindowMs: 120_000,
+  streamMaxLen: 100_000,
+  token: undefined,
+  maxMessageBytes: 1_000_000,
+  maxBodyBytes: 1_000_000,
+  maxRoomNameLength: 256,
+  maxRoomsPerSocket: 1_000,
+  maxRoutes: 10_000,
+  maxInRooms: 100,
+  maxBufferedBytes: 16_000_000,
+});
+
+const integer =
+  (min: number, max: number): Reader<number> =>
+  (text) => {
+    if (!/^\d+$/.test(text.trim())) throw new SettingsError(`expected a whole number, got "${text}"`);
+    const n = Number(text);
+    if (n < min || n > max) throw new SettingsError(`expected a number from ${min} to ${max}, got ${n}`);
+    return n;
+  };
+
+const UNITS_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+const UNITS_BYTES: Record<string, number> = { b: 1, kb: 1_000, mb: 1_000_000, gb: 1_000_000_000, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
+
+/** A number with an optional unit; a bare number is in `bare` units. */
+const quantity =
+  (units: Record<string, number>, bare: string, what: string): Reader<number> =>
+  (text) => {
+    const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
+    const factor = units[(match?.[2] || bare).toLowerCase()];
+    if (!match || factor === undefined) {
+      throw new SettingsError(`expected ${what} such as ${Object.keys(units).map((u) => `10${u}`).join(', ')}, got "${text}"`);
+    }
+    return Math.round(Number(match[1]) * factor);
+  };
+
+/** Durations: `30s`, `2m`, `500ms`; a bare number is seconds. */
+const duration = quantity(UNITS_MS, 's', 'a duration');
+/** Sizes: `1mb`, `16MiB`, `512kb`; a bare number is bytes. */
+const bytes = quantity(UNITS_BYTES, 'b', 'a size');
+
+const text: Reader<string> = (t) => {
+  if (t.trim() === '') throw new SettingsError('expected a value, got an empty string');
+  return t;
+};
+
+const redisUrl: Reader<string> = (t) => {
+  let url: URL;
+  try {
+    url = new URL(t);
+  } catch {
+    throw new SettingsError(`expected a URL such as redis://127.0.0.1:6379, got "${t}"`);
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+    throw new SettingsError(`expected a redis:// or rediss:// URL, got "${url.protocol}"`);
+  }
+  if (!url.hostname) throw new SettingsError('the Redis URL names no host');
+  return t;
+};
+
+const origins: Reader<'*' | readonly string[]> = (t) => {
+  const list = t.split(',').map((s) => s.trim()).filter(Boolean);
+  if (list.length === 0 || list.includes('*')) return '*';
+  for (const origin of list) {
+    try {
+      new URL(origin);
+    } catch {
+      throw new SettingsError(`expected origins such as https://admin.example.net, got "${origin}"`);
+    }
+  }
+  return Object.freeze(list);
+};
+
+/** One line per setting: environment variable, flag, reader. */
+const SETTINGS: readonly SettingSpec<keyof Settings>[] = [
+  { key: 'port', env: 'PORT', flag: '--port', read: integer(0, 65_535) },
+  { key: 'host', env: 'HOST', flag: '--host', read: text },
+  { key: 'busesFile', env: 'BUSES_FILE', flag: '--buses', read: text },
+  { key: 'corsOrigins', env: 'CORS_ORIGINS', flag: '--cors-origins', read: origins },
+  { key: 'redisUrl', env: 'REDIS_URL', flag: '--redis', read: redisUrl },
+  { key: 'redisConnectTimeoutMs', env: 'REDIS_CONNECT_TIMEOUT', flag: '--redis-connect-timeout', read: duration },
+  { key: 'redisOutageGraceMs', env: 'REDIS_OUTAGE_GRACE', flag: '--redis-outage-grace', read: duration },
+  { key: 'recoveryWindowMs', env: 'RECOVERY_WINDOW', flag: '--recovery-window', read: duration },
+  { key: 'streamMaxLen', env: 'REDIS_STREAM_MAXLEN', flag: '--redis-stream-maxlen', read: integer(1_000, 1e9) },
+  { key: 'token', env: 'BROKER_TOKEN', flag: '--token', read: text },
+  { key: 'maxMessageBytes', env: 'MAX_MESSAGE_BYTES', flag: '--max-message-bytes', read: bytes },
+  { key: 'maxBodyBytes', env: 'MAX_BODY_BYTES', flag: '--max-body-bytes', read: bytes },
+  { key: 'maxRoomNameLength', env: 'MAX_ROOM_NAME_LENGTH', flag: '--max-room-name-length', read: integer(1, 65_536) },
+  { key: 'maxRoomsPerSocket', env: 'MAX_ROOMS_PER_SOCKET', flag: '--max-rooms-per-socket', read: integer(1, 1e7) },
+  { key: 'maxRoutes', env: 'MAX_ROUTES', flag: '--max-routes', read: integer(1, 1e7) },
+  { key: 'maxInRooms', env: 'MAX_IN_ROOMS', flag: '--max-in-rooms', read: integer(0, 1e6) },
+  { key: 'maxBufferedBytes', env: 'MAX_BUFFERED_BYTES', flag: '--max-buffered-bytes', read: bytes },
+] as const;
+
+/** The flags the broker understands, for `--help`. */
+export const SETTING_NAMES: readonly { env: string; flag: string }[] = SETTINGS.map(({ env, flag }) => ({ env, flag }));
+
+/**
+ * Reads the settings from environment variables and flags (`--port 4000` or
+ * `--port=4000`); a flag wins over its variable. Unknown flags, missing flag
+ * values and unusable values throw a {@link SettingsError} naming the setting.
+ *
+ * @example
+ * const settings = loadSettings(process.argv.slice(2), process.env);
+ * settings.port; // 3000 unless PORT or --port says otherwise
+ */
+export function loadSettings(argv: readonly string[], env: NodeJS.ProcessEnv): Settings {
+  const given = new Map<SettingSpec<keyof Settings>, { text: string; from: string }>();
+  for (const spec of SETTINGS) {
+    const value = env[spec.env];
+    if (value !== undefined && value !== '') given.set(spec, { text: value, from: spec.env });
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const eq = arg.indexOf('=');
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    const spec = SETTINGS.find((s) => s.flag === flag);
+    if (!spec) throw new SettingsError(`unknown argument "${arg}" (try --help)`);
+    const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+    if (value === undefined) throw new SettingsError(`${flag} needs a value`);
+    given.set(spec, { text: value, from: flag });
+  }
+  const settings: Record<string, unknown> = { ...DEFAULT_SETTINGS };
+  for (const [spec, { text: value, from }] of given) {
+    try {
+      settings[spec.key] = spec.read(value);
+    } catch (error) {
+      throw new SettingsError(`${from}: ${(error as Error).message}`);
+    }
+  }
+  return Object.freeze(settings as unknown as Settings);
+}

@@ -1,0 +1,21 @@
+/**
+ * spicy-action: the CCNQ4 internal message broker, as a library.
+ *
+ * Run it with {@link startServer}, or attach it to a Socket.IO server and
+ * Express app of your own with {@link attachBroker}.
+ */
+export { attachBroker, Broker, DEFAULT_LIMITS } from './broker.ts';
+export type { BrokerEvents, BrokerLimits, BrokerOptions, BrokerServer, BrokerSocket } from './broker.ts';
+export { DEFAULT_BUSES, loadBuses, parseBuses, BusesError } from './buses.ts';
+export type { Buses, BusesFile } from './buses.ts';
+export { DEFAULT_SETTINGS, loadSettings, SettingsError } from './config.ts';
+export type { Settings } from './config.ts';
+export { notifyRouter } from './notify.ts';
+export { CONTROL_EVENTS, RESERVED_EVENTS } from './protocol.ts';
+export type { Ack, ClientToServerEvents, RegisterRequest, Refusal, RefusalReason, ServerToClientEvents } from './protocol.ts';
+export { DEFAULT_ROUTES, RouteTable } from './routes.ts';
+export type { Route, RouteChange } from './routes.ts';
+export { startServer, socketOptions, StartError } from './server.ts';
+export type { RunningBroker } from './server.ts';
+export { computeTargets, notifyTargets } from './targets.ts';
+export type { TargetLimits, Targets } from './targets.ts';

@@ -1,0 +1,66 @@
+/**
+ * The process entry: `spicy-action [flags]` runs the broker until SIGTERM or
+ * SIGINT. Any start-up failure prints one line on stderr and exits non-zero.
+ */
+import createDebug from 'debug';
+import { BusesError } from './buses.ts';
+import { loadSettings, SETTING_NAMES, SettingsError } from './config.ts';
+import { NAME, VERSION } from './package-info.ts';
+import { StartError, startServer, type RunningBroker } from './server.ts';
+
+/** Grace period between SIGTERM and a forced exit. */
+const SHUTDOWN_TIMEOUT_MS = 9_000;
+
+// Logs are on by default; DEBUG narrows or widens them (never payloads).
+if (process.env.DEBUG === undefined) createDebug.enable('spicy-action:*');
+const debug = createDebug('spicy-action:main');
+
+function usage(): string {
+  const flags = SETTING_NAMES.map(({ env, flag }) => `  ${flag.padEnd(26)} ${env}`).join('\n');
+  return `usage: spicy-action [flags]\n\nflags (each also read from its environment variable):\n${flags}\n`;
+}
+
+async function serve(argv: string[]): Promise<void> {
+  const settings = loadSettings(argv, process.env);
+  const running: RunningBroker = await startServer(settings);
+  console.log(`${NAME} ${VERSION} listening on ${running.url}`);
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) return;
+    stopping = true;
+    debug('%s: closing', signal);
+    const force = setTimeout(() => {
+      console.error(`${NAME}: clients did not close within ${SHUTDOWN_TIMEOUT_MS / 1000} s; exiting anyway`);
+      process.exit(0);
+    }, SHUTDOWN_TIMEOUT_MS);
+    force.unref();
+    void running.close().then(() => {
+      debug('closed');
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+async function main(argv: string[]): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(usage());
+    return;
+  }
+  if (argv[0] === '--version') {
+    console.log(VERSION);
+    return;
+  }
+  await serve(argv);
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  const message = error instanceof Error ? error.message : String(error);
+  console.error(`${NAME}: ${message}`);
+  // Expected failures say all in their one line; anything else is a bug, and its stack helps.
+  const expected = error instanceof SettingsError || error instanceof BusesError || error instanceof StartError;
+  if (!expected && error instanceof Error) debug('%s', error.stack);
+  process.exit(1);
+});

@@ -1,0 +1,79 @@
+/**
+ * `POST /_notify/:msg` (SPEC section 6): OpenSIPS cannot speak Socket.IO, so
+ * it posts its notifications as JSON and the broker re-emits them on the
+ * message's bus, and to `endpoint:<endpoint>` where a customer's dashboard may
+ * be listening.
+ */
+import bodyParser from 'body-parser';
+import createDebug from 'debug';
+import { Router, type ErrorRequestHandler, type RequestHandler } from 'express';
+import type { Broker } from './broker.ts';
+import { isObject } from './protocol.ts';
+import { notifyTargets } from './targets.ts';
+
+const debug = createDebug('spicy-action:notify');
+
+/** Errors of body-parser, by their `type`, as HTTP answers. */
+const BODY_ERRORS: Record<string, { status: number; error: string }> = {
+  'entity.parse.failed': { status: 400, error: 'body is not valid JSON' },
+  'entity.too.large': { status: 413, error: 'body is too large' },
+  'entity.verify.failed': { status: 400, error: 'body could not be read' },
+  'request.aborted': { status: 400, error: 'request was aborted' },
+  'request.size.invalid': { status: 400, error: 'body is shorter or longer than its Content-Length' },
+  'encoding.unsupported': { status: 415, error: 'unsupported Content-Encoding' },
+  'charset.unsupported': { status: 415, error: 'unsupported charset' },
+};
+
+/**
+ * The router of `POST /_notify/:msg`, bound to `broker`.
+ *
+ * @example
+ * app.use(notifyRouter(broker));
+ * // curl -H 'Content-Type: application/json' -d '{"name":"invalid_source","endpoint":"alice@example.net"}' \
+ * //   http://127.0.0.1:3000/_notify/script_register
+ */
+export function notifyRouter(broker: Broker): Router {
+  const router = Router();
+  // Any Content-Type is read as JSON: OpenSIPS sends application/json, and a
+  // forgotten header in a `curl` should not turn into a puzzling 400.
+  const json = bodyParser.json({ limit: broker.limits.maxBodyBytes, strict: false, type: () => true });
+
+  const push: RequestHandler<{ msg: string }> = (req, res) => {
+    const { msg } = req.params;
+    if (broker.closed) {
+      res.status(503).json({ ok: false, error: 'the broker is shutting down' });
+      return;
+    }
+    const body: unknown = req.body;
+    if (!isObject(body)) {
+      broker.emit('notified', broker.routes.get(msg) === undefined ? undefined : msg, 400);
+      res.status(400).json({ ok: false, error: 'body must be a JSON object' });
+      return;
+    }
+    const bus = broker.routes.get(msg);
+    if (bus === undefined || bus === null) {
+      debug('ignored %s: %s', msg, bus === undefined ? 'no route' : 'null route');
+      broker.emit('notified', bus === null ? msg : undefined, 200);
+      res.json({ ok: false, ignore: true });
+      return;
+    }
+    const rooms = notifyTargets(bus, body, broker.limits.maxRoomNameLength);
+    broker.publish(msg, [body], rooms);
+    broker.emit('routed', msg, bus, { rooms, skipped: 0, overflow: 0 });
+    broker.emit('notified', msg, 200);
+    res.json({ ok: true });
+  };
+
+  const refuse: ErrorRequestHandler<{ msg: string }> = (err: { type?: string; status?: number }, req, res, _next) => {
+    const known = err.type ? BODY_ERRORS[err.type] : undefined;
+    const status = known?.status ?? err.status ?? 500;
+    const error = known?.error ?? 'the request could not be handled';
+    debug('refused %s: %d %s', req.params.msg, status, error);
+    broker.emit('notified', broker.routes.get(req.params.msg) === undefined ? undefined : req.params.msg, status);
+    if (status === 413) broker.emit('refused', req.params.msg, { reason: 'too_large', error });
+    res.status(status).json({ ok: false, error: status === 413 ? `${error} (limit ${broker.limits.maxBodyBytes} bytes)` : error });
+  };
+
+  router.post('/_notify/:msg', json, push, refuse);
+  return router;
+}

@@ -1,0 +1,113 @@
+/**
+ * The broker's wire protocol: what clients send, what the broker sends back,
+ * and the checks applied at the edge. Pure: no Socket.IO, no Express.
+ */
+
+/** Acknowledgement of `configure`, `ping`, `shout`, `notify_users`, `register` and routed events. */
+export type Ack<T extends object = object> = ({ ok: true } & T) | { ok: false; error: string };
+
+/** Acknowledgement callback of `join`/`subscribe`/`leave`/`unsubscribe`: a boolean, as the public side does. */
+export type BooleanAck = (ok: boolean) => void;
+
+/** `register` payload: route `event` to the bus `default_room`, or to `_in` rooms only. */
+export interface RegisterRequest {
+  event: string;
+  default_room?: string | null;
+}
+
+/** Events the broker sends to clients. Routed events carry whatever their sender gave. */
+export interface ServerToClientEvents {
+  /** Sent to every socket on connection. */
+  welcome: (info: { id: string; name: string; version: string; public: false }) => void;
+  /** Answer to `configure`, with the object that was sent. */
+  configured: (request: Record<string, unknown>) => void;
+  /** Bad input from a client that gave no acknowledgement callback. */
+  failed: (failure: { event: string; msg: string }) => void;
+  /** A `shout`, relayed to `internal`. */
+  shouted: (shout: { id: string; data: unknown }) => void;
+  /** A `notify_users`, relayed to `internal` and `everyone`. */
+  notify: (data: unknown) => void;
+  /** A `ping`, relayed to every host bus. */
+  ping: (data: unknown) => void;
+  /** Routed events: `call`, `location:update`, registered ones... */
+  [event: string]: (...args: any[]) => void;
+}
+
+/** Events clients send to the broker; the last argument may be an acknowledgement callback. */
+export interface ClientToServerEvents {
+  [event: string]: (...args: any[]) => void;
+}
+
+/** Control events: handled by the broker itself, never routed, never registrable. */
+export const CONTROL_EVENTS: ReadonlySet<string> = new Set([
+  'configure',
+  'join',
+  'subscribe',
+  'leave',
+  'unsubscribe',
+  'ping',
+  'shout',
+  'notify_users',
+  'register',
+]);
+
+/** Names Socket.IO keeps for itself. */
+export const RESERVED_EVENTS: ReadonlySet<string> = new Set([
+  'connect',
+  'connect_error',
+  'disconnect',
+  'disconnecting',
+  'newListener',
+  'removeListener',
+]);
+
+/** Why an input was refused; also the label of the refusal counter. */
+export type RefusalReason =
+  | 'bad_payload'
+  | 'bad_room'
+  | 'bad_event'
+  | 'too_many_rooms'
+  | 'too_many_routes'
+  | 'unrouted'
+  | 'in_overflow'
+  | 'unauthorized'
+  | 'too_large';
+
+/** A refusal: the reason (for counting) and a sentence for the client. */
+export interface Refusal {
+  readonly reason: RefusalReason;
+  readonly error: string;
+}
+
+/**
+ * Checks a room name given to `join`/`leave`; undefined when it is fine.
+ *
+ * @example
+ * roomRefusal('endpoint:alice@example.net', 256); // undefined
+ * roomRefusal(42, 256)?.error; // 'room must be a non-empty string of at most 256 characters'
+ */
+export function roomRefusal(room: unknown, maxLength: number): Refusal | undefined {
+  if (typeof room === 'string' && room.length > 0 && room.length <= maxLength) return undefined;
+  return { reason: 'bad_room', error: `room must be a non-empty string of at most ${maxLength} characters` };
+}
+
+/**
+ * Checks an event name given to `register`; undefined when it may be routed.
+ *
+ * @example
+ * eventRefusal('place-call', 256); // undefined
+ * eventRefusal('join', 256)?.error; // '"join" is a control event and cannot be registered'
+ */
+export function eventRefusal(event: unknown, maxLength: number): Refusal | undefined {
+  if (typeof event !== 'string' || event.length === 0 || event.length > maxLength) {
+    return { reason: 'bad_event', error: `event must be a non-empty string of at most ${maxLength} characters` };
+  }
+  if (CONTROL_EVENTS.has(event)) return { reason: 'bad_event', error: `"${event}" is a control event and cannot be registered` };
+  if (RESERVED_EVENTS.has(event)) return { reason: 'bad_event', error: `"${event}" is reserved by Socket.IO and cannot be registered` };
+  return undefined;
+}
+
+/** True for a plain JSON object: not null, not an array. */
+export function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
