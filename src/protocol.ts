@@ -111,3 +111,6 @@ export function eventRefusal(event: unknown, maxLength: number): Refusal | undef
 export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
+
+/** The cluster's link to Redis, as `/health` and the metrics tell it: no Redis configured, reachable, or not. */
+export type RedisState = 'off' | 'up' | 'down';
