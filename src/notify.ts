@@ -17,12 +17,17 @@ const debug = createDebug('spicy-action:notify');
 const BODY_ERRORS: Record<string, { status: number; error: string }> = {
   'entity.parse.failed': { status: 400, error: 'body is not valid JSON' },
   'entity.too.large': { status: 413, error: 'body is too large' },
-  'entity.verify.failed': { status: 400, error: 'body could not be read' },
+  'entity.empty': { status: 400, error: 'body must be a JSON object' },
   'request.aborted': { status: 400, error: 'request was aborted' },
   'request.size.invalid': { status: 400, error: 'body is shorter or longer than its Content-Length' },
   'encoding.unsupported': { status: 415, error: 'unsupported Content-Encoding' },
   'charset.unsupported': { status: 415, error: 'unsupported charset' },
 };
+
+/** body-parser reads an empty body as `{}`; an empty body is not a JSON object. */
+function refuseEmpty(_req: unknown, _res: unknown, body: Buffer): void {
+  if (body.length === 0) throw Object.assign(new Error('empty body'), { type: 'entity.empty' });
+}
 
 /**
  * The router of `POST /_notify/:msg`, bound to `broker`.
@@ -36,7 +41,7 @@ export function notifyRouter(broker: Broker): Router {
   const router = Router();
   // Any Content-Type is read as JSON: OpenSIPS sends application/json, and a
   // forgotten header in a `curl` should not turn into a puzzling 400.
-  const json = bodyParser.json({ limit: broker.limits.maxBodyBytes, strict: false, type: () => true });
+  const json = bodyParser.json({ limit: broker.limits.maxBodyBytes, strict: false, type: () => true, verify: refuseEmpty });
 
   const push: RequestHandler<{ msg: string }> = (req, res) => {
     const { msg } = req.params;

@@ -62,6 +62,8 @@ export function spawnBroker(env: Record<string, string> = {}, args: string[] = [
     'broker process to listen',
     20_000,
   );
+  // A test of a failing start awaits `exited` only; the rejection is expected there.
+  ready.catch(() => undefined);
   after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });

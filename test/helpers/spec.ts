@@ -1,0 +1,13 @@
+/** Facts of SPEC.md that several test files check against. */
+
+/** SPEC section 4, row by row. */
+export const SPEC_ROUTES: Readonly<Record<string, readonly string[]>> = {
+  support: ['report_dev', 'report_ops', 'report_csr', 'script_register', 'pipe_blocked', 'pike_blocked'],
+  calls: ['call', 'reference', 'statistics:add'],
+  traces: ['trace'],
+  internal: [
+    'pong', 'trace_started', 'trace_completed', 'trace_error',
+    'location:update', 'location:response', 'locations:response', 'presentities:response', 'active_watchers:response', 'registrants:response',
+  ],
+  locations: ['location', 'locations', 'registrants', 'presentities', 'active_watchers'],
+};
