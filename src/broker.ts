@@ -10,6 +10,7 @@ import type { Application } from 'express';
 import type { Server, Socket } from 'socket.io';
 import type { Buses } from './buses.ts';
 import { notifyRouter } from './notify.ts';
+import { NAME, VERSION } from './package-info.ts';
 import { isObject, roomRefusal, type ClientToServerEvents, type Refusal, type ServerToClientEvents } from './protocol.ts';
 import { RouteTable, type Route } from './routes.ts';
 import { computeTargets, type Targets } from './targets.ts';
@@ -43,7 +44,7 @@ export interface BrokerOptions {
   readonly routes?: RouteTable;
   /** Limits; each missing one takes its default. */
   readonly limits?: Partial<BrokerLimits>;
-  /** Name and version told in `welcome`. */
+  /** Name and version told in `welcome`; this package's own by default. */
   readonly name?: string;
   readonly version?: string;
 }
@@ -95,7 +96,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.routes =
       options.routes ??
       new RouteTable(options.buses, { maxRoutes: this.limits.maxRoutes, maxNameLength: this.limits.maxRoomNameLength });
-    this.#welcome = { name: options.name ?? 'spicy-action', version: options.version ?? '0.0.0' };
+    this.#welcome = { name: options.name ?? NAME, version: options.version ?? VERSION };
     this.#controls = new Map<string, Control>([
       ['configure', this.#configure],
       ['join', this.#join],
@@ -141,7 +142,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return targets;
   }
 
-  /** Stops handling new connections and `/_notify` (which then answers 503). Sockets stay open. */
+  /**
+   * Detaches the broker: new connections are no longer greeted, events of
+   * connected sockets are no longer handled, and `/_notify` answers 503.
+   * Sockets stay open: they belong to the host's Socket.IO server.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -157,6 +162,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   };
 
   #dispatch(socket: BrokerSocket, event: string, args: unknown[]): void {
+    if (this.#closed) return;
     const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as AckFn) : undefined;
     try {
       const control = this.#controls.get(event);

@@ -72,8 +72,6 @@ export async function startServer(settings: Settings, buses: Buses = loadBuses(s
   const io: BrokerServer = new Server(httpServer, socketOptions(settings));
   const broker = attachBroker(io, app, {
     buses,
-    name: NAME,
-    version: VERSION,
     limits: {
       maxRoomNameLength: settings.maxRoomNameLength,
       maxRoomsPerSocket: settings.maxRoomsPerSocket,
