@@ -1,0 +1,78 @@
+/**
+ * SPEC section 9, slow consumers: a client that stops reading is disconnected once its unsent data
+ * passes MAX_BUFFERED_BYTES, the broker's memory stays bounded, and other clients keep receiving.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { request, spawnBroker } from './helpers/broker.ts';
+import { closeAll, connect, withTimeout } from './helpers/clients.ts';
+import { parseMetrics } from './helpers/metrics.ts';
+
+/** A /proc/<pid>/status field, in bytes. */
+function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  assert.ok(match, `${field} in /proc/${pid}/status`);
+  return Number(match[1]) * 1024;
+}
+
+const MB = 1_000_000;
+
+describe('slow consumers', () => {
+  it('disconnects a client that stops reading while 50 MB are published to its bus, and keeps memory bounded', async (t) => {
+    if (process.platform !== 'linux') return t.skip('reads the broker process RSS from /proc (Linux)');
+    const broker = spawnBroker({ MAX_BUFFERED_BYTES: '16mb', DEBUG: 'spicy-action:backpressure' });
+    const url = await broker.ready;
+    const pid = broker.child.pid!;
+    const publisher = await connect('v4', url, { transports: ['websocket'] });
+    const healthy = await connect('v4', url, { transports: ['websocket'] });
+    const stalled = await connect('v4', url, { transports: ['websocket'] });
+    try {
+      assert.equal(await healthy.ack('join', 'calls'), true);
+      assert.equal(await stalled.ack('join', 'calls'), true);
+      // The stalled client stops reading from its TCP socket: what the broker sends piles up.
+      const ws = (stalled.raw.io as { engine: { transport: { ws: { pause(): void; resume(): void } } } }).engine.transport.ws;
+      ws.pause();
+
+      // Warm up (JIT, buffers), then take the baseline and reset the peak.
+      const chunk = 'x'.repeat(100_000);
+      for (let i = 0; i < 20; i++) publisher.emit('call', { i: -1, chunk });
+      await healthy.receive('call', 20, 20_000);
+      const baseline = procStatus(pid, 'VmRSS');
+      writeFileSync(`/proc/${pid}/clear_refs`, '5'); // resets VmHWM to the current RSS
+
+      // 500 × 100 kB = 50 MB, in windows of 5 MB: the reading client keeps up (a reader that falls
+      // 16 MB behind is a slow consumer too), the stalled one falls further behind with each window.
+      const count = 500;
+      for (let i = 0; i < count; i++) {
+        publisher.emit('call', { i, chunk });
+        if (i % 50 === 49) await healthy.receive('call', 20 + i + 1, 20_000);
+      }
+      const received = await healthy.receive('call', 20 + count, 20_000);
+      assert.deepEqual(
+        received.slice(20).map((p) => (p as { i: number }).i),
+        Array.from({ length: count }, (_, i) => i),
+        'the reading client got every event, in order',
+      );
+      const peak = procStatus(pid, 'VmHWM');
+      const growth = peak - baseline;
+      t.diagnostic(`broker RSS: baseline ${(baseline / MB).toFixed(1)} MB, peak ${(peak / MB).toFixed(1)} MB, growth ${(growth / MB).toFixed(1)} MB while 50 MB were published`);
+
+      const metrics = parseMetrics((await request(`${url}/metrics`)).body as string);
+      assert.equal(metrics.value('spicy_action_slow_consumers_disconnected_total'), 1, 'the stalled client was cut');
+      assert.equal(metrics.value('spicy_action_connected_sockets'), 2, 'publisher and reader stay connected');
+      assert.equal(metrics.value('spicy_action_events_received_total', { event: 'call' }), 20 + count);
+      // The cut client held up to 16 MB of messages plus their pre-encoded WebSocket frames (another
+      // 16 MB), and the traffic leaves garbage that GC has not taken yet. Without the cap the same run
+      // grows by about 120 MB (everything published, twice, held for the client that does not read).
+      assert.ok(growth < 90 * MB, `RSS grew by ${(growth / MB).toFixed(1)} MB, more than 90 MB`);
+
+      // Once it reads again, the stalled client learns that it was disconnected.
+      const disconnected = withTimeout(new Promise<string>((resolve) => stalled.raw.on('disconnect', resolve)), 'stalled client disconnect', 20_000);
+      ws.resume();
+      assert.equal(await disconnected, 'transport close');
+    } finally {
+      closeAll([publisher, healthy, stalled]);
+    }
+  });
+});
