@@ -51,7 +51,7 @@ export function parseMetrics(text: string): Metrics {
       if (end !== m[2].length) throw new Error(`bad labels in: ${line}`);
     }
     const value = m[3] === '+Inf' ? Infinity : m[3] === '-Inf' ? -Infinity : Number(m[3]);
-    if (Number.isNaN(value) && m[3] !== 'NaN') throw new Error(`bad value in: ${line}`);
+    if (Number.isNaN(value) && m[3]!.toLowerCase() !== 'nan') throw new Error(`bad value in: ${line}`);
     samples.push({ name: m[1]!, labels, value });
   }
   const all = (name: string): Sample[] => samples.filter((s) => s.name === name);
