@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { request, spawnBroker } from './helpers/broker.ts';
+import { request, spawnBroker, startBroker } from './helpers/broker.ts';
 import { closeAll, connect, withTimeout } from './helpers/clients.ts';
 import { parseMetrics } from './helpers/metrics.ts';
 
@@ -73,6 +73,41 @@ describe('slow consumers', () => {
       assert.equal(await disconnected, 'transport close');
     } finally {
       closeAll([publisher, healthy, stalled]);
+    }
+  });
+
+  it('disconnects a long-polling client that stops polling once its queue passes the cap', async () => {
+    const broker = await startBroker({ maxBufferedBytes: 2_000_000 });
+    // A raw Engine.IO 4 long-polling session: handshake, connect to the namespace, join `calls`, then never poll again.
+    const base = `${broker.url}/socket.io/?EIO=4&transport=polling`;
+    const open = await (await fetch(base)).text();
+    const sid = (JSON.parse(open.slice(1)) as { sid: string }).sid;
+    const session = `${base}&sid=${sid}`;
+    assert.equal(await (await fetch(session, { method: 'POST', body: '40' })).text(), 'ok');
+    assert.match(await (await fetch(session)).text(), /"welcome"/);
+    assert.equal(await (await fetch(session, { method: 'POST', body: '420["join","calls"]' })).text(), 'ok');
+    assert.equal(await (await fetch(session)).text(), '430[true]');
+
+    const publisher = await connect('v1', broker.url);
+    const reader = await connect('v2', broker.url, { transports: ['polling'] });
+    try {
+      assert.equal(await reader.ack('join', 'calls'), true);
+      const chunk = 'x'.repeat(100_000);
+      // 3 MB in windows of 500 kB, so that the polling reader never falls 2 MB behind.
+      for (let i = 0; i < 30; i++) {
+        publisher.emit('call', { i, chunk });
+        if (i % 5 === 4) await reader.receive('call', i + 1, 20_000);
+      }
+      const deadline = Date.now() + 5_000;
+      while (broker.io.of('/').sockets.size > 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(broker.io.of('/').sockets.size, 2, 'only the publisher and the polling reader are left');
+      const metrics = parseMetrics((await request(`${broker.url}/metrics`)).body as string);
+      assert.equal(metrics.value('spicy_action_slow_consumers_disconnected_total'), 1);
+      const late = await fetch(session);
+      assert.equal(late.status, 400, 'the session is gone when the client polls again');
+      await late.text();
+    } finally {
+      closeAll([publisher, reader]);
     }
   });
 });
