@@ -108,12 +108,11 @@ export class SlowConsumerGuard extends EventEmitter<SlowConsumerEvents> {
     this.#timer.unref();
   }
 
-  /** Looks at every connection once; returns how many were cut. */
+  /** Looks at every connected socket once; returns how many were cut. */
   sweep(): number {
     let cut = 0;
-    const clients = (this.#io.engine as unknown as { clients: Record<string, EngineConnection> }).clients;
-    for (const id in clients) {
-      const conn = clients[id] as EngineConnection;
+    for (const socket of this.#io.of('/').sockets.values()) {
+      const conn = socket.conn as unknown as EngineConnection;
       // Nothing queued and the transport ready for more: nothing is waiting.
       if (conn.writeBuffer.length === 0 && conn.transport.writable) continue;
       const bytes = unsentBytes(conn);
