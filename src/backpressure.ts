@@ -30,12 +30,12 @@ const debug = createDebug('spicy-action:backpressure');
 export const DEFAULT_SWEEP_MS = 100;
 
 /** An Engine.IO packet as it waits in a write buffer. */
-interface QueuedPacket {
+export interface QueuedPacket {
   readonly data?: unknown;
 }
 
 /** What the guard reads of an Engine.IO connection (engine.io 6 `Socket`). */
-interface EngineConnection {
+export interface EngineConnection {
   readonly id: string;
   readonly readyState: string;
   readonly writeBuffer: readonly QueuedPacket[];

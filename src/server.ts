@@ -83,6 +83,7 @@ export async function startServer(settings: Settings, buses: Buses = loadBuses(s
   const health = new HealthCheck({ name: NAME, version: VERSION, connections, redis });
   // Access (SPEC section 9): /health stays open; everything else needs the token when one is set.
   app.get('/health', health.handler);
+  // Refused attempts are told to the broker's observers (logs, metrics); called at request time, once `broker` exists.
   const refused = (attempt: { what: string }, refusal: Refusal): boolean => broker.emit('refused', attempt.what, refusal);
   app.use(httpAccess(settings.token, refused));
   const socketGuard = socketAccess(settings.token, refused);
