@@ -159,7 +159,6 @@ export function createMetrics(sources: MetricsSources): Registry {
   counter('spicy_action_slow_consumers_disconnected_total', 'Sockets disconnected because their unsent data passed MAX_BUFFERED_BYTES.', () => slowConsumers);
   counter('spicy_action_cluster_undelivered_events_total', 'Events that could not reach the cluster (Redis down past its grace) and reached only local clients.', () => undelivered);
 
-  debug('metrics ready');
   return registry;
 }
 
