@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import { request, spawnBroker, startBroker } from './helpers/broker.ts';
 import { closeAll, connect, withTimeout } from './helpers/clients.ts';
 import { parseMetrics } from './helpers/metrics.ts';
+import { unsentBytes, type EngineConnection, type QueuedPacket } from '../src/backpressure.ts';
 
 /** A /proc/<pid>/status field, in bytes. */
 function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number {
@@ -17,6 +18,32 @@ function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number {
 }
 
 const MB = 1_000_000;
+
+describe('unsent bytes of a connection', () => {
+  const conn = (writeBuffer: QueuedPacket[], bufferedAmount?: number): EngineConnection => ({
+    id: 'c',
+    readyState: 'open',
+    writeBuffer,
+    transport: { name: bufferedAmount === undefined ? 'polling' : 'websocket', writable: false, socket: bufferedAmount === undefined ? undefined : { bufferedAmount } },
+    close: () => undefined,
+  });
+
+  it('adds the queued packets (strings and binary) and what the WebSocket holds', () => {
+    assert.equal(unsentBytes(conn([])), 0);
+    assert.equal(unsentBytes(conn([], 700)), 700);
+    assert.equal(unsentBytes(conn([{ data: 'abc' }, { data: Buffer.alloc(10) }, { data: new Uint8Array(5).buffer }, {}], 100)), 3 + 10 + 5 + 100);
+  });
+
+  it('counts only the packets added to a buffer since the last look, and starts again on a new buffer', () => {
+    const buffer: QueuedPacket[] = [{ data: 'x'.repeat(10) }];
+    const c = conn(buffer);
+    assert.equal(unsentBytes(c), 10);
+    buffer.push({ data: 'y'.repeat(5) });
+    assert.equal(unsentBytes(c), 15);
+    assert.equal(unsentBytes(c), 15, 'looking again changes nothing');
+    assert.equal(unsentBytes(conn([{ data: 'z' }])), 1, 'a flushed connection has a new buffer');
+  });
+});
 
 describe('slow consumers', () => {
   it('disconnects a client that stops reading while 50 MB are published to its bus, and keeps memory bounded', async (t) => {
