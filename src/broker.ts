@@ -72,7 +72,7 @@ export const DEFAULT_LIMITS: BrokerLimits = Object.freeze({
 });
 
 type AckFn = (answer: unknown) => void;
-type Control = (socket: BrokerSocket, args: unknown[], ack: AckFn | undefined) => void;
+type Control = (socket: BrokerSocket, args: unknown[], ack: AckFn | undefined, event: string) => void;
 
 /**
  * The broker, attached to a Socket.IO server (and optionally an Express app
@@ -166,7 +166,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as AckFn) : undefined;
     try {
       const control = this.#controls.get(event);
-      if (control) return control(socket, args, ack);
+      if (control) return control(socket, args, ack, event);
       const targets = this.route(event, args);
       if (targets === undefined) {
         this.emit('unrouted', event);
@@ -213,22 +213,22 @@ export class Broker extends EventEmitter<BrokerEvents> {
   };
 
   // `join`/`subscribe room`: dashboards and servers listening to a bus or an entity room.
-  readonly #join: Control = (socket, [room], ack) => {
+  readonly #join: Control = (socket, [room], ack, event) => {
     const refusal = roomRefusal(room, this.limits.maxRoomNameLength);
-    if (refusal) return this.#refuse(socket, 'join', ack, refusal, true);
+    if (refusal) return this.#refuse(socket, event, ack, refusal, true);
     const name = room as string;
     if (!socket.rooms.has(name) && socket.rooms.size - 1 >= this.limits.maxRoomsPerSocket) {
-      return this.#refuse(socket, 'join', ack, { reason: 'too_many_rooms', error: `a socket may be in at most ${this.limits.maxRoomsPerSocket} rooms` }, true);
+      return this.#refuse(socket, event, ack, { reason: 'too_many_rooms', error: `a socket may be in at most ${this.limits.maxRoomsPerSocket} rooms` }, true);
     }
     void socket.join(name);
     ack?.(true);
   };
 
   // `leave`/`unsubscribe room`.
-  readonly #leave: Control = (socket, [room], ack) => {
+  readonly #leave: Control = (socket, [room], ack, event) => {
     const refusal = roomRefusal(room, this.limits.maxRoomNameLength);
-    if (refusal) return this.#refuse(socket, 'leave', ack, refusal, true);
-    if (room === socket.id) return this.#refuse(socket, 'leave', ack, { reason: 'bad_room', error: 'a socket cannot leave its own room' }, true);
+    if (refusal) return this.#refuse(socket, event, ack, refusal, true);
+    if (room === socket.id) return this.#refuse(socket, event, ack, { reason: 'bad_room', error: 'a socket cannot leave its own room' }, true);
     void socket.leave(room as string);
     ack?.(true);
   };

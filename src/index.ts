@@ -4,12 +4,21 @@
  * Run it with {@link startServer}, or attach it to a Socket.IO server and
  * Express app of your own with {@link attachBroker}.
  */
+export { httpAccess, httpToken, openAccessWarning, socketAccess, tokenChecker, UNAUTHORIZED } from './access.ts';
+export type { AccessAttempt, AccessObserver } from './access.ts';
+export { SlowConsumerGuard, unsentBytes } from './backpressure.ts';
+export type { SlowConsumerEvents } from './backpressure.ts';
 export { attachBroker, Broker, DEFAULT_LIMITS } from './broker.ts';
 export type { BrokerEvents, BrokerLimits, BrokerOptions, BrokerServer, BrokerSocket } from './broker.ts';
 export { DEFAULT_BUSES, loadBuses, parseBuses, BusesError } from './buses.ts';
 export type { Buses, BusesFile } from './buses.ts';
 export { DEFAULT_SETTINGS, loadSettings, SettingsError } from './config.ts';
 export type { Settings } from './config.ts';
+export { HealthCheck } from './health.ts';
+export type { HealthOptions, HealthReport, Phase, RedisStateSource } from './health.ts';
+export { watchMessageSize } from './message-size.ts';
+export { createMetrics, metricsHandler, UNROUTED_LABEL } from './metrics.ts';
+export type { BackpressureSource, MetricsSources } from './metrics.ts';
 export { notifyRouter } from './notify.ts';
 export { CONTROL_EVENTS, RESERVED_EVENTS } from './protocol.ts';
 export type { Ack, ClientToServerEvents, RegisterRequest, Refusal, RefusalReason, ServerToClientEvents } from './protocol.ts';

@@ -7,10 +7,17 @@ import type { AddressInfo } from 'node:net';
 import createDebug from 'debug';
 import express, { type Express } from 'express';
 import { Server, type ServerOptions } from 'socket.io';
+import type { Registry } from 'prom-client';
+import { httpAccess, openAccessWarning, socketAccess } from './access.ts';
+import { SlowConsumerGuard } from './backpressure.ts';
 import { attachBroker, type Broker, type BrokerServer } from './broker.ts';
 import { loadBuses, type Buses } from './buses.ts';
 import type { Settings } from './config.ts';
+import { HealthCheck, type RedisStateSource } from './health.ts';
+import { createMetrics, metricsHandler } from './metrics.ts';
+import { watchMessageSize } from './message-size.ts';
 import { NAME, VERSION } from './package-info.ts';
+import type { Refusal } from './protocol.ts';
 
 const debug = createDebug('spicy-action:server');
 
@@ -23,6 +30,10 @@ export interface RunningBroker {
   readonly io: BrokerServer;
   readonly app: Express;
   readonly httpServer: HttpServer;
+  /** What `GET /health` answers; its phase turns to `stopping` when {@link close} is called. */
+  readonly health: HealthCheck;
+  /** The Registry `GET /metrics` exposes. */
+  readonly metrics: Registry;
   /** Stops accepting, disconnects every client, and resolves once all is closed. */
   close(): Promise<void>;
 }
@@ -64,12 +75,23 @@ export function socketOptions(settings: Settings): Partial<ServerOptions> {
 export async function startServer(settings: Settings, buses: Buses = loadBuses(settings.busesFile)): Promise<RunningBroker> {
   const app = express();
   app.disable('x-powered-by');
+  const httpServer = createServer(app);
+  const io: BrokerServer = new Server(httpServer, socketOptions(settings));
+  // The cluster's link to Redis, once there is a cluster; undefined reads as `off`.
+  const redis: RedisStateSource | undefined = undefined;
+  const connections = (): number => io.of('/').sockets.size;
+  const health = new HealthCheck({ name: NAME, version: VERSION, connections, redis });
+  // Access (SPEC section 9): /health stays open; everything else needs the token when one is set.
+  app.get('/health', health.handler);
+  // Refused attempts are told to the broker's observers (logs, metrics); called at request time, once `broker` exists.
+  const refused = (attempt: { what: string }, refusal: Refusal): boolean => broker.emit('refused', attempt.what, refusal);
+  app.use(httpAccess(settings.token, refused));
+  const socketGuard = socketAccess(settings.token, refused);
+  if (socketGuard) io.use(socketGuard);
   app.get('/', (_req, res) => {
     res.json({ ok: true, name: NAME, version: VERSION });
   });
 
-  const httpServer = createServer(app);
-  const io: BrokerServer = new Server(httpServer, socketOptions(settings));
   const broker = attachBroker(io, app, {
     buses,
     limits: {
@@ -80,6 +102,10 @@ export async function startServer(settings: Settings, buses: Buses = loadBuses(s
       maxBodyBytes: settings.maxBodyBytes,
     },
   });
+  watchMessageSize(io, httpServer, (_address, refusal) => broker.emit('refused', 'socket.io message', refusal));
+  const slowConsumers = new SlowConsumerGuard(io, { maxBufferedBytes: settings.maxBufferedBytes });
+  const metrics = createMetrics({ broker, connections, redis, backpressure: slowConsumers });
+  app.get('/metrics', metricsHandler(metrics));
   app.use((_req, res) => {
     res.status(404).json({ ok: false, error: 'not found' });
   });
@@ -95,6 +121,9 @@ export async function startServer(settings: Settings, buses: Buses = loadBuses(s
     });
   });
   httpServer.on('error', (error) => debug('http server error: %s', error.message));
+  health.ready();
+  const warning = openAccessWarning(settings.host, settings.token);
+  if (warning) console.warn(`${NAME}: ${warning}`);
 
   const address = httpServer.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -106,8 +135,12 @@ export async function startServer(settings: Settings, buses: Buses = loadBuses(s
     io,
     app,
     httpServer,
+    health,
+    metrics,
     close() {
       closing ??= new Promise<void>((resolve) => {
+        health.stopping();
+        slowConsumers.close();
         broker.close();
         // io.close() disconnects every socket, then closes the HTTP server.
         void io.close(() => resolve());

@@ -1,0 +1,145 @@
+/**
+ * Slow consumers (SPEC section 9): a client that stops reading must not make
+ * the broker's memory grow without bound. A socket whose unsent data passes
+ * `maxBufferedBytes` is disconnected; a 4.x client recovers what it missed
+ * when it reconnects (connection state recovery).
+ *
+ * Where unsent data waits, for one Engine.IO connection:
+ * - `conn.writeBuffer`: packets not yet handed to the transport. Over
+ *   WebSocket, the transport takes a batch and is not `writable` again until
+ *   `ws` says the batch reached the kernel; meanwhile every new packet waits
+ *   here. Over long-polling, packets wait here until the client polls.
+ * - the `ws` socket's `bufferedAmount`: the batch handed over but not yet
+ *   accepted by the kernel (it stays in Node's stream buffer while the
+ *   peer's TCP window is closed).
+ *
+ * The check runs on a timer, not per delivery: fan-out stays a plain
+ * `io.to(rooms).emit()`. Each sweep costs two property reads per connection
+ * when nothing waits; a connection with queued packets costs one pass over
+ * the packets added since the previous sweep (the sum is kept per buffer).
+ * The price is latency: memory may pass the cap by what is published during
+ * one interval before the socket is cut.
+ */
+import { EventEmitter } from 'node:events';
+import createDebug from 'debug';
+import type { BrokerServer } from './broker.ts';
+
+const debug = createDebug('spicy-action:backpressure');
+
+/** How often the guard looks at every connection, by default. */
+export const DEFAULT_SWEEP_MS = 100;
+
+/** An Engine.IO packet as it waits in a write buffer. */
+export interface QueuedPacket {
+  readonly data?: unknown;
+}
+
+/** What the guard reads of an Engine.IO connection (engine.io 6 `Socket`). */
+export interface EngineConnection {
+  readonly id: string;
+  readonly readyState: string;
+  readonly writeBuffer: readonly QueuedPacket[];
+  readonly transport: {
+    readonly name: string;
+    readonly writable: boolean;
+    readonly socket?: { readonly bufferedAmount?: number; terminate?: () => void };
+  };
+  close(discard?: boolean): unknown;
+}
+
+/** Bytes of one queued packet (a string's length is its size in memory for the ASCII JSON clients send). */
+function packetBytes(packet: QueuedPacket): number {
+  const { data } = packet;
+  if (typeof data === 'string') return data.length;
+  if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return data.byteLength;
+  return 0;
+}
+
+/** Running sums of write buffers: Engine.IO replaces the array on every flush, so a sum is keyed by the array. */
+const sums = new WeakMap<readonly QueuedPacket[], { counted: number; bytes: number }>();
+
+/**
+ * The bytes an Engine.IO connection holds for its client and has not sent:
+ * its write buffer, plus what `ws` holds when over WebSocket.
+ *
+ * @example
+ * unsentBytes(io.of('/').sockets.get(id)!.conn); // 0 for a client that keeps up
+ */
+export function unsentBytes(conn: EngineConnection): number {
+  const buffer = conn.writeBuffer;
+  let bytes = conn.transport.socket?.bufferedAmount ?? 0;
+  if (buffer.length === 0) return bytes;
+  let sum = sums.get(buffer);
+  if (sum === undefined) {
+    sum = { counted: 0, bytes: 0 };
+    sums.set(buffer, sum);
+  }
+  for (let i = sum.counted; i < buffer.length; i++) sum.bytes += packetBytes(buffer[i] as QueuedPacket);
+  sum.counted = buffer.length;
+  return bytes + sum.bytes;
+}
+
+/** What the guard reports. */
+export interface SlowConsumerEvents {
+  /** A connection was cut because `bytes` were waiting for it. */
+  disconnected: [id: string, bytes: number];
+}
+
+/**
+ * Watches every connection of `io` and disconnects those whose unsent data
+ * passes `maxBufferedBytes`.
+ *
+ * @example
+ * const guard = new SlowConsumerGuard(io, { maxBufferedBytes: 16_000_000 });
+ * guard.on('disconnected', (id, bytes) => console.warn(`${id} did not read ${bytes} bytes`));
+ * // on shutdown:
+ * guard.close();
+ */
+export class SlowConsumerGuard extends EventEmitter<SlowConsumerEvents> {
+  readonly maxBufferedBytes: number;
+  readonly #io: BrokerServer;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(io: BrokerServer, options: { maxBufferedBytes: number; sweepMs?: number }) {
+    super();
+    this.#io = io;
+    this.maxBufferedBytes = options.maxBufferedBytes;
+    this.#timer = setInterval(() => this.sweep(), options.sweepMs ?? DEFAULT_SWEEP_MS);
+    this.#timer.unref();
+  }
+
+  /** Looks at every connected socket once; returns how many were cut. */
+  sweep(): number {
+    let cut = 0;
+    for (const socket of this.#io.of('/').sockets.values()) {
+      const conn = socket.conn as unknown as EngineConnection;
+      // Nothing queued and the transport ready for more: nothing is waiting.
+      if (conn.writeBuffer.length === 0 && conn.transport.writable) continue;
+      const bytes = unsentBytes(conn);
+      if (bytes <= this.maxBufferedBytes) continue;
+      this.#disconnect(conn, bytes);
+      cut++;
+    }
+    return cut;
+  }
+
+  /** Stops watching. */
+  close(): void {
+    clearInterval(this.#timer);
+  }
+
+  #disconnect(conn: EngineConnection, bytes: number): void {
+    debug('disconnecting %s: %d bytes unsent (limit %d)', conn.id, bytes, this.maxBufferedBytes);
+    // Drop the TCP connection at once: a WebSocket close handshake would wait
+    // 30 s behind the unread data, holding it in memory all along.
+    try {
+      conn.transport.socket?.terminate?.();
+    } catch (error) {
+      debug('terminate %s failed: %s', conn.id, (error as Error).message);
+    }
+    // "forced close": the write buffer is dropped and Socket.IO keeps the
+    // session for recovery.
+    conn.close(true);
+    this.emit('disconnected', conn.id, bytes);
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * Socket.IO messages over the size limit (SPEC section 9, `MAX_MESSAGE_BYTES`,
+ * Socket.IO's `maxHttpBufferSize`). Engine.IO enforces the limit itself:
+ * - over WebSocket, `ws` closes the connection (close code 1009) and the
+ *   socket disconnects with "transport error: Max payload size exceeded";
+ * - over long-polling, the POST carrying the message is answered `413` and
+ *   the client drops the connection.
+ * Either way the message is not delivered and the client reconnects. This
+ * module only notices these refusals, to log and count them.
+ */
+import type { Server as HttpServer } from 'node:http';
+import createDebug from 'debug';
+import type { BrokerServer } from './broker.ts';
+import type { Refusal } from './protocol.ts';
+
+const debug = createDebug('spicy-action:message-size');
+
+/**
+ * Calls `refused` once for each Socket.IO message refused as too large, with
+ * the peer's address.
+ *
+ * @example
+ * watchMessageSize(io, httpServer, (address, refusal) => broker.emit('refused', 'socket.io', refusal));
+ */
+export function watchMessageSize(io: BrokerServer, httpServer: HttpServer, refused: (address: string | undefined, refusal: Refusal) => void): void {
+  const limit = io.engine.opts.maxHttpBufferSize;
+  const refusal: Refusal = { reason: 'too_large', error: `message larger than ${limit} bytes` };
+  // WebSocket: ws reports the oversized frame as the transport error that ends the connection.
+  io.on('connection', (socket) => {
+    socket.once('disconnect', (reason, description) => {
+      if (reason !== 'transport error') return;
+      const message = description instanceof Error ? description.message : '';
+      if (!message.includes('Max payload size exceeded')) return;
+      debug('%s from %s sent a message larger than %d bytes over websocket', socket.id, socket.handshake.address, limit);
+      refused(socket.handshake.address, refusal);
+    });
+  });
+  // Long-polling: Engine.IO answers the POST 413 without an event; read the answer's status.
+  const prefix = `${io.path()}/`;
+  httpServer.prependListener('request', (req, res) => {
+    if (req.method !== 'POST' || !req.url?.startsWith(prefix)) return;
+    res.once('finish', () => {
+      if (res.statusCode !== 413) return;
+      debug('a message larger than %d bytes from %s over polling was refused', limit, req.socket.remoteAddress);
+      refused(req.socket.remoteAddress, refusal);
+    });
+  });
+}
