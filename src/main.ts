@@ -22,14 +22,14 @@ function usage(): string {
 
 async function serve(argv: string[]): Promise<void> {
   const settings = loadSettings(argv, process.env);
-  const running: RunningBroker = await startServer(settings);
-  console.log(`${NAME} ${VERSION} listening on ${running.url}`);
-
+  // Signal handlers first: a supervisor may signal as soon as it reads the listening line.
+  let running: RunningBroker | undefined;
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) return;
     stopping = true;
     debug('%s: closing', signal);
+    if (!running) process.exit(0); // still starting: nothing to close gracefully
     const force = setTimeout(() => {
       console.error(`${NAME}: clients did not close within ${SHUTDOWN_TIMEOUT_MS / 1000} s; exiting anyway`);
       process.exit(0);
@@ -42,6 +42,8 @@ async function serve(argv: string[]): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  running = await startServer(settings);
+  console.log(`${NAME} ${VERSION} listening on ${running.url}`);
 }
 
 async function main(argv: string[]): Promise<void> {
