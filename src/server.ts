@@ -9,8 +9,10 @@ import express, { type Express } from 'express';
 import { Server, type ServerOptions } from 'socket.io';
 import { attachBroker, type Broker, type BrokerServer } from './broker.ts';
 import { loadBuses, type Buses } from './buses.ts';
+import { Cluster, ClusterStartError, startCluster } from './cluster.ts';
 import type { Settings } from './config.ts';
 import { NAME, VERSION } from './package-info.ts';
+import { RouteTable } from './routes.ts';
 
 const debug = createDebug('spicy-action:server');
 
@@ -23,6 +25,8 @@ export interface RunningBroker {
   readonly io: BrokerServer;
   readonly app: Express;
   readonly httpServer: HttpServer;
+  /** The link to Redis: `state` `'off'` | `'up'` | `'down'`, events `state` and `undelivered` (SPEC section 8). */
+  readonly cluster: Cluster;
   /** Stops accepting, disconnects every client, and resolves once all is closed. */
   close(): Promise<void>;
 }
@@ -49,6 +53,9 @@ export function socketOptions(settings: Settings): Partial<ServerOptions> {
             const origin = req.headers.origin;
             callback(null, origin === undefined || origins.includes(origin));
           },
+    // A 4.x client back within the window gets what it missed; middlewares (auth) run again. 0 turns it off.
+    connectionStateRecovery:
+      settings.recoveryWindowMs > 0 ? { maxDisconnectionDuration: settings.recoveryWindowMs, skipMiddlewares: false } : undefined,
   };
 }
 
@@ -68,10 +75,17 @@ export async function startServer(settings: Settings, buses: Buses = loadBuses(s
     res.json({ ok: true, name: NAME, version: VERSION });
   });
 
+  // With Redis, the cluster's routes are loaded before anyone can connect.
+  const routes = new RouteTable(buses, { maxRoutes: settings.maxRoutes, maxNameLength: settings.maxRoomNameLength });
+  const cluster = await startCluster(settings, routes, buses).catch((error: unknown) => {
+    throw error instanceof ClusterStartError ? new StartError(error.message) : error;
+  });
+
   const httpServer = createServer(app);
-  const io: BrokerServer = new Server(httpServer, socketOptions(settings));
+  const io: BrokerServer = new Server(httpServer, { ...socketOptions(settings), adapter: cluster.adapter });
   const broker = attachBroker(io, app, {
     buses,
+    routes,
     name: NAME,
     version: VERSION,
     limits: {
@@ -88,7 +102,8 @@ export async function startServer(settings: Settings, buses: Buses = loadBuses(s
 
   await new Promise<void>((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException): void => {
-      reject(new StartError(`cannot listen on ${settings.host}:${settings.port}: ${error.code ?? error.message}`));
+      const failure = new StartError(`cannot listen on ${settings.host}:${settings.port}: ${error.code ?? error.message}`);
+      void io.close().finally(() => cluster.close()).finally(() => reject(failure));
     };
     httpServer.once('error', onError);
     httpServer.listen(settings.port, settings.host, () => {
@@ -108,11 +123,12 @@ export async function startServer(settings: Settings, buses: Buses = loadBuses(s
     io,
     app,
     httpServer,
+    cluster,
     close() {
       closing ??= new Promise<void>((resolve) => {
         broker.close();
-        // io.close() disconnects every socket, then closes the HTTP server.
-        void io.close(() => resolve());
+        // io.close() disconnects every socket, then closes the HTTP server; Redis goes last.
+        void io.close(() => void cluster.close().finally(resolve));
         httpServer.closeAllConnections();
       });
       return closing;
