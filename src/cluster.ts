@@ -149,8 +149,10 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
     return connection;
   };
   let lastError = '';
+  let connected = false;
   client.on('error', (error: Error) => {
-    if (error.message !== lastError) debug('Redis at %s: %s', where, error.message);
+    // Before the first connection, the start's own failure line says it all.
+    if (connected && error.message !== lastError) debug('Redis at %s: %s', where, error.message);
     lastError = error.message;
   });
   const disconnectAll = (): void => {
@@ -163,6 +165,7 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
     disconnectAll();
     throw error;
   }
+  connected = true;
   debug('connected to Redis at %s', where);
 
   const routeReader = client.duplicate();
