@@ -155,6 +155,26 @@ describe('cluster on Redis', { skip: redisMissing() }, async () => {
     assert.equal(a.broker.routes.get('race'), late.broker.routes.get('race'));
   });
 
+  it('does not flip a route back and forth on its own node when its changes come back from Redis', async () => {
+    const onA = await open('v4', a.url);
+    const onB = await open('v4', b.url);
+    const seen: (string | null)[] = [];
+    const stop = a.broker.routes.onChange(({ event, bus }) => event === 'flip' && seen.push(bus));
+    try {
+      for (const bus of ['support', 'calls', 'support']) onA.emit('register', { event: 'flip', default_room: bus });
+      await onA.ack('register', { event: 'flip', default_room: 'internal' });
+      // Once node B has the last change, anything B writes now comes after all of A's changes in the log:
+      // when node A sees it, A has read its own changes back.
+      await until(() => b.broker.routes.get('flip') === 'internal', 'node B has the last change');
+      assert.deepEqual(await onB.ack('register', { event: 'flip-marker', default_room: null }), { ok: true, event: 'flip-marker', bus: null });
+      await until(() => a.broker.routes.get('flip-marker') === null, 'node A read the log past its own changes');
+      assert.deepEqual(seen, ['support', 'calls', 'support', 'internal'], 'only the changes its clients made');
+      assert.equal(a.broker.routes.get('flip'), 'internal');
+    } finally {
+      stop();
+    }
+  });
+
   it('recovers a dropped 4.x client on another node with the 1,000 events it missed, in order', async () => {
     const dropped = await connect('v4', a.url, { transports: ['websocket'], reconnection: false });
     clients.push(dropped);

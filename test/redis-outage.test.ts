@@ -104,11 +104,21 @@ describe('Redis outages', { skip: redisMissing() }, async () => {
     let counted = 0;
     c.cluster.on('undelivered', (n) => (counted += n));
 
+    const dropping = await connect('v4', c.url, { transports: ['websocket'], reconnection: false });
+    clients.push(dropping);
     publisher.emit('call', { seq: 0 });
     for (const r of [...local, remote]) await r.receive('call', 1);
 
     await redis.stop();
     await until(() => c.cluster.state === 'down', 'node C sees Redis down');
+    // A 4.x client coming back while Redis is down is not kept waiting for its session: it gets a fresh one.
+    const gone = new Promise((resolve) => dropping.raw.on('disconnect', resolve));
+    (dropping.raw.io as { engine: { close(): void } }).engine.close();
+    await gone;
+    const welcomed = dropping.next('welcome');
+    (dropping.raw as unknown as { connect(): void }).connect();
+    await welcomed;
+    assert.ok(!dropping.raw.recovered);
     for (let seq = 1; seq <= 10; seq++) publisher.emit('call', { seq }); // held in the grace
     await until(() => counted === 10, 'the grace runs out and the 10 held events are counted');
     for (const r of local) await r.receive('call', 11);
