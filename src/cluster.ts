@@ -41,7 +41,12 @@ export interface ClusterEvents {
   undelivered: [count: number];
 }
 
-/** The cluster could not start (Redis unreachable, route table unreadable); the message says why in one line. */
+/**
+ * The cluster could not start (Redis unreachable, route table unreadable); the message says why in one line.
+ *
+ * @example
+ * await startCluster(settings, routes, buses).catch((error) => error instanceof ClusterStartError); // true if Redis stayed away
+ */
 export class ClusterStartError extends Error {
   override name = 'ClusterStartError';
 }

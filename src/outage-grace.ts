@@ -27,7 +27,12 @@ export type PublicationKind =
   /** Anything else (cluster requests, heartbeats): passed through to the Redis client untouched. */
   | 'other';
 
-/** An event the grace gave up on: it reached this node's clients only. */
+/**
+ * An event the grace gave up on: it reached this node's clients only.
+ *
+ * @example
+ * grace.publish('event', send).catch((error) => error instanceof MissedClusterError); // true past the grace
+ */
 export class MissedClusterError extends Error {
   override name = 'MissedClusterError';
 }

@@ -29,7 +29,12 @@ export function redisMissing(): string | undefined {
   return reason;
 }
 
-/** A free TCP port on the loopback interface (free when asked; taken again by the caller at once). */
+/**
+ * A free TCP port on the loopback interface (free when asked; taken again by the caller at once).
+ *
+ * @example
+ * const port = await freePort(); // nothing listens there: an unreachable Redis
+ */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -41,7 +46,14 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** A redis-server the test controls. */
+/**
+ * A redis-server the test controls.
+ *
+ * @example
+ * const redis = await RedisServer.start();
+ * await redis.stop(); // an outage
+ * await redis.start(); // back, same port and data
+ */
 export class RedisServer {
   #child: ChildProcess | undefined;
   #exited: Promise<void> = Promise.resolve();
