@@ -153,6 +153,14 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
     connections.push(connection);
     return connection;
   };
+  // The adapter fires these without handling their promise (SET saves a disconnected socket's
+  // session, PUBLISH carries cluster requests): a rejection, such as Redis gone at shutdown, must
+  // not become an unhandled rejection that stops the process.
+  for (const command of ['set', 'publish'] as const) {
+    const original = (client[command] as (...args: unknown[]) => Promise<unknown>).bind(client);
+    (client as unknown as Record<string, unknown>)[command] = (...args: unknown[]) =>
+      original(...args).catch((error: Error) => debug('%s failed: %s', command.toUpperCase(), error.message));
+  }
   let lastError = '';
   let connected = false;
   client.on('error', (error: Error) => {
@@ -228,13 +236,14 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
   grace.on('expired', () => {
     debug('Redis has been down for more than %d s: events now reach only this node\'s clients, and each is counted until Redis is back', graceSeconds);
   });
-  client.on('close', () => {
+  const onDown = (): void => {
     if (closing || cluster.state === 'down') return;
     downSince = Date.now();
     grace.down();
     cluster.setState('down');
     debug('Redis is down (%s): holding events for up to %d s; still accepting connections', lastError || 'connection closed', graceSeconds);
-  });
+  };
+  client.on('close', onDown);
   client.on('ready', () => {
     if (closing || cluster.state === 'up') return;
     const seconds = ((Date.now() - downSince) / 1000).toFixed(1);
@@ -246,6 +255,8 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
     if (late) debug('Redis is up again after %s s; %d events published meanwhile reached only this node\'s clients', seconds, missed);
     else debug('Redis is up again after %s s; events held meanwhile are delivered now', seconds);
   });
+  // Lost while the route table was loading: the 'close' above came too late to be heard.
+  if (client.status !== 'ready') onDown();
   return cluster;
 }
 
