@@ -206,4 +206,27 @@ describe('cluster on Redis', { skip: redisMissing() }, async () => {
     publisher.emit('call', { seq: 1_000 });
     await withTimeout(dropped.receive('call', 1_002), 'an event after recovery');
   });
+
+  it('lets a 4.x client of a node that shuts down recover on another node', async () => {
+    const leaving = await startBroker({ redisUrl: redis.url });
+    const client = await connect('v4', leaving.url, { transports: ['websocket'], reconnection: false });
+    clients.push(client);
+    assert.equal(await client.ack('join', 'support'), true);
+    const publisher = await open('v4', b.url);
+    publisher.emit('report_ops', { n: 0 });
+    await client.receive('report_ops', 1);
+
+    const gone = new Promise((resolve) => client.raw.on('disconnect', resolve));
+    await leaving.close(); // a rolling restart: SIGTERM on this node
+    await gone;
+    for (let n = 1; n <= 10; n++) publisher.emit('report_ops', { n });
+    await flush(publisher, [publisher]);
+
+    (client.raw.io as { uri: string }).uri = a.url;
+    const welcomed = client.next('welcome');
+    (client.raw as unknown as { connect(): void }).connect();
+    await welcomed;
+    assert.equal(client.raw.recovered, true);
+    assert.deepEqual((client.payloads('report_ops') as { n: number }[]).map((p) => p.n), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  });
 });
