@@ -86,11 +86,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #io: BrokerServer;
   readonly #welcome: { name: string; version: string };
   readonly #controls: ReadonlyMap<string, Control>;
+  /** Connection state recovery appends an offset argument to every broadcast. */
+  readonly #recovery: boolean;
   #closed = false;
 
   constructor(io: BrokerServer, options: BrokerOptions) {
     super();
     this.#io = io;
+    this.#recovery = Boolean(io._opts.connectionStateRecovery);
     this.buses = options.buses;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.routes =
@@ -119,10 +122,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /**
    * Emits `event` to `rooms`, each receiving socket once. `args` is what
    * follows the event name: empty for an event sent without payload.
+   *
+   * With connection state recovery on, Socket.IO appends the event's offset
+   * as a last argument; an event without payload is then sent with `null`,
+   * so that the offset never stands where receivers read the payload.
    */
   publish(event: string, args: readonly unknown[], rooms: readonly string[]): void {
     if (rooms.length === 0) return;
-    this.#io.to(rooms.length === 1 ? (rooms[0] as string) : (rooms as string[])).emit(event, ...args);
+    const payload = args.length === 0 && this.#recovery ? [null] : args;
+    this.#io.to(rooms.length === 1 ? (rooms[0] as string) : (rooms as string[])).emit(event, ...payload);
   }
 
   /**

@@ -41,8 +41,8 @@ export interface HealthOptions {
   readonly version: string;
   /** Number of sockets connected now. */
   readonly connections: () => number;
-  /** The cluster's link to Redis; omitted: `off`. */
-  readonly redis?: RedisStateSource;
+  /** The cluster's link to Redis, read at each request; omitted: `off`. */
+  readonly redis?: Pick<RedisStateSource, 'state'>;
 }
 
 /**

@@ -12,12 +12,14 @@ import { httpAccess, openAccessWarning, socketAccess } from './access.ts';
 import { SlowConsumerGuard } from './backpressure.ts';
 import { attachBroker, type Broker, type BrokerServer } from './broker.ts';
 import { loadBuses, type Buses } from './buses.ts';
+import { Cluster, ClusterStartError, startCluster } from './cluster.ts';
 import type { Settings } from './config.ts';
-import { HealthCheck, type RedisStateSource } from './health.ts';
+import { HealthCheck } from './health.ts';
 import { createMetrics, metricsHandler } from './metrics.ts';
 import { watchMessageSize } from './message-size.ts';
 import { NAME, VERSION } from './package-info.ts';
 import type { Refusal } from './protocol.ts';
+import { RouteTable } from './routes.ts';
 
 const debug = createDebug('spicy-action:server');
 
@@ -34,6 +36,8 @@ export interface RunningBroker {
   readonly health: HealthCheck;
   /** The Registry `GET /metrics` exposes. */
   readonly metrics: Registry;
+  /** The link to Redis: `state` `'off'` | `'up'` | `'down'`, events `state` and `undelivered` (SPEC section 8). */
+  readonly cluster: Cluster;
   /** Stops accepting, disconnects every client, and resolves once all is closed. */
   close(): Promise<void>;
 }
@@ -60,12 +64,19 @@ export function socketOptions(settings: Settings): Partial<ServerOptions> {
             const origin = req.headers.origin;
             callback(null, origin === undefined || origins.includes(origin));
           },
+    // A 4.x client back within the window gets what it missed; middlewares (auth) run again. 0 turns it off.
+    connectionStateRecovery:
+      settings.recoveryWindowMs > 0 ? { maxDisconnectionDuration: settings.recoveryWindowMs, skipMiddlewares: false } : undefined,
   };
 }
 
 /**
  * Starts a broker with `settings` (bus lists read from `settings.busesFile`
- * unless `buses` is given) and resolves once it listens.
+ * unless `buses` is given) and resolves once it is ready.
+ *
+ * It listens first, answering only `GET /health` (503, starting) while it
+ * connects to Redis and loads the cluster's routes; then Socket.IO and the
+ * routes come up, and `/health` turns to 200.
  *
  * @example
  * const running = await startServer({ ...DEFAULT_SETTINGS, port: 0 });
@@ -76,15 +87,68 @@ export async function startServer(settings: Settings, buses: Buses = loadBuses(s
   const app = express();
   app.disable('x-powered-by');
   const httpServer = createServer(app);
-  const io: BrokerServer = new Server(httpServer, socketOptions(settings));
-  // The cluster's link to Redis, once there is a cluster; undefined reads as `off`.
-  const redis: RedisStateSource | undefined = undefined;
-  const connections = (): number => io.of('/').sockets.size;
-  const health = new HealthCheck({ name: NAME, version: VERSION, connections, redis });
-  // Access (SPEC section 9): /health stays open; everything else needs the token when one is set.
+  let cluster: Cluster | undefined;
+  let io: BrokerServer | undefined;
+  const connections = (): number => io?.of('/').sockets.size ?? 0;
+  const routes = new RouteTable(buses, { maxRoutes: settings.maxRoutes, maxNameLength: settings.maxRoomNameLength });
+  const health = new HealthCheck({
+    name: NAME,
+    version: VERSION,
+    connections,
+    // Until the cluster is up, a broker told to use Redis has no link to it yet.
+    redis: { get state() { return cluster?.state ?? (settings.redisUrl ? 'down' : 'off'); } },
+  });
+
+  // /health answers from the first moment; everything else waits for the start to finish.
   app.get('/health', health.handler);
+  app.use((_req, res, next) => {
+    if (health.phase !== 'starting') return next();
+    res.status(503).json({ ok: false, error: 'starting' });
+  });
+  await listen(httpServer, settings);
+
+  try {
+    // With Redis, the cluster's routes are loaded before anyone can connect.
+    cluster = await startCluster(settings, routes, buses).catch((error: unknown) => {
+      throw error instanceof ClusterStartError ? new StartError(error.message) : error;
+    });
+    io = new Server(httpServer, { ...socketOptions(settings), adapter: cluster.adapter });
+  } catch (error) {
+    httpServer.close();
+    throw error;
+  }
+  const running = assemble(settings, buses, { app, httpServer, io, routes, cluster, health, connections });
+  health.ready();
+  const warning = openAccessWarning(settings.host, settings.token);
+  if (warning) console.warn(`${NAME}: ${warning}`);
+  return running;
+}
+
+/** Listens on the configured address, or fails with one line saying why. */
+async function listen(httpServer: HttpServer, settings: Settings): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException): void => {
+      reject(new StartError(`cannot listen on ${settings.host}:${settings.port}: ${error.code ?? error.message}`));
+    };
+    httpServer.once('error', onError);
+    httpServer.listen(settings.port, settings.host, () => {
+      httpServer.off('error', onError);
+      httpServer.on('error', (error) => debug('http server error: %s', error.message));
+      resolve();
+    });
+  });
+}
+
+/** Wires access control, the broker, the guards and the metrics onto a listening server. */
+function assemble(
+  settings: Settings,
+  buses: Buses,
+  parts: { app: Express; httpServer: HttpServer; io: BrokerServer; routes: RouteTable; cluster: Cluster; health: HealthCheck; connections: () => number },
+): RunningBroker {
+  const { app, httpServer, io, routes, cluster, health, connections } = parts;
   // Refused attempts are told to the broker's observers (logs, metrics); called at request time, once `broker` exists.
   const refused = (attempt: { what: string }, refusal: Refusal): boolean => broker.emit('refused', attempt.what, refusal);
+  // Access (SPEC section 9): /health stays open; everything else needs the token when one is set.
   app.use(httpAccess(settings.token, refused));
   const socketGuard = socketAccess(settings.token, refused);
   if (socketGuard) io.use(socketGuard);
@@ -94,6 +158,7 @@ export async function startServer(settings: Settings, buses: Buses = loadBuses(s
 
   const broker = attachBroker(io, app, {
     buses,
+    routes,
     limits: {
       maxRoomNameLength: settings.maxRoomNameLength,
       maxRoomsPerSocket: settings.maxRoomsPerSocket,
@@ -104,26 +169,11 @@ export async function startServer(settings: Settings, buses: Buses = loadBuses(s
   });
   watchMessageSize(io, httpServer, (_address, refusal) => broker.emit('refused', 'socket.io message', refusal));
   const slowConsumers = new SlowConsumerGuard(io, { maxBufferedBytes: settings.maxBufferedBytes });
-  const metrics = createMetrics({ broker, connections, redis, backpressure: slowConsumers });
+  const metrics = createMetrics({ broker, connections, redis: cluster, backpressure: slowConsumers });
   app.get('/metrics', metricsHandler(metrics));
   app.use((_req, res) => {
     res.status(404).json({ ok: false, error: 'not found' });
   });
-
-  await new Promise<void>((resolve, reject) => {
-    const onError = (error: NodeJS.ErrnoException): void => {
-      reject(new StartError(`cannot listen on ${settings.host}:${settings.port}: ${error.code ?? error.message}`));
-    };
-    httpServer.once('error', onError);
-    httpServer.listen(settings.port, settings.host, () => {
-      httpServer.off('error', onError);
-      resolve();
-    });
-  });
-  httpServer.on('error', (error) => debug('http server error: %s', error.message));
-  health.ready();
-  const warning = openAccessWarning(settings.host, settings.token);
-  if (warning) console.warn(`${NAME}: ${warning}`);
 
   const address = httpServer.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -137,13 +187,14 @@ export async function startServer(settings: Settings, buses: Buses = loadBuses(s
     httpServer,
     health,
     metrics,
+    cluster,
     close() {
       closing ??= new Promise<void>((resolve) => {
         health.stopping();
         slowConsumers.close();
         broker.close();
-        // io.close() disconnects every socket, then closes the HTTP server.
-        void io.close(() => resolve());
+        // io.close() disconnects every socket, then closes the HTTP server; Redis goes last.
+        void io.close(() => void cluster.close().finally(resolve));
         httpServer.closeAllConnections();
       });
       return closing;

@@ -1,0 +1,183 @@
+/**
+ * Keeps the route table the same on every node of a cluster (SPEC sections 5
+ * and 8). Redis holds the table twice:
+ * - a hash (`<prefix>:routes`, event → JSON bus) that a node starting later
+ *   loads before it listens;
+ * - a change log, a stream (`<prefix>:routes:log`), that every running node
+ *   reads from where it is, so changes arrive in the order Redis took them and
+ *   none is missed across a Redis outage or restart.
+ * A local `register` is applied at once, then written to both in one MULTI.
+ * Every node applies the log in the same order, so when two nodes change the
+ * same event at once, all end on the change Redis took last.
+ */
+import { randomBytes } from 'node:crypto';
+import createDebug from 'debug';
+import type { Redis } from 'ioredis';
+import type { Buses } from './buses.ts';
+import { eventRefusal } from './protocol.ts';
+import type { Route, RouteChange, RouteTable } from './routes.ts';
+
+const debug = createDebug('spicy-action:route-sync');
+
+/** Entries the change log keeps (approximately); a node away for more changes than this reloads nothing. */
+const LOG_MAX_LEN = 10_000;
+/** How long one blocking read of the log waits, in ms. */
+const BLOCK_MS = 5_000;
+
+type StreamEntry = [id: string, fields: string[]];
+
+/**
+ * The route table's link to Redis.
+ *
+ * @example
+ * const sync = new RouteSync(routes, buses, redis, redis.duplicate(), 'spicy-action');
+ * await sync.start(); // the table now holds every route registered anywhere in the cluster
+ * routes.register({ event: 'queuer', default_room: 'calls' }); // reaches every node
+ * sync.close();
+ */
+export class RouteSync {
+  readonly #routes: RouteTable;
+  readonly #buses: Buses;
+  readonly #writer: Redis;
+  readonly #reader: Redis;
+  readonly #hashKey: string;
+  readonly #logKey: string;
+  /** This node, as written in the log, to know its own changes when they come back. */
+  readonly #node = randomBytes(8).toString('hex');
+  /** Own changes written (or being written) but not yet read back from the log, by event. */
+  readonly #pending = new Map<string, number>();
+  #offset = '0';
+  #applying = false;
+  #closed = false;
+  #stopListening: (() => void) | undefined;
+
+  constructor(routes: RouteTable, buses: Buses, writer: Redis, reader: Redis, prefix: string) {
+    this.#routes = routes;
+    this.#buses = buses;
+    this.#writer = writer;
+    this.#reader = reader;
+    this.#hashKey = `${prefix}:routes`;
+    this.#logKey = `${prefix}:routes:log`;
+  }
+
+  /** Loads the cluster's routes into the table, then follows changes from everywhere. */
+  async start(): Promise<void> {
+    const results = await this.#writer.multi().hgetall(this.#hashKey).xrevrange(this.#logKey, '+', '-', 'COUNT', 1).exec();
+    const [hashResult, lastResult] = results ?? [];
+    if (!hashResult || hashResult[0] || !lastResult || lastResult[0]) {
+      throw new Error(`cannot read the route table from Redis: ${String(hashResult?.[0] ?? lastResult?.[0] ?? 'transaction aborted')}`);
+    }
+    const table = hashResult[1] as Record<string, string>;
+    let loaded = 0;
+    for (const [event, json] of Object.entries(table)) {
+      if (this.#apply(event, json)) loaded++;
+    }
+    const last = lastResult[1] as StreamEntry[];
+    this.#offset = last[0]?.[0] ?? '0';
+    debug('loaded %d routes from Redis (%d changed this table); following the log from %s', Object.keys(table).length, loaded, this.#offset);
+    this.#stopListening = this.#routes.onChange(this.#onLocalChange);
+    void this.#follow();
+  }
+
+  /** Stops following the log and writing changes. */
+  close(): void {
+    this.#closed = true;
+    this.#stopListening?.();
+  }
+
+  readonly #onLocalChange = (change: RouteChange): void => {
+    if (this.#applying || this.#closed) return;
+    const { event, bus } = change;
+    const json = JSON.stringify(bus);
+    this.#pending.set(event, (this.#pending.get(event) ?? 0) + 1);
+    this.#writer
+      .multi()
+      .hset(this.#hashKey, event, json)
+      .xadd(this.#logKey, 'MAXLEN', '~', LOG_MAX_LEN, '*', 'event', event, 'bus', json, 'node', this.#node)
+      .exec()
+      .then((results) => {
+        const failure = results === null ? 'transaction aborted' : results.find(([error]) => error)?.[0];
+        if (failure) throw failure instanceof Error ? failure : new Error(String(failure));
+      })
+      .catch((error: unknown) => {
+        // Not in the log, so it will not come back: stop waiting for it.
+        this.#settle(event);
+        debug('could not write the route of %s to Redis; other nodes keep their own: %s', event, (error as Error).message);
+      });
+  };
+
+  /** Reads the change log for ever, from the last entry seen. */
+  async #follow(): Promise<void> {
+    while (!this.#closed) {
+      let response: [key: string, entries: StreamEntry[]][] | null;
+      try {
+        response = (await this.#reader.xread('COUNT', 100, 'BLOCK', BLOCK_MS, 'STREAMS', this.#logKey, this.#offset)) as typeof response;
+      } catch (error) {
+        if (this.#closed) return;
+        debug('reading the route log failed: %s', (error as Error).message);
+        await new Promise((resolve) => setTimeout(resolve, 500).unref());
+        continue;
+      }
+      for (const [id, fields] of response?.[0]?.[1] ?? []) {
+        this.#offset = id;
+        this.#onLogEntry(fields);
+      }
+    }
+  }
+
+  #onLogEntry(fields: string[]): void {
+    const entry: Record<string, string> = {};
+    for (let i = 0; i + 1 < fields.length; i += 2) entry[fields[i] as string] = fields[i + 1] as string;
+    const { event, bus, node } = entry;
+    if (event === undefined || bus === undefined) return debug('ignored a malformed route log entry');
+    if (node === this.#node) {
+      // Our own change, back in Redis order: apply it only if it is our latest for this event.
+      if (this.#settle(event) === 0) this.#apply(event, bus);
+      return;
+    }
+    // Another node's change. If a change of ours to this event is still coming, it comes later in the log and wins.
+    if ((this.#pending.get(event) ?? 0) > 0) return;
+    if (this.#apply(event, bus)) debug('route %s changed on another node', event);
+  }
+
+  /** One own change of `event` came back or failed; returns how many are still coming. */
+  #settle(event: string): number {
+    const left = (this.#pending.get(event) ?? 1) - 1;
+    if (left > 0) this.#pending.set(event, left);
+    else this.#pending.delete(event);
+    return left;
+  }
+
+  /** Applies a route read from Redis without writing it back; true if the table changed. */
+  #apply(event: string, json: string): boolean {
+    const bus = this.#parse(event, json);
+    if (bus === undefined) return false;
+    this.#applying = true;
+    try {
+      return this.#routes.set(event, bus);
+    } finally {
+      this.#applying = false;
+    }
+  }
+
+  /** A route from Redis, checked as `register` checks it; undefined when unusable. */
+  #parse(event: string, json: string): Route | undefined {
+    if (eventRefusal(event, 65_536)) {
+      debug('ignored a route for the unusable event name %j from Redis', event.slice(0, 64));
+      return undefined;
+    }
+    let bus: unknown;
+    try {
+      bus = JSON.parse(json);
+    } catch {
+      bus = undefined;
+    }
+    if (bus === null) return null;
+    if (typeof bus !== 'string') {
+      debug('ignored a malformed route for %s from Redis', event);
+      return undefined;
+    }
+    // A bus this node does not know (another buses.json): `_in` delivery only, as `register` would do here.
+    return this.#buses.known.has(bus) ? bus : null;
+  }
+}

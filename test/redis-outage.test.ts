@@ -1,0 +1,184 @@
+/**
+ * SPEC section 8, when Redis fails: a short outage (a restart) delays events
+ * and loses none on any node; an outage past the grace leaves every node
+ * serving its own clients and counts what missed the cluster; Redis missing at
+ * start is retried for a bounded time, then the start fails in one line.
+ */
+import assert from 'node:assert/strict';
+import { format } from 'node:util';
+import { after, describe, it } from 'node:test';
+import createDebug from 'debug';
+import { spawnBroker, startBroker } from './helpers/broker.ts';
+import { closeAll, connect, flush, type Generation, type TestClient } from './helpers/clients.ts';
+import { freePort, RedisServer, redisMissing } from './helpers/redis.ts';
+
+interface Call {
+  src: string;
+  seq: number;
+  t: number;
+}
+
+async function until(check: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('Redis outages', { skip: redisMissing() }, async () => {
+  const clients: TestClient[] = [];
+  after(() => closeAll(clients));
+  const open = async (generation: Generation, url: string): Promise<TestClient> => {
+    const client = await connect(generation, url, { transports: ['websocket'] });
+    clients.push(client);
+    return client;
+  };
+
+  it('loses nothing on any node when Redis restarts in the middle of a stream of events', async (t) => {
+    const redis = await RedisServer.start();
+    const [a, b] = await Promise.all([startBroker({ redisUrl: redis.url }), startBroker({ redisUrl: redis.url })]);
+    const receivers = [await open('v1', a.url), await open('v4', a.url), await open('v2', b.url), await open('v4', b.url)];
+    for (const r of receivers) assert.equal(await r.ack('join', 'calls'), true);
+    const delays: number[] = [];
+    receivers[3]!.raw.on('call', (call: Call) => delays.push(Date.now() - call.t));
+    const publishers = { A: await open('v4', a.url), B: await open('v2', b.url) };
+    const states: string[] = [];
+    a.cluster.on('state', (state) => states.push(state));
+
+    const COUNT = 320;
+    const streaming = (async () => {
+      for (let seq = 0; seq < COUNT; seq++) {
+        for (const [src, publisher] of Object.entries(publishers)) publisher.emit('call', { src, seq, t: Date.now() });
+        await sleep(25);
+      }
+    })();
+
+    await sleep(1_000);
+    await redis.stop();
+    await until(() => a.cluster.state === 'down' && b.cluster.state === 'down', 'both nodes see Redis down');
+    // Still accepting connections, and greeting them at once.
+    const newcomer = await open('v4', a.url);
+    assert.equal(newcomer.generation, 'v4');
+    await sleep(5_000);
+    await redis.start();
+    await until(() => a.cluster.state === 'up' && b.cluster.state === 'up', 'both nodes see Redis up again', 15_000);
+    await streaming;
+
+    for (const r of receivers) await r.receive('call', 2 * COUNT, 20_000);
+    await flush(publishers.A, receivers);
+    await flush(publishers.B, receivers);
+    const expected = Array.from({ length: COUNT }, (_, i) => i);
+    for (const [i, r] of receivers.entries()) {
+      const calls = r.payloads('call') as Call[];
+      for (const src of ['A', 'B']) {
+        const seqs = calls.filter((c) => c.src === src).map((c) => c.seq);
+        assert.deepEqual(seqs, expected, `receiver ${i} (${r.generation}) got every event of ${src} once, in order`);
+      }
+    }
+    assert.deepEqual(states, ['down', 'up']);
+    assert.equal(a.cluster.undelivered + b.cluster.undelivered, 0, 'nothing counted as missed within the grace');
+    t.diagnostic(`longest delivery delay across the restart: ${Math.max(...delays)} ms`);
+  });
+
+  it('serves local clients and counts what missed the cluster when Redis stays down past the grace', async (t) => {
+    const logged: string[] = [];
+    const originalLog = createDebug.log;
+    const wasEnabled = createDebug.disable();
+    createDebug.log = (...args: unknown[]) => logged.push(format(...(args as [string])));
+    createDebug.enable('spicy-action:cluster');
+    t.after(() => {
+      createDebug.log = originalLog;
+      createDebug.enable(wasEnabled);
+    });
+
+    const redis = await RedisServer.start();
+    const settings = { redisUrl: redis.url, redisOutageGraceMs: 2_000 };
+    const [c, d] = await Promise.all([startBroker(settings), startBroker(settings)]);
+    const local = [await open('v1', c.url), await open('v4', c.url)];
+    const remote = await open('v2', d.url);
+    for (const r of [...local, remote]) assert.equal(await r.ack('join', 'calls'), true);
+    const publisher = await open('v4', c.url);
+    let counted = 0;
+    c.cluster.on('undelivered', (n) => (counted += n));
+
+    const dropping = await connect('v4', c.url, { transports: ['websocket'], reconnection: false });
+    clients.push(dropping);
+    publisher.emit('call', { seq: 0 });
+    for (const r of [...local, remote]) await r.receive('call', 1);
+
+    await redis.stop();
+    await until(() => c.cluster.state === 'down', 'node C sees Redis down');
+    // A 4.x client coming back while Redis is down is not kept waiting for its session: it gets a fresh one.
+    const gone = new Promise((resolve) => dropping.raw.on('disconnect', resolve));
+    (dropping.raw.io as { engine: { close(): void } }).engine.close();
+    await gone;
+    const welcomed = dropping.next('welcome');
+    (dropping.raw as unknown as { connect(): void }).connect();
+    await welcomed;
+    assert.ok(!dropping.raw.recovered);
+    for (let seq = 1; seq <= 10; seq++) publisher.emit('call', { seq }); // held in the grace
+    await until(() => counted === 10, 'the grace runs out and the 10 held events are counted');
+    for (const r of local) await r.receive('call', 11);
+    // Past the grace: served locally at once, and counted one by one. New clients are still let in.
+    const latecomer = await open('v2', c.url);
+    assert.equal(await latecomer.ack('join', 'calls'), true);
+    for (let seq = 11; seq <= 20; seq++) publisher.emit('call', { seq });
+    for (const r of local) await r.receive('call', 21);
+    await latecomer.receive('call', 10);
+    assert.equal(c.cluster.undelivered, 20);
+    assert.equal(counted, 20);
+    assert.equal(c.cluster.state, 'down');
+
+    await redis.start();
+    await until(() => c.cluster.state === 'up' && d.cluster.state === 'up', 'Redis back on both nodes', 15_000);
+    publisher.emit('call', { seq: 21 });
+    await remote.receive('call', 2);
+    await flush(publisher, [...local, remote]);
+    const seqs = (r: TestClient): number[] => (r.payloads('call') as { seq: number }[]).map((p) => p.seq);
+    for (const r of local) assert.deepEqual(seqs(r), Array.from({ length: 22 }, (_, i) => i), `${r.generation} on the publishing node got all, in order`);
+    assert.deepEqual(seqs(remote), [0, 21], 'the other node never got what missed the cluster, not even late');
+    assert.equal(c.cluster.undelivered, 20, 'nothing counted once Redis is back');
+
+    // Logged once per outage, not once per event.
+    const expired = logged.filter((line) => line.includes('down for more than 2 s'));
+    assert.equal(expired.length, 2, `each node says once that the grace ran out:\n${logged.join('\n')}`);
+    const summary = logged.filter((line) => line.includes('20 events published meanwhile reached only this node'));
+    assert.equal(summary.length, 1, `node C says once how many events missed the cluster:\n${logged.join('\n')}`);
+    assert.ok(logged.length < 20, `a few lines per outage, not one per event:\n${logged.join('\n')}`);
+  });
+
+  it('fails the start in one line when Redis stays unreachable past REDIS_CONNECT_TIMEOUT', async () => {
+    const port = await freePort();
+    const started = Date.now();
+    const broker = spawnBroker({ REDIS_URL: `redis://:s3cret@127.0.0.1:${port}`, REDIS_CONNECT_TIMEOUT: '1s' });
+    await assert.rejects(broker.ready);
+    const { code } = await broker.exited;
+    assert.notEqual(code, 0);
+    assert.ok(Date.now() - started < 15_000);
+    const lines = broker.stderr().trim().split('\n');
+    assert.equal(lines.length, 1, broker.stderr());
+    assert.match(lines[0]!, new RegExp(`cannot reach Redis at redis://127\\.0\\.0\\.1:${port} within 1 s`));
+    assert.ok(!broker.stderr().includes('s3cret') && !broker.stdout().includes('s3cret'), 'the password is never printed');
+  });
+
+  it('fails the start at once on a malformed REDIS_URL', async () => {
+    const broker = spawnBroker({ REDIS_URL: 'localhost:6379' });
+    await assert.rejects(broker.ready);
+    assert.notEqual((await broker.exited).code, 0);
+    assert.match(broker.stderr().trim(), /^spicy-action: REDIS_URL: expected a redis:\/\/ or rediss:\/\/ URL/);
+  });
+
+  it('starts once Redis comes up within REDIS_CONNECT_TIMEOUT', async () => {
+    const redis = await RedisServer.prepare();
+    const broker = spawnBroker({ REDIS_URL: redis.url, REDIS_CONNECT_TIMEOUT: '15s' });
+    await sleep(1_000);
+    assert.equal(broker.child.exitCode, null, 'still trying');
+    await redis.start();
+    const url = await broker.ready;
+    const client = await open('v4', url);
+    assert.deepEqual(await client.ack('register', { event: 'late', default_room: 'calls' }), { ok: true, event: 'late', bus: 'calls' });
+  });
+});
