@@ -10,6 +10,7 @@ import { Server, type ServerOptions } from 'socket.io';
 import { attachBroker, type Broker, type BrokerServer } from './broker.ts';
 import { loadBuses, type Buses } from './buses.ts';
 import type { Settings } from './config.ts';
+import { monitorAssetsRouter, monitorConfigRouter } from './monitor.ts';
 import { NAME, VERSION } from './package-info.ts';
 
 const debug = createDebug('spicy-action:server');
@@ -82,6 +83,9 @@ export async function startServer(settings: Settings, buses: Buses = loadBuses(s
       maxBodyBytes: settings.maxBodyBytes,
     },
   });
+  // The monitor page loads without a token (it asks for one); its configuration does not.
+  app.use(monitorAssetsRouter());
+  app.use(monitorConfigRouter(broker, { name: NAME, version: VERSION }));
   app.use((_req, res) => {
     res.status(404).json({ ok: false, error: 'not found' });
   });
