@@ -381,6 +381,7 @@ function eventRow(entry) {
   const rooms = document.createElement('td');
   rooms.className = 'rooms-col';
   rooms.textContent = entry.rooms.join(' ');
+  rooms.title = rooms.textContent;
   const payload = document.createElement('td');
   payload.className = 'payload';
   const button = document.createElement('button');
@@ -412,10 +413,14 @@ el.events.addEventListener('click', (e) => {
   tr.className = 'detail';
   const td = document.createElement('td');
   td.colSpan = 4;
+  const rooms = document.createElement('p');
+  rooms.className = 'detail-rooms';
+  rooms.textContent = `rooms: ${entry.rooms.length > 0 ? entry.rooms.join(', ') : '(none this page is in)'}`;
   const pre = document.createElement('pre');
   pre.tabIndex = 0;
+  pre.setAttribute('aria-label', `${entry.event} payload`);
   pre.textContent = prettyJson(entry.data);
-  td.append(pre);
+  td.append(rooms, pre);
   tr.append(td);
   body.append(tr);
   button.setAttribute('aria-expanded', 'true');
