@@ -144,7 +144,8 @@ socket.on('disconnect', (reason) => {
 });
 
 socket.on('connect_error', (error) => {
-  if (error?.message === 'unauthorized') {
+  // The broker's `unauthorized`, or an HTTP 401/403 answer to the handshake itself.
+  if (error?.message === 'unauthorized' || error?.description === 401 || error?.description === 403) {
     needToken('The broker refused the connection: enter its token.');
     if (!socket.active) return; // A refusal by the broker: wait for a token.
   } else {
@@ -548,8 +549,10 @@ el.tokenForget.addEventListener('click', () => {
 
 function reconnect() {
   setConnection('connecting', 'Connecting…');
-  socket.disconnect();
+  // Refused, the transport is still up: a new handshake on it is enough. Connected, start over.
+  if (socket.connected) socket.disconnect();
   socket.connect();
+  void loadConfig();
 }
 
 // ---------------------------------------------------------------- test sender
@@ -601,3 +604,5 @@ async function sendNotify(event, body) {
 
 drawRooms();
 drawViewStatus();
+// Now, not only on connecting: a broker that refuses the handshake over HTTP says "401" here.
+void loadConfig();

@@ -150,7 +150,7 @@ function watch(options: TailOptions, context: TailContext): Promise<TailExit> {
 
     socket.on('connect_error', (error: Error) => {
       if (done) return;
-      if (error.message === 'unauthorized') {
+      if (isUnauthorized(error)) {
         say(token ? 'the broker refused the token' : 'the broker needs a token: --token or BROKER_TOKEN');
         finish(1);
         return;
@@ -172,4 +172,13 @@ function watch(options: TailOptions, context: TailContext): Promise<TailExit> {
       context.stdout.write(`${line}\n`);
     });
   });
+}
+
+/**
+ * A refusal for want of the right token: the broker's `unauthorized`, from its
+ * Socket.IO middleware, or an HTTP 401/403 answer to the handshake itself.
+ */
+function isUnauthorized(error: Error): boolean {
+  const { description } = error as Error & { description?: unknown };
+  return error.message === 'unauthorized' || description === 401 || description === 403;
 }

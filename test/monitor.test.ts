@@ -9,6 +9,7 @@ import { NAME, VERSION } from '../src/package-info.ts';
 import { notify, request, startBroker } from './helpers/broker.ts';
 import { chromiumMissing, launchChromium } from './helpers/chromium.ts';
 import { connect, flush, withTimeout } from './helpers/clients.ts';
+import { startGuardedBroker } from './helpers/guarded.ts';
 
 const missing = chromiumMissing();
 if (missing) console.log(`# monitor page tests skipped: ${missing}`);
@@ -28,7 +29,7 @@ interface Monitor {
   close(): Promise<void>;
 }
 
-async function openMonitor(): Promise<Monitor> {
+async function openMonitor(base = broker.url, connected = true): Promise<Monitor> {
   const context = await browser!.newContext();
   const page = await context.newPage();
   const errors: string[] = [];
@@ -38,9 +39,11 @@ async function openMonitor(): Promise<Monitor> {
   });
   page.on('pageerror', (error) => errors.push(error.message));
   page.on('request', (req) => requests.push(req.url()));
-  await page.goto(`${broker.url}/monitor`);
-  await page.waitForSelector('#connection[data-state="connected"]');
-  await page.waitForSelector('#buses input[value="calls"]');
+  await page.goto(`${base}/monitor`);
+  if (connected) {
+    await page.waitForSelector('#connection[data-state="connected"]');
+    await page.waitForSelector('#buses input[value="calls"]');
+  }
   const socketId = async (): Promise<string> => {
     await page.waitForSelector('#broker-info[data-socket-id]:not([data-socket-id=""])');
     return (await page.getAttribute('#broker-info', 'data-socket-id')) as string;
@@ -318,6 +321,32 @@ describe('monitor page', { skip: missing }, () => {
     } finally {
       broker.io.off('connection', onConnection);
       broker.httpServer.off('request', onRequest);
+      await monitor.close();
+    }
+  });
+
+  it('asks for the token of a broker that has one, then works with it', async () => {
+    const TOKEN = 'page-token';
+    const { url, io } = await startGuardedBroker(TOKEN);
+
+    const monitor = await openMonitor(url, false);
+    try {
+      const { page } = monitor;
+      await page.waitForSelector('#connection[data-state="unauthorized"]');
+      assert.equal(await page.getAttribute('#token', 'aria-invalid'), 'true');
+      assert.equal(await page.evaluate(() => document.activeElement?.id), 'token');
+      await page.fill('#token', TOKEN);
+      await page.press('#token', 'Enter');
+      await page.waitForSelector('#connection[data-state="connected"]');
+      await page.check('#buses input[value="calls"]');
+      const id = await monitor.socketId();
+      await until('page in calls', () => io.sockets.adapter.rooms.get('calls')?.has(id) ?? false);
+      const pushed = await notify(url, 'call', { state: 'end', call: 'guarded' }, { Authorization: `Bearer ${TOKEN}` });
+      assert.deepEqual(pushed.body, { ok: true });
+      await page.locator('#events tbody', { hasText: 'guarded' }).waitFor();
+      // Only the refused requests of the first load complained.
+      assert.deepEqual(monitor.errors.filter((e) => !/status of 401/.test(e)), []);
+    } finally {
       await monitor.close();
     }
   });

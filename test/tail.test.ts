@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import { notify, ROOT, spawnBroker } from './helpers/broker.ts';
 import { connect, withTimeout } from './helpers/clients.ts';
+import { startGuardedBroker } from './helpers/guarded.ts';
 
 /** A running `spicy-action tail`, with what it printed so far. */
 interface TailProcess {
@@ -16,10 +17,10 @@ interface TailProcess {
   until(what: string, predicate: () => boolean, ms?: number): Promise<void>;
 }
 
-function spawnTail(args: string[]): TailProcess {
+function spawnTail(args: string[], env: Record<string, string> = {}): TailProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'tail', ...args], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '' },
+    env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -118,6 +119,27 @@ describe('spicy-action tail', () => {
 
     tail.child.kill('SIGINT');
     assert.equal(await withTimeout(tail.exited, 'tail to exit on SIGINT', 10_000), 0);
+  });
+
+  it('presents its token, and exits 1 with a clear line when the broker refuses it', async () => {
+    const guarded = await startGuardedBroker('tail-token');
+    const none = spawnTail(['--url', guarded.url, 'calls']);
+    const wrong = spawnTail(['--url', guarded.url, '--token', 'not-it', 'calls']);
+    assert.equal(await withTimeout(none.exited, 'tail without token to give up', 20_000), 1);
+    assert.match(none.stderr(), /tail: the broker needs a token: --token or BROKER_TOKEN/);
+    assert.equal(await withTimeout(wrong.exited, 'tail with a wrong token to give up', 20_000), 1);
+    assert.match(wrong.stderr(), /tail: the broker refused the token/);
+    assert.doesNotMatch(wrong.stderr(), /not-it/, 'the token is never printed');
+
+    const right = spawnTail(['--url', guarded.url, '--json', 'calls'], { BROKER_TOKEN: 'tail-token' });
+    await right.until('watching', () => right.stderr().includes('watching calls'));
+    const socket = [...guarded.io.sockets.sockets.values()][0]!;
+    assert.equal(socket.handshake.auth.token, 'tail-token');
+    guarded.io.to('calls').emit('call', { state: 'guarded' });
+    await right.until('a line', () => right.lines().length === 1);
+    assert.deepEqual(JSON.parse(right.lines()[0]!).data, { state: 'guarded' });
+    right.child.kill('SIGINT');
+    assert.equal(await withTimeout(right.exited, 'tail to exit on SIGINT', 10_000), 0);
   });
 
   it('explains a bad command line with exit code 2, and prints its usage on --help', async () => {
