@@ -82,6 +82,31 @@ async function count(page: Page, event: string): Promise<number> {
   return Number(text.replace(/,/g, ''));
 }
 
+/**
+ * Runs in the page: every visible element holding text whose colour has less
+ * than 4.5:1 contrast with the background behind it (WCAG AA for body text).
+ * A string, so that no helper of the test's compiler leaks into the page.
+ */
+const CONTRAST_CHECK = `(() => {
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }; return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor); if (c.length === 3 || c[3] > 0) return c; }
+    return [255, 255, 255];
+  };
+  const poor = [];
+  for (const el of document.querySelectorAll('body *')) {
+    const text = [...el.childNodes].filter((n) => n.nodeType === 3).map((n) => n.textContent.trim()).join('');
+    if (!text || el.getClientRects().length === 0 || el.closest('.visually-hidden')) continue;
+    const style = getComputedStyle(el);
+    if (style.visibility !== 'visible') continue;
+    const [a, b] = [lum(rgb(style.color)), lum(background(el))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) poor.push(el.tagName + '.' + el.className + ' "' + text.slice(0, 20) + '" ' + ratio.toFixed(2));
+  }
+  return poor;
+})()`;
+
 describe('monitor page', { skip: missing }, () => {
   it('loads from the broker alone, without console errors, and shows the connection and the buses', async () => {
     const monitor = await openMonitor();
@@ -101,6 +126,25 @@ describe('monitor page', { skip: missing }, () => {
       assert.ok(monitor.requests.length >= 5);
       for (const url of monitor.requests) assert.ok(url.startsWith(`${broker.url}/`), `${url} is not from the broker`);
       assert.ok(monitor.requests.includes(`${broker.url}/socket.io/socket.io.min.js`));
+    } finally {
+      await monitor.close();
+    }
+  });
+
+  it('keeps text readable, in light and dark schemes (contrast of 4.5:1 at least)', async () => {
+    const monitor = await openMonitor();
+    try {
+      const { page } = monitor;
+      await page.check('#buses input[value="support"]');
+      await join(monitor, 'support');
+      await notify(broker.url, 'report_ops', { error: 'core_threshold', host: 'sbc1.example.net' });
+      await page.locator('#events tbody button.fold').first().click();
+      await page.click('#pause'); // a pressed button, too
+      for (const colorScheme of ['light', 'dark'] as const) {
+        await page.emulateMedia({ colorScheme });
+        const poor = (await page.evaluate(CONTRAST_CHECK)) as string[];
+        assert.deepEqual(poor, [], `${colorScheme} scheme`);
+      }
     } finally {
       await monitor.close();
     }
