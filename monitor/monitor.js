@@ -63,8 +63,11 @@ const state = {
   limit: parseLimit(localStorage.getItem(LIMIT_KEY) ?? '') ?? DEFAULT_LIMIT,
   filter: makeFilter('', ''),
   paused: false,
+  /** While paused, the last event that may be shown (filters still apply to those). */
+  pausedAtSeq: 0,
   /** Events received while paused, not shown yet. */
   missed: 0,
+  seq: 0,
   /** Events to draw at the next frame, oldest first. */
   pending: [],
   frameRequested: false,
@@ -75,6 +78,7 @@ const state = {
   receivedAtLastTick: 0,
   shown: 0,
   knownEventNames: new Set(),
+  knownEventsDirty: false,
   configAskedAt: 0,
 };
 const log = new EventLog(state.limit);
@@ -320,14 +324,14 @@ el.rooms.addEventListener('click', (e) => {
 // ---------------------------------------------------------------- events
 
 function receive(event, data) {
-  const entry = { time: Date.now(), event, data, rooms: eventRooms(event, data, state.joined, state.routes, state.buses.host) };
+  const entry = { seq: ++state.seq, time: Date.now(), event, data, rooms: eventRooms(event, data, state.joined, state.routes, state.buses.host) };
   log.push(entry);
   state.received++;
   state.counts.set(event, (state.counts.get(event) ?? 0) + 1);
   state.countsDirty = true;
   if (!state.knownEventNames.has(event)) {
     state.knownEventNames.add(event);
-    drawKnownEvents();
+    state.knownEventsDirty = true; // drawn with the counts, not once per new name
   }
   if (!state.routes.has(event) && !BROKER_EVENTS.has(event)) refreshConfigSoon();
   if (state.paused) {
@@ -431,7 +435,8 @@ el.events.addEventListener('click', (e) => {
 function redraw() {
   state.pending = [];
   for (const body of [...el.events.tBodies]) body.remove();
-  const shown = log.newestFirst((entry) => matches(entry, state.filter), state.limit);
+  const keep = state.paused ? (entry) => entry.seq <= state.pausedAtSeq && matches(entry, state.filter) : (entry) => matches(entry, state.filter);
+  const shown = log.newestFirst(keep, state.limit);
   const frag = document.createDocumentFragment();
   for (const entry of shown) frag.append(eventRow(entry));
   el.events.insertBefore(frag, el.events.tHead.nextSibling);
@@ -441,6 +446,10 @@ function redraw() {
 
 function drawCounts(now = performance.now()) {
   state.countsDirty = false;
+  if (state.knownEventsDirty) {
+    state.knownEventsDirty = false;
+    drawKnownEvents();
+  }
   state.countsDrawnAt = now;
   const sorted = [...state.counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
   const frag = document.createDocumentFragment();
@@ -480,8 +489,7 @@ function drawViewStatus() {
 
 function applyFilter() {
   state.filter = makeFilter(el.filterEvent.value, el.filterText.value);
-  if (!state.paused) redraw();
-  else drawViewStatus();
+  redraw();
 }
 
 el.filterEvent.addEventListener('input', applyFilter);
@@ -493,6 +501,7 @@ el.pause.addEventListener('click', () => {
   el.pause.textContent = state.paused ? 'Resume' : 'Pause';
   if (state.paused) {
     state.pending = [];
+    state.pausedAtSeq = state.seq;
     drawViewStatus();
   } else {
     state.missed = 0;
@@ -520,7 +529,7 @@ el.limit.addEventListener('change', () => {
   state.limit = limit;
   localStorage.setItem(LIMIT_KEY, String(limit));
   log.resize(limit);
-  if (!state.paused) redraw();
+  redraw();
 });
 
 // Events per second, and the view's counts, once a second.
