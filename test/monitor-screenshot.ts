@@ -29,7 +29,7 @@ try {
   const post = (msg: string, body: unknown): Promise<Response> =>
     fetch(`${running.url}/_notify/${msg}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
   const stamp = (): string => new Date().toISOString();
-  for (let i = 0; i < 12; i++) {
+  for (let i = 0; i < 20; i++) {
     const call = `5f0c${i}a1e-8b1d-4c43-9a4f-0c2d7e3b${1000 + i}`;
     server.emit('call', {
       state: i % 3 === 0 ? 'end' : 'answer', call, source: `3312345${6700 + i}`, destination: '33987654321', direction: 'ingress',
@@ -44,11 +44,12 @@ try {
     if (i % 4 === 1) await post('script_register', { name: 'invalid_source', endpoint: 'alice@example.net', ip: `192.0.2.${100 + i}` });
     if (i % 5 === 2) server.emit('report_ops', { error: 'core_threshold', application: 'ccnq4-opensips:registrant', host: 'sbc2.example.net', stamp: stamp() });
     if (i === 7) await post('report_csr', { error: 'endpoint_rate_limit', direction: 'egress', endpoint: 'alice@example.net', limit: 10, ip: '198.51.100.4' });
-    await sleep(60);
+    await sleep(70);
   }
-  await sleep(1_100); // let the rate counter tick once
-  await page.locator('#events tbody').nth(2).locator('button.fold').click();
-  await page.locator('#events tbody').nth(2).locator('button.fold').blur();
+  // Unfold the newest call, as an operator would.
+  const call = page.locator('#events tbody').filter({ has: page.locator('td.event', { hasText: /^call$/ }) }).first();
+  await call.locator('button.fold').click();
+  await call.locator('button.fold').blur();
   await sleep(200);
   mkdirSync(new URL('.', OUTPUT), { recursive: true });
   await page.screenshot({ path: OUTPUT.pathname });
