@@ -18,7 +18,12 @@ export interface TailOptions {
 /** The command line read: run, or print the usage. */
 export type TailCommand = { readonly help: true } | { readonly help: false; readonly options: TailOptions };
 
-/** A command line `tail` cannot use; the message says why in one line. */
+/**
+ * A command line `tail` cannot use; the message says why in one line.
+ *
+ * @example
+ * try { parseTailArgs([], {}); } catch (error) { if (error instanceof TailUsageError) console.error(error.message); }
+ */
 export class TailUsageError extends Error {
   override name = 'TailUsageError';
 }
