@@ -11,8 +11,8 @@ import { StartError, startServer, type RunningBroker } from './server.ts';
 /** Grace period between SIGTERM and a forced exit. */
 const SHUTDOWN_TIMEOUT_MS = 9_000;
 
-// Logs are on by default; DEBUG narrows or widens them (never payloads).
-if (process.env.DEBUG === undefined) createDebug.enable('spicy-action:*');
+// Logs are on by default; DEBUG narrows or widens them (never payloads). `tail` keeps stderr for its own lines.
+if (process.env.DEBUG === undefined && process.argv[2] !== 'tail') createDebug.enable('spicy-action:*');
 const debug = createDebug('spicy-action:main');
 
 function usage(): string {
@@ -47,6 +47,14 @@ async function serve(argv: string[]): Promise<void> {
 }
 
 async function main(argv: string[]): Promise<void> {
+  if (argv[0] === 'tail') {
+    // A client, not the broker: loaded only when asked for.
+    const { runTail } = await import('./tail.ts');
+    const code = await runTail(argv.slice(1));
+    // Let stdout drain (a pipe to jq), then leave without waiting for idle HTTP connections.
+    process.stdout.write('', () => process.exit(code));
+    return;
+  }
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(usage());
     return;

@@ -17,6 +17,7 @@ import type { Settings } from './config.ts';
 import { HealthCheck } from './health.ts';
 import { createMetrics, metricsHandler } from './metrics.ts';
 import { watchMessageSize } from './message-size.ts';
+import { monitorAssetsRouter, monitorConfigRouter } from './monitor.ts';
 import { NAME, VERSION } from './package-info.ts';
 import type { Refusal } from './protocol.ts';
 import { RouteTable } from './routes.ts';
@@ -148,7 +149,9 @@ function assemble(
   const { app, httpServer, io, routes, cluster, health, connections } = parts;
   // Refused attempts are told to the broker's observers (logs, metrics); called at request time, once `broker` exists.
   const refused = (attempt: { what: string }, refusal: Refusal): boolean => broker.emit('refused', attempt.what, refusal);
-  // Access (SPEC section 9): /health stays open; everything else needs the token when one is set.
+  // Access (SPEC section 9): /health and the monitor page (which asks for the token) stay open;
+  // everything else, the page's configuration included, needs the token when one is set.
+  app.use(monitorAssetsRouter());
   app.use(httpAccess(settings.token, refused));
   const socketGuard = socketAccess(settings.token, refused);
   if (socketGuard) io.use(socketGuard);
@@ -171,6 +174,7 @@ function assemble(
   const slowConsumers = new SlowConsumerGuard(io, { maxBufferedBytes: settings.maxBufferedBytes });
   const metrics = createMetrics({ broker, connections, redis: cluster, backpressure: slowConsumers });
   app.get('/metrics', metricsHandler(metrics));
+  app.use(monitorConfigRouter(broker, { name: NAME, version: VERSION }));
   app.use((_req, res) => {
     res.status(404).json({ ok: false, error: 'not found' });
   });

@@ -1,0 +1,186 @@
+/**
+ * The pure half of `spicy-action tail` (SPEC section 11): what it reads from
+ * its command line, and the one line it prints per event. No Socket.IO here.
+ */
+
+/** What `tail` was asked to do. */
+export interface TailOptions {
+  /** Broker base URL, such as `http://127.0.0.1:3000`. */
+  readonly url: string;
+  /** Token to present; undefined when the broker has none. */
+  readonly token: string | undefined;
+  /** One JSON object per line instead of text. */
+  readonly json: boolean;
+  /** Buses and rooms to join, in the order given, without repeats. */
+  readonly rooms: readonly string[];
+}
+
+/** The command line read: run, or print the usage. */
+export type TailCommand = { readonly help: true } | { readonly help: false; readonly options: TailOptions };
+
+/**
+ * A command line `tail` cannot use; the message says why in one line.
+ *
+ * @example
+ * try { parseTailArgs([], {}); } catch (error) { if (error instanceof TailUsageError) console.error(error.message); }
+ */
+export class TailUsageError extends Error {
+  override name = 'TailUsageError';
+}
+
+export const DEFAULT_TAIL_URL = 'http://127.0.0.1:3000';
+const MAX_ROOM_NAME_LENGTH = 256;
+
+export const TAIL_USAGE = `usage: spicy-action tail [--url URL] [--token TOKEN] [--json] BUS|ROOM ...
+
+Joins the buses and rooms given and prints one line per event they carry:
+time, event, rooms, payload; or, with --json, one JSON object per line
+{"time", "event", "rooms", "data"} for jq. Ctrl-C stops it.
+
+  --url URL      the broker (BROKER_URL, default ${DEFAULT_TAIL_URL})
+  --token TOKEN  the broker's token, when it has one (BROKER_TOKEN)
+  --json         JSON lines
+
+examples:
+  spicy-action tail calls support
+  spicy-action tail --json endpoint:alice@example.net | jq .data
+`;
+
+/**
+ * Reads `tail`'s arguments (what follows `tail`) and environment
+ * (`BROKER_URL`, `BROKER_TOKEN`); a flag wins over its variable.
+ *
+ * @example
+ * parseTailArgs(['--json', 'calls', 'support'], {});
+ * // { help: false, options: { url: 'http://127.0.0.1:3000', token: undefined, json: true, rooms: ['calls', 'support'] } }
+ */
+export function parseTailArgs(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): TailCommand {
+  let url = env.BROKER_URL || DEFAULT_TAIL_URL;
+  let token = env.BROKER_TOKEN || undefined;
+  let json = false;
+  const rooms: string[] = [];
+  let flagsDone = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (flagsDone || !arg.startsWith('-') || arg === '-') {
+      rooms.push(arg);
+      continue;
+    }
+    if (arg === '--') {
+      flagsDone = true;
+      continue;
+    }
+    if (arg === '--help' || arg === '-h') return { help: true };
+    if (arg === '--json') {
+      json = true;
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    if (flag !== '--url' && flag !== '--token') throw new TailUsageError(`unknown option "${flag}"`);
+    const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+    if (value === undefined || value === '') throw new TailUsageError(`${flag} needs a value`);
+    if (flag === '--url') url = value;
+    else token = value;
+  }
+  url = checkUrl(url);
+  if (rooms.length === 0) throw new TailUsageError('name at least one bus or room to watch, such as "calls"');
+  for (const room of rooms) {
+    if (room === '' || room.length > MAX_ROOM_NAME_LENGTH) {
+      throw new TailUsageError(`room names are non-empty strings of at most ${MAX_ROOM_NAME_LENGTH} characters`);
+    }
+  }
+  return { help: false, options: { url, token, json, rooms: [...new Set(rooms)] } };
+}
+
+function checkUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new TailUsageError(`--url: expected a URL such as ${DEFAULT_TAIL_URL}, got "${text}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new TailUsageError(`--url: expected an http:// or https:// URL, got "${url.protocol}"`);
+  }
+  return text.replace(/\/+$/, '');
+}
+
+/** One event as `tail` received it. */
+export interface TailEvent {
+  readonly time: Date;
+  readonly event: string;
+  /** The watched rooms it was sent to, as far as `tail` can tell. */
+  readonly rooms: readonly string[];
+  /** What followed the event name; the broker forwards the first argument only. */
+  readonly args: readonly unknown[];
+}
+
+/**
+ * The line printed for an event, without its newline: text
+ * (`<ISO time> <event> <rooms> <payload JSON>`) or, with `json`, one JSON
+ * object `{time, event, rooms, data}` (`data` absent for an event without
+ * payload). Always exactly one line.
+ *
+ * @example
+ * formatEvent({ time: new Date(0), event: 'call', rooms: ['calls'], args: [{ state: 'end' }] }, false);
+ * // '1970-01-01T00:00:00.000Z call calls {"state":"end"}'
+ */
+export function formatEvent(record: TailEvent, json: boolean): string {
+  const time = record.time.toISOString();
+  if (json) {
+    const line: Record<string, unknown> = { time, event: record.event, rooms: record.rooms };
+    if (record.args.length > 0) line.data = record.args[0];
+    return stringify(line);
+  }
+  const rooms = record.rooms.length > 0 ? record.rooms.map(oneLine).join(',') : '-';
+  const parts = [time, oneLine(record.event), rooms];
+  if (record.args.length > 0) parts.push(stringify(record.args[0]));
+  return parts.join(' ');
+}
+
+/** JSON on one line; what JSON cannot hold (a cycle, a BigInt) becomes a string saying so. */
+function stringify(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? 'null';
+  } catch (error) {
+    return JSON.stringify(`(not JSON: ${(error as Error).message})`);
+  }
+}
+
+/** Control characters escaped, so that a name cannot break the line. */
+function oneLine(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * The rooms, among `joined`, that an event was sent to: its route's bus, the
+ * `_in` rooms it names, `endpoint:<endpoint>` for a `/_notify` push, and the
+ * fixed rooms of the broker's own events (`shouted`, `notify`, `ping`).
+ *
+ * @example
+ * eventRooms('call', { _in: 'endpoint:alice@example.net' }, new Set(['calls', 'endpoint:alice@example.net']),
+ *   new Map([['call', 'calls']]), []);
+ * // ['calls', 'endpoint:alice@example.net']
+ */
+export function eventRooms(
+  event: string,
+  data: unknown,
+  joined: ReadonlySet<string>,
+  routes: ReadonlyMap<string, string | null>,
+  hostBuses: readonly string[],
+): string[] {
+  const candidates: string[] = [];
+  const route = routes.get(event);
+  if (typeof route === 'string') candidates.push(route);
+  if (event === 'shouted') candidates.push('internal');
+  if (event === 'notify') candidates.push('internal', 'everyone');
+  if (event === 'ping') candidates.push(...hostBuses);
+  if (typeof data === 'object' && data !== null) {
+    const { _in: inField, endpoint } = data as { _in?: unknown; endpoint?: unknown };
+    if (typeof inField === 'string') candidates.push(inField);
+    else if (Array.isArray(inField)) for (const room of inField) if (typeof room === 'string') candidates.push(room);
+    if (typeof endpoint === 'string' && endpoint !== '') candidates.push(`endpoint:${endpoint}`);
+  }
+  return [...new Set(candidates)].filter((room) => joined.has(room));
+}

@@ -1,0 +1,96 @@
+/** SPEC section 11: the monitor page's own logic (monitor/model.js), run in Node. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { EventLog, eventRooms, formatTime, makeFilter, matches, parseLimit, parsePayload, prettyJson, summary } from '../monitor/model.js';
+import { eventRooms as tailEventRooms } from '../src/tail-format.ts';
+
+describe('monitor event log', () => {
+  it('keeps the last N events, newest first', () => {
+    const log = new EventLog<number>(3);
+    for (let i = 1; i <= 5; i++) log.push(i);
+    assert.equal(log.size, 3);
+    assert.deepEqual(log.newestFirst(), [5, 4, 3]);
+    assert.deepEqual(log.newestFirst((n) => n % 2 === 1), [5, 3]);
+    assert.deepEqual(log.newestFirst(undefined, 2), [5, 4]);
+  });
+
+  it('keeps the newest on resizing, and empties on clear', () => {
+    const log = new EventLog<number>(5);
+    for (let i = 1; i <= 5; i++) log.push(i);
+    log.resize(2);
+    assert.deepEqual(log.newestFirst(), [5, 4]);
+    log.resize(4);
+    log.push(6);
+    assert.deepEqual(log.newestFirst(), [6, 5, 4]);
+    log.clear();
+    assert.equal(log.size, 0);
+    assert.deepEqual(log.newestFirst(), []);
+    assert.throws(() => new EventLog(0), RangeError);
+  });
+
+  it('reads the "keep the last" setting', () => {
+    assert.equal(parseLimit('500'), 500);
+    assert.equal(parseLimit(' 10 '), 10);
+    for (const bad of ['', '9', '100001', '1e3', '-5', 'lots', '2.5']) assert.equal(parseLimit(bad), undefined, bad);
+  });
+});
+
+describe('monitor filters', () => {
+  const report = { event: 'report_ops', rooms: ['support'], data: { error: 'core_threshold', host: 'sbc1.example.net' } };
+  const call = { event: 'call', rooms: ['calls', 'endpoint:alice@example.net'], data: { state: 'end' } };
+
+  it('shows an event whose name contains one of the words, ignoring case', () => {
+    assert.equal(matches(call, makeFilter('', '')), true);
+    assert.equal(matches(call, makeFilter('CALL', '')), true);
+    assert.equal(matches(report, makeFilter('call', '')), false);
+    assert.equal(matches(report, makeFilter('call, report', '')), true);
+    assert.equal(matches(report, makeFilter('location report', '')), true);
+  });
+
+  it('shows an event whose payload or rooms contain the text, ignoring case', () => {
+    assert.equal(matches({ ...report }, makeFilter('', 'SBC1')), true);
+    assert.equal(matches({ ...call }, makeFilter('', 'alice@')), true);
+    assert.equal(matches({ ...call }, makeFilter('', 'sbc1')), false);
+    assert.equal(matches({ ...report }, makeFilter('call', 'sbc1')), false, 'both filters apply');
+  });
+});
+
+describe('monitor display', () => {
+  it('folds a payload onto one line, cut with an ellipsis', () => {
+    assert.equal(summary({ a: 1 }), '{"a":1}');
+    assert.equal(summary(undefined), '');
+    const long = summary({ sip: 'x'.repeat(1000) }, 50);
+    assert.equal(long.length, 50);
+    assert.ok(long.endsWith('…'));
+    assert.equal(prettyJson({ a: [1] }), '{\n  "a": [\n    1\n  ]\n}');
+    assert.equal(prettyJson(undefined), '(no payload)');
+  });
+
+  it('writes the time of day with milliseconds', () => {
+    assert.equal(formatTime(new Date(2026, 0, 1, 9, 5, 7, 42).getTime()), '09:05:07.042');
+  });
+
+  it('reads the test payload, an object for /_notify', () => {
+    assert.deepEqual(parsePayload('{"a": 1}'), { ok: true, value: { a: 1 } });
+    assert.deepEqual(parsePayload('"alice@example.net"'), { ok: true, value: 'alice@example.net' });
+    assert.deepEqual(parsePayload('  '), { ok: true, value: undefined });
+    assert.equal(parsePayload('{a:1}').ok, false);
+    assert.equal(parsePayload('[1]', { objectOnly: true }).ok, false);
+    assert.equal(parsePayload('', { objectOnly: true }).ok, false);
+  });
+
+  it('names the same rooms as tail does', () => {
+    const routes = new Map<string, string | null>([['call', 'calls'], ['script_register', 'support']]);
+    const joined = new Set(['calls', 'support', 'internal', 'traces', 'endpoint:alice@example.net']);
+    const cases: [string, unknown][] = [
+      ['call', { _in: ['endpoint:alice@example.net', 'number:1'] }],
+      ['script_register', { endpoint: 'alice@example.net' }],
+      ['shouted', { id: 'x' }],
+      ['ping', undefined],
+      ['unknown', { _in: 'endpoint:alice@example.net' }],
+    ];
+    for (const [event, data] of cases) {
+      assert.deepEqual(eventRooms(event, data, joined, routes, ['traces']), tailEventRooms(event, data, joined, routes, ['traces']), event);
+    }
+  });
+});
