@@ -8,8 +8,9 @@ import assert from 'node:assert/strict';
 import { format } from 'node:util';
 import { after, describe, it } from 'node:test';
 import createDebug from 'debug';
-import { spawnBroker, startBroker } from './helpers/broker.ts';
+import { notify, request, spawnBroker, startBroker } from './helpers/broker.ts';
 import { closeAll, connect, flush, type Generation, type TestClient } from './helpers/clients.ts';
+import { parseMetrics } from './helpers/metrics.ts';
 import { freePort, RedisServer, redisMissing } from './helpers/redis.ts';
 
 interface Call {
@@ -131,9 +132,18 @@ describe('Redis outages', { skip: redisMissing() }, async () => {
     assert.equal(c.cluster.undelivered, 20);
     assert.equal(counted, 20);
     assert.equal(c.cluster.state, 'down');
+    // What an operator sees: the broker is up and serving, Redis is down, and the loss is counted.
+    const health = await request(`${c.url}/health`);
+    assert.equal(health.status, 200);
+    assert.equal(health.body.redis, 'down');
+    const metrics = parseMetrics((await request(`${c.url}/metrics`)).body as string);
+    assert.equal(metrics.value('spicy_action_cluster_undelivered_events_total'), 20);
+    assert.equal(metrics.value('spicy_action_redis_state', { state: 'down' }), 1);
+    assert.equal(metrics.value('spicy_action_redis_state', { state: 'up' }), 0);
 
     await redis.start();
     await until(() => c.cluster.state === 'up' && d.cluster.state === 'up', 'Redis back on both nodes', 15_000);
+    assert.equal((await request(`${c.url}/health`)).body.redis, 'up');
     publisher.emit('call', { seq: 21 });
     await remote.receive('call', 2);
     await flush(publisher, [...local, remote]);
@@ -171,14 +181,27 @@ describe('Redis outages', { skip: redisMissing() }, async () => {
     assert.match(broker.stderr().trim(), /^spicy-action: REDIS_URL: expected a redis:\/\/ or rediss:\/\/ URL/);
   });
 
-  it('starts once Redis comes up within REDIS_CONNECT_TIMEOUT', async () => {
+  it('answers /health 503 while it waits for Redis, and starts once Redis comes up within REDIS_CONNECT_TIMEOUT', async () => {
     const redis = await RedisServer.prepare();
-    const broker = spawnBroker({ REDIS_URL: redis.url, REDIS_CONNECT_TIMEOUT: '15s' });
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const broker = spawnBroker({ REDIS_URL: redis.url, REDIS_CONNECT_TIMEOUT: '15s', PORT: String(port) });
     await sleep(1_000);
     assert.equal(broker.child.exitCode, null, 'still trying');
+    // A load balancer sees a broker that is starting, and nothing else is served yet.
+    const starting = await request(`${base}/health`);
+    assert.equal(starting.status, 503);
+    assert.equal(starting.body.ok, false);
+    assert.equal(starting.body.phase, 'starting');
+    assert.equal(starting.body.redis, 'down');
+    assert.deepEqual((await notify(base, 'report_ops', { error: 'early' })).body, { ok: false, error: 'starting' });
+
     await redis.start();
-    const url = await broker.ready;
-    const client = await open('v4', url);
+    assert.equal(await broker.ready, base);
+    const ready = await request(`${base}/health`);
+    assert.equal(ready.status, 200);
+    assert.equal(ready.body.redis, 'up');
+    const client = await open('v4', base);
     assert.deepEqual(await client.ack('register', { event: 'late', default_room: 'calls' }), { ok: true, event: 'late', bus: 'calls' });
   });
 });
