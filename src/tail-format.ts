@@ -154,33 +154,7 @@ function oneLine(text: string): string {
 }
 
 /**
- * The rooms, among `joined`, that an event was sent to: its route's bus, the
- * `_in` rooms it names, `endpoint:<endpoint>` for a `/_notify` push, and the
- * fixed rooms of the broker's own events (`shouted`, `notify`, `ping`).
- *
- * @example
- * eventRooms('call', { _in: 'endpoint:alice@example.net' }, new Set(['calls', 'endpoint:alice@example.net']),
- *   new Map([['call', 'calls']]), []);
- * // ['calls', 'endpoint:alice@example.net']
+ * The rooms, among `joined`, that an event was sent to: the monitor page's
+ * own function, so that the page and `tail` always name the same rooms.
  */
-export function eventRooms(
-  event: string,
-  data: unknown,
-  joined: ReadonlySet<string>,
-  routes: ReadonlyMap<string, string | null>,
-  hostBuses: readonly string[],
-): string[] {
-  const candidates: string[] = [];
-  const route = routes.get(event);
-  if (typeof route === 'string') candidates.push(route);
-  if (event === 'shouted') candidates.push('internal');
-  if (event === 'notify') candidates.push('internal', 'everyone');
-  if (event === 'ping') candidates.push(...hostBuses);
-  if (typeof data === 'object' && data !== null) {
-    const { _in: inField, endpoint } = data as { _in?: unknown; endpoint?: unknown };
-    if (typeof inField === 'string') candidates.push(inField);
-    else if (Array.isArray(inField)) for (const room of inField) if (typeof room === 'string') candidates.push(room);
-    if (typeof endpoint === 'string' && endpoint !== '') candidates.push(`endpoint:${endpoint}`);
-  }
-  return [...new Set(candidates)].filter((room) => joined.has(room));
-}
+export { eventRooms } from '../monitor/model.js';
