@@ -186,10 +186,13 @@ describe('Redis outages', { skip: redisMissing() }, async () => {
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
     const broker = spawnBroker({ REDIS_URL: redis.url, REDIS_CONNECT_TIMEOUT: '15s', PORT: String(port) });
-    await sleep(1_000);
+    // A load balancer sees a broker that is starting (once the process listens), and nothing else is served yet.
+    let starting = await request(`${base}/health`).catch(() => undefined);
+    for (const deadline = Date.now() + 10_000; !starting && Date.now() < deadline; await sleep(50)) {
+      starting = await request(`${base}/health`).catch(() => undefined);
+    }
+    assert.ok(starting, 'the broker listens while it waits for Redis');
     assert.equal(broker.child.exitCode, null, 'still trying');
-    // A load balancer sees a broker that is starting, and nothing else is served yet.
-    const starting = await request(`${base}/health`);
     assert.equal(starting.status, 503);
     assert.equal(starting.body.ok, false);
     assert.equal(starting.body.phase, 'starting');
