@@ -17,7 +17,11 @@ const debug = createDebug('spicy-action:main');
 
 function usage(): string {
   const flags = SETTING_NAMES.map(({ env, flag }) => `  ${flag.padEnd(26)} ${env}`).join('\n');
-  return `usage: spicy-action [flags]\n\nflags (each also read from its environment variable):\n${flags}\n`;
+  return (
+    `usage: spicy-action [flags]         run the broker\n` +
+    `       spicy-action tail --help     follow buses and rooms from a terminal\n\n` +
+    `flags (each also read from its environment variable):\n${flags}\n`
+  );
 }
 
 async function serve(argv: string[]): Promise<void> {
