@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --full] [-- --only fanout,in,http,idle,cluster] [-- --profile]`
+ * `npm run bench [-- --full] [-- --only=fanout,in,http,idle,cluster] [-- --subscribers=1,100] [-- --profile]`
  *
  * Measures the broker against the limits it cannot beat, in one run, on
  * loopback: a bare Socket.IO server that only does `io.to(room).emit`, and a
@@ -26,11 +26,15 @@ import { median, ratio } from './stats.ts';
 const argv = process.argv.slice(2);
 const FULL = argv.includes('--full');
 const PROFILE = argv.includes('--profile');
-const ONLY = (argv.find((a) => a.startsWith('--only='))?.slice(7) ?? argv[argv.indexOf('--only') + 1] ?? '')
+const ONLY = (argv.find((a) => a.startsWith('--only='))?.slice(7) ?? (argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined) ?? '')
   .split(',')
   .filter((s) => s && !s.startsWith('--'));
 const SCENARIOS = ['fanout', 'in', 'http', 'idle', 'cluster'] as const;
 for (const name of ONLY) if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`--only: unknown scenario ${name} (${SCENARIOS.join(', ')})`);
+const SUBSCRIBERS = (argv.find((a) => a.startsWith('--subscribers='))?.slice(14) ?? '')
+  .split(',')
+  .filter(Boolean)
+  .map(Number);
 const wanted = (name: (typeof SCENARIOS)[number]): boolean => ONLY.length === 0 || ONLY.includes(name);
 
 /** Durations and sizes of each mode. */
@@ -107,7 +111,7 @@ async function scenarioFanout(ctx: Context): Promise<void> {
   const bare = await startServerProc(bareSocketIo('ignore', ctx.recovery ? DEFAULT_SETTINGS.recoveryWindowMs : 0));
   const results: FanoutResult[] = [];
   try {
-    for (const subscribers of MODE.fanout) {
+    for (const subscribers of SUBSCRIBERS.length > 0 ? SUBSCRIBERS : MODE.fanout) {
       log(`- ${subscribers} subscriber(s)`);
       results.push(await measureFanout([target('broker', [broker]), target('socket.io', [bare])], fanoutOptions(subscribers, 'bus')));
     }
@@ -500,7 +504,7 @@ async function main(): Promise<void> {
     join(RESULTS, `${MODE.name}.json`),
     `${JSON.stringify({ mode: MODE.name, date: stamp, seconds, machine: machine(), recovery: ctx.recovery, checks: ctx.checks, results: ctx.results }, null, 2)}\n`,
   );
-  if (!FULL || ONLY.length > 0) {
+  if (!FULL || ONLY.length > 0 || SUBSCRIBERS.length > 0) {
     log(`results in bench/results/${MODE.name}.json (BENCHMARKS.md is written by a complete --full run)`);
     return;
   }
