@@ -71,7 +71,7 @@ function panel(p: Panel, xLabels: readonly string[], dx: number): string {
   xLabels.forEach((label, i) => {
     parts.push(`<text x="${x(i).toFixed(1)}" y="${M.top + plotH + 16}" text-anchor="middle">${esc(label)}</text>`);
   });
-  parts.push(`<text x="${dx + M.left + plotW / 2}" y="${M.top + plotH + 34}" text-anchor="middle">subscribers</text>`);
+  parts.push(`<text x="${dx + M.left + plotW / 2}" y="${M.top + plotH + 32}" text-anchor="middle">subscribers</text>`);
   parts.push(
     `<text transform="translate(${dx + 14},${M.top + plotH / 2}) rotate(-90)" text-anchor="middle">${esc(p.unit)}${p.log ? ' (log)' : ''}</text>`,
   );
@@ -86,7 +86,7 @@ function panel(p: Panel, xLabels: readonly string[], dx: number): string {
       parts.push(`<circle cx="${cx}" cy="${cy}" r="3" fill="${s.color}"/>`);
     }
     const lx = dx + M.left + (k % 2) * (plotW / 2);
-    const ly = H - 12 - (k >= 2 ? 0 : 14);
+    const ly = H - 2 + (k >= 2 ? 14 : 0);
     parts.push(`<line x1="${lx}" x2="${lx + 18}" y1="${ly - 4}" y2="${ly - 4}" stroke="${s.color}" stroke-width="2"${dash}/>`);
     parts.push(`<text x="${lx + 22}" y="${ly}">${esc(s.name)}</text>`);
   });
@@ -102,7 +102,7 @@ function panel(p: Panel, xLabels: readonly string[], dx: number): string {
  */
 export function renderChart(xLabels: readonly string[], panels: readonly Panel[], caption: string): string {
   const width = W * panels.length;
-  const height = H + 22;
+  const height = H + 36;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
     `<rect width="100%" height="100%" fill="white"/>`,

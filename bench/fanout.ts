@@ -40,7 +40,7 @@ export interface Phase {
   /** Server CPU µs per distinct delivery, and per event. */
   readonly cpuPerDeliveryUs: number;
   readonly cpuPerEventUs: number;
-  /** Share of one core the server(s) used, and the load generators. */
+  /** Share of one core the server(s) used, and the load generators (subscribers and publisher). */
   readonly serverCores: number;
   readonly clientCores: number;
   /** Extra CPU (redis) per distinct delivery, µs. */
@@ -137,7 +137,9 @@ export async function measureFanout(targets: readonly MeasuredTarget[], options:
 
     const snapshot = async (t: MeasuredTarget, latency: 'start' | 'stop' | undefined) => {
       const id = ++snapshotCounter;
-      const [probes, reports] = await Promise.all([
+      const publisherCpu = pub.next((r): r is Extract<PublisherReport, { type: 'cpu' }> => r.type === 'cpu' && r.id === id, 60_000);
+      pub.send({ type: 'cpu', id });
+      const [probes, reports, publisher] = await Promise.all([
         Promise.all(t.servers.map((s) => s.probe())),
         Promise.all(
           subs.map((sub) => {
@@ -146,32 +148,36 @@ export async function measureFanout(targets: readonly MeasuredTarget[], options:
             return answer;
           }),
         ),
+        publisherCpu,
       ]);
       return {
         at: performance.now(),
         serverCpu: probes.reduce((sum, p) => sum + cpuOf(p.cpu), 0),
         extraCpu: t.extraCpu?.() ?? 0,
-        clientCpu: reports.reduce((sum, r) => sum + cpuOf(r.cpu), 0),
+        clientCpu: reports.reduce((sum, r) => sum + cpuOf(r.cpu), cpuOf(publisher.cpu)),
         delivered: reports.reduce((sum, r) => sum + r.delivered, 0),
         unique: reports.reduce((sum, r) => sum + r.unique, 0),
         latency: reports.map((r) => r.latency),
       };
     };
 
-    const drain = async (t: MeasuredTarget): Promise<void> => {
-      let last = -1;
+    /** Waits until nothing more arrives; returns the last snapshot. */
+    const drain = async (t: MeasuredTarget): Promise<Awaited<ReturnType<typeof snapshot>>> => {
+      let last = await snapshot(t, undefined);
       for (let i = 0; i < 100; i++) {
-        const { delivered } = await snapshot(t, undefined);
-        if (delivered === last) return;
-        last = delivered;
         await sleep(100);
+        const now = await snapshot(t, undefined);
+        if (now.delivered === last.delivered) return now;
+        last = now;
       }
       log(`  warning: ${t.target.name} was still delivering 10 s after the publisher stopped`);
+      return last;
     };
 
     const phase = async (t: MeasuredTarget, mode: 'max' | 'rate', rate: number): Promise<Phase> => {
       const run = ++runCounter;
       const name = t.target.name;
+      const begin = await snapshot(t, undefined);
       if (mode === 'max') {
         gate = { target: name, run, mins: subs.map(() => 0) };
         for (const sub of subs) sub.send({ type: 'progress', target: name, run });
@@ -188,22 +194,25 @@ export async function measureFanout(targets: readonly MeasuredTarget[], options:
       await stopped;
       gate = undefined;
       for (const sub of subs) sub.send({ type: 'progress', target: null, run });
-      await drain(t);
+      const end = await drain(t);
 
+      // Rates over the measured window; CPU over the whole phase, from before the first event to
+      // after the last delivery, so that receivers lagging behind cannot make a delivery look dearer.
       const seconds = (b.at - a.at) / 1000;
       const unique = b.unique - a.unique;
-      const cpu = b.serverCpu - a.serverCpu;
+      const cpu = end.serverCpu - begin.serverCpu;
+      const allUnique = end.unique - begin.unique;
       const events = unique / subscribers;
       const merged = mergeSamples(b.latency.filter((l) => l !== undefined).map((l) => ({ values: l.values, seen: l.seen })));
       const result: Phase = {
         deliveredPerS: (b.delivered - a.delivered) / seconds,
         uniquePerS: unique / seconds,
         eventsPerS: events / seconds,
-        cpuPerDeliveryUs: cpu / unique,
-        cpuPerEventUs: cpu / events,
-        serverCores: cpu / 1e6 / seconds,
+        cpuPerDeliveryUs: cpu / allUnique,
+        cpuPerEventUs: cpu / (allUnique / subscribers),
+        serverCores: (b.serverCpu - a.serverCpu) / 1e6 / seconds,
         clientCores: (b.clientCpu - a.clientCpu) / 1e6 / seconds,
-        ...(t.extraCpu ? { extraCpuPerDeliveryUs: (b.extraCpu - a.extraCpu) / unique } : {}),
+        ...(t.extraCpu ? { extraCpuPerDeliveryUs: (end.extraCpu - begin.extraCpu) / allUnique } : {}),
         ...(mode === 'rate' ? { latency: summarizeLatency(merged.values) } : {}),
       };
       log(

@@ -58,13 +58,15 @@ export type PublisherCommand =
   | { type: 'start'; target: string; run: number; mode: 'rate'; rate: number }
   | { type: 'allow'; run: number; upTo: number }
   | { type: 'stop' }
+  | { type: 'cpu'; id: number }
   | { type: 'close' };
 
 /** Publisher → orchestrator. */
 export type PublisherReport =
   | { type: 'connected' }
   | { type: 'failed'; error: string }
-  | { type: 'stopped'; sent: number; cpu: { user: number; system: number } };
+  | { type: 'stopped'; sent: number; cpu: { user: number; system: number } }
+  | { type: 'cpu'; id: number; cpu: { user: number; system: number } };
 
 /** Orchestrator → HTTP load generator, and its answer. */
 export type HttpCommand = { type: 'run'; url: string; connections: number; durationS: number; body: string };

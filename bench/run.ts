@@ -39,8 +39,8 @@ const wanted = (name: (typeof SCENARIOS)[number]): boolean => ONLY.length === 0 
 
 /** Durations and sizes of each mode. */
 const MODE = FULL
-  ? { name: 'full', reps: 3, warmMs: 1_000, measureMs: 4_000, fanout: [1, 100, 1_000], inSubscribers: 400, httpWarmS: 1, httpS: 5, idle: [1_000, 10_000], cluster: 1_000 }
-  : { name: 'quick', reps: 1, warmMs: 400, measureMs: 1_500, fanout: [1, 100, 1_000], inSubscribers: 200, httpWarmS: 1, httpS: 2, idle: [1_000], cluster: 100 };
+  ? { name: 'full', reps: 5, sideReps: 3, warmMs: 700, measureMs: 2_500, fanout: [1, 100, 1_000], inSubscribers: 400, httpWarmS: 1, httpS: 5, idle: [1_000, 10_000], cluster: 1_000 }
+  : { name: 'quick', reps: 1, sideReps: 1, warmMs: 400, measureMs: 1_500, fanout: [1, 100, 1_000], inSubscribers: 200, httpWarmS: 1, httpS: 2, idle: [1_000], cluster: 100 };
 
 const RESULTS = join(ROOT, 'bench', 'results');
 const PROFILES = join(RESULTS, 'profiles');
@@ -85,11 +85,11 @@ const target = (name: string, servers: readonly ServerProc[], extraCpu?: () => n
   ...(extraCpu ? { extraCpu } : {}),
 });
 
-const fanoutOptions = (subscribers: number, layout: 'bus' | 'in') => ({
+const fanoutOptions = (subscribers: number, layout: 'bus' | 'in', repetitions: number = MODE.reps) => ({
   subscribers,
   layout,
   generators: subscribers >= 100 ? 2 : 1,
-  repetitions: MODE.reps,
+  repetitions,
   warmMs: MODE.warmMs,
   measureMs: MODE.measureMs,
   log,
@@ -162,7 +162,7 @@ async function scenarioIn(ctx: Context): Promise<void> {
   try {
     r = await measureFanout(
       [target('broker', [broker]), target('socket.io exactly-once', [union]), target('socket.io per room', [perRoom])],
-      fanoutOptions(MODE.inSubscribers, 'in'),
+      fanoutOptions(MODE.inSubscribers, 'in', MODE.sideReps),
     );
   } finally {
     await Promise.all([broker.stop(), union.stop(), perRoom.stop()]);
@@ -363,7 +363,7 @@ async function scenarioCluster(ctx: Context): Promise<void> {
     started.push(single);
     const r = await measureFanout(
       [target('2 brokers + Redis', [a, b], redis.cpuMicros), target('1 broker', [single])],
-      fanoutOptions(MODE.cluster, 'bus'),
+      fanoutOptions(MODE.cluster, 'bus', MODE.sideReps),
     );
     ctx.results.cluster = r;
     const [c, s] = r.targets as [FanoutResult['targets'][0], FanoutResult['targets'][0]];
@@ -515,7 +515,7 @@ async function main(): Promise<void> {
     '',
     `Written by \`npm run bench -- --full\` on ${stamp} (the run took ${num(seconds / 60, 1)} minutes); do not edit by hand: the analysis below comes from \`bench/notes.md\`. ` +
       'What each scenario does, and how to run it: [bench/README.md](bench/README.md). Every figure is the median of ' +
-      `${MODE.reps} runs, broker and baseline alternating (ABAB) in the same run, on loopback; the machine has few cores and is shared, so read the ratios, and the absolute numbers only as context.`,
+      `${MODE.reps} runs (${MODE.sideReps} for scenarios 2 and 5), broker and baseline alternating (ABAB) in the same run, on loopback; the machine has few cores and is shared, so read the ratios, and the absolute numbers only as context.`,
     '',
     ...machine().map((l) => `- ${l}`),
     `- ${optionsLine(ctx.recovery)}`,

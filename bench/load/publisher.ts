@@ -119,6 +119,9 @@ process.on('message', (command: PublisherCommand) => {
       send({ type: 'stopped', sent, cpu: process.cpuUsage() });
       return;
     }
+    case 'cpu':
+      send({ type: 'cpu', id: command.id, cpu: process.cpuUsage() });
+      return;
     case 'close':
       for (const socket of sockets.values()) socket.close();
       setTimeout(() => process.exit(0), 100);
