@@ -1,0 +1,550 @@
+/**
+ * `npm run bench [-- --full] [-- --only=fanout,in,http,idle,cluster] [-- --subscribers=1,100] [-- --profile]`
+ *
+ * Measures the broker against the limits it cannot beat, in one run, on
+ * loopback: a bare Socket.IO server that only does `io.to(room).emit`, and a
+ * bare Express route that only parses JSON and answers. Each scenario prints
+ * the broker's figure, the baseline's and their ratio. Quick mode (the
+ * default) takes about a minute; `--full` repeats each measurement three
+ * times (median), runs longer phases and 10,000 idle clients, and rewrites
+ * BENCHMARKS.md and bench/chart.svg. bench/README.md says what each scenario does.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { io as connectClient } from 'socket.io-client';
+import { DEFAULT_SETTINGS } from '../src/config.ts';
+import { socketOptions } from '../src/server.ts';
+import { renderChart } from './chart.ts';
+import { measureFanout, type FanoutResult, type MeasuredTarget, type Phase } from './fanout.ts';
+import type { HttpCommand, HttpReport, SubscriberCommand, SubscriberReport } from './messages.ts';
+import { reportOpsBody } from './payload.ts';
+import { forkWorker, killAll, ROOT, sleep, startRedis, startServerProc, type ServerProc, type ServerSpec } from './procs.ts';
+import { consoleTable, markdownTable, num, times, type Table } from './report.ts';
+import { median, ratio } from './stats.ts';
+
+const argv = process.argv.slice(2);
+const FULL = argv.includes('--full');
+const PROFILE = argv.includes('--profile');
+const ONLY = (argv.find((a) => a.startsWith('--only='))?.slice(7) ?? (argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined) ?? '')
+  .split(',')
+  .filter((s) => s && !s.startsWith('--'));
+const SCENARIOS = ['fanout', 'in', 'http', 'idle', 'cluster'] as const;
+for (const name of ONLY) if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`--only: unknown scenario ${name} (${SCENARIOS.join(', ')})`);
+const SUBSCRIBERS = (argv.find((a) => a.startsWith('--subscribers='))?.slice(14) ?? '')
+  .split(',')
+  .filter(Boolean)
+  .map(Number);
+const wanted = (name: (typeof SCENARIOS)[number]): boolean => ONLY.length === 0 || ONLY.includes(name);
+
+/** Durations and sizes of each mode. */
+const MODE = FULL
+  ? { name: 'full', reps: 5, sideReps: 3, warmMs: 700, measureMs: 2_500, fanout: [1, 100, 1_000], inSubscribers: 400, httpWarmS: 1, httpS: 2, httpReps: 9, idle: [1_000, 10_000], cluster: 1_000 }
+  : { name: 'quick', reps: 1, sideReps: 1, warmMs: 400, measureMs: 1_500, fanout: [1, 100, 1_000], inSubscribers: 200, httpWarmS: 1, httpS: 1, httpReps: 3, idle: [1_000], cluster: 100 };
+
+const RESULTS = join(ROOT, 'bench', 'results');
+const PROFILES = join(RESULTS, 'profiles');
+const log = (line: string): void => console.log(line);
+
+const BROKER: ServerSpec = {
+  label: 'broker',
+  entry: 'src/main.ts',
+  nodeFlags: PROFILE ? ['--cpu-prof', '--cpu-prof-dir', PROFILES] : [],
+};
+const bareSocketIo = (mode: 'ignore' | 'union' | 'per-room', recoveryMs: number): ServerSpec => ({
+  label: `socket.io (${mode})`,
+  entry: 'bench/servers/bare-socketio.ts',
+  env: { BENCH_IN: mode, BENCH_RECOVERY_MS: String(recoveryMs) },
+  nodeFlags: PROFILE ? ['--cpu-prof', '--cpu-prof-dir', PROFILES] : [],
+});
+
+/** Whether a server has connection state recovery on: it then gives 4.x clients a session id. */
+async function hasRecovery(url: string): Promise<boolean> {
+  const socket = connectClient(url, { transports: ['websocket'], forceNew: true, reconnection: false });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('connect_error', reject);
+    });
+    return (socket as unknown as { _pid?: string })._pid !== undefined;
+  } finally {
+    socket.close();
+  }
+}
+
+/** Whether the server is the one that limited the rate, in words. */
+function boundBy(p: Phase): string {
+  return p.serverCores >= 0.85
+    ? `server (${num(p.serverCores * 100)}% of a core)`
+    : `clients (server at ${num(p.serverCores * 100)}% of a core, load generators ${num(p.clientCores * 100)}%)`;
+}
+
+const target = (name: string, servers: readonly ServerProc[], extraCpu?: () => number): MeasuredTarget => ({
+  target: { name, urls: servers.map((s) => s.url) },
+  servers,
+  ...(extraCpu ? { extraCpu } : {}),
+});
+
+const fanoutOptions = (subscribers: number, layout: 'bus' | 'in', repetitions: number = MODE.reps) => ({
+  subscribers,
+  layout,
+  generators: subscribers >= 100 ? 2 : 1,
+  repetitions,
+  warmMs: MODE.warmMs,
+  measureMs: MODE.measureMs,
+  log,
+});
+
+interface Context {
+  recovery: boolean;
+  checks: { what: string; value: number; limit: string; pass: boolean }[];
+  tables: Table[];
+  results: Record<string, unknown>;
+  fanout?: FanoutResult[];
+}
+
+// Scenario 1: fan-out of `call` to `calls`, 1, 100 and 1,000 subscribers.
+async function scenarioFanout(ctx: Context): Promise<void> {
+  log('\n# 1. fan-out: broker vs bare Socket.IO');
+  const broker = await startServerProc(BROKER);
+  ctx.recovery = await hasRecovery(broker.url);
+  const bare = await startServerProc(bareSocketIo('ignore', ctx.recovery ? DEFAULT_SETTINGS.recoveryWindowMs : 0));
+  const results: FanoutResult[] = [];
+  try {
+    for (const subscribers of SUBSCRIBERS.length > 0 ? SUBSCRIBERS : MODE.fanout) {
+      log(`- ${subscribers} subscriber(s)`);
+      results.push(await measureFanout([target('broker', [broker]), target('socket.io', [bare])], fanoutOptions(subscribers, 'bus')));
+    }
+  } finally {
+    await Promise.all([broker.stop(), bare.stop()]);
+  }
+  ctx.fanout = results;
+  ctx.results.fanout = results;
+  const rows: string[][] = [];
+  const notes: string[] = [];
+  for (const r of results) {
+    const [b, s] = r.targets as [FanoutResult['targets'][0], FanoutResult['targets'][0]];
+    const row = (metric: string, fb: number, fs: number, digits: number): string[] => [num(r.subscribers), metric, num(fb, digits), num(fs, digits), times(ratio(fb, fs))];
+    rows.push(row('deliveries/s, flat out', b.max.uniquePerS, s.max.uniquePerS, 0));
+    rows.push(row('server CPU µs/delivery, flat out', b.max.cpuPerDeliveryUs, s.max.cpuPerDeliveryUs, 2));
+    rows.push(row(`server CPU µs/delivery at ${num(r.rate)} events/s`, b.fixed.cpuPerDeliveryUs, s.fixed.cpuPerDeliveryUs, 2));
+    rows.push(row('latency p50 ms (fixed rate)', b.fixed.latency?.p50 ?? NaN, s.fixed.latency?.p50 ?? NaN, 2));
+    rows.push(row('latency p99 ms (fixed rate)', b.fixed.latency?.p99 ?? NaN, s.fixed.latency?.p99 ?? NaN, 2));
+    notes.push(`${num(r.subscribers)} subscriber(s), flat out, limited by: broker run ${boundBy(b.max)}; bare run ${boundBy(s.max)}.`);
+    if (r.subscribers === 1_000) {
+      for (const [what, value] of [
+        ['flat out', ratio(b.max.cpuPerDeliveryUs, s.max.cpuPerDeliveryUs)],
+        ['at the fixed rate', ratio(b.fixed.cpuPerDeliveryUs, s.fixed.cpuPerDeliveryUs)],
+      ] as const) {
+        ctx.checks.push({ what: `fan-out to 1,000: server CPU per delivery, broker ÷ bare Socket.IO, ${what}`, value, limit: '≤ 1.05', pass: value <= 1.05 });
+      }
+    }
+  }
+  ctx.tables.push({
+    title: '1. Fan-out: `call` to `calls`',
+    intro:
+      'One publisher emits `call` events (536 bytes of JSON, the CLIENTS.md shape with its three `_in` rooms) to `calls`; every subscriber is in `calls` only. ' +
+      'Baseline: a bare Socket.IO server doing `io.to("calls").emit("call", data)`. Ratio: broker ÷ baseline (for deliveries/s higher is better, for CPU and latency lower is better).',
+    headers: ['subscribers', 'metric', 'broker', 'bare Socket.IO', 'ratio'],
+    rows,
+    notes,
+  });
+}
+
+// Scenario 2: `_in` rooms, subscribers spread over the bus and the rooms.
+async function scenarioIn(ctx: Context): Promise<void> {
+  log('\n# 2. _in fan-out: broker vs bare Socket.IO, exactly once and once per room');
+  const recoveryMs = ctx.recovery ? DEFAULT_SETTINGS.recoveryWindowMs : 0;
+  const broker = await startServerProc(BROKER);
+  const union = await startServerProc(bareSocketIo('union', recoveryMs));
+  const perRoom = await startServerProc(bareSocketIo('per-room', recoveryMs));
+  let r: FanoutResult;
+  try {
+    r = await measureFanout(
+      [target('broker', [broker]), target('socket.io exactly-once', [union]), target('socket.io per room', [perRoom])],
+      fanoutOptions(MODE.inSubscribers, 'in', MODE.sideReps),
+    );
+  } finally {
+    await Promise.all([broker.stop(), union.stop(), perRoom.stop()]);
+  }
+  ctx.results.in = r;
+  const [b, u, p] = r.targets as [FanoutResult['targets'][0], FanoutResult['targets'][0], FanoutResult['targets'][0]];
+  const row = (metric: string, f: (t: typeof b) => number, digits: number): string[] => [
+    metric,
+    num(f(b), digits),
+    num(f(u), digits),
+    num(f(p), digits),
+    times(ratio(f(b), f(u))),
+    times(ratio(f(b), f(p))),
+  ];
+  ctx.tables.push({
+    title: '2. `_in` fan-out: exactly once',
+    intro:
+      `The same \`call\` events, routed to \`calls\` and their three \`_in\` rooms; ${num(r.subscribers)} subscribers in four equal groups: \`calls\`; \`endpoint:…\`; \`calls\` + \`number:…\`; all three \`_in\` rooms. ` +
+      'Each subscriber should get each event once. Baselines: bare Socket.IO with one `io.to([bus, ..._in]).emit` (exactly once, the limit), and with one emit per room (what the original broker did: 1.75 copies per subscriber). ' +
+      'A delivery is one event reaching one subscriber for the first time; copies cost CPU but deliver nothing.',
+    headers: ['metric', 'broker', 'bare exactly-once', 'bare per room (original)', 'ratio to exactly-once', 'ratio to per room'],
+    rows: [
+      row('deliveries/s, flat out', (t) => t.max.uniquePerS, 0),
+      row('messages sent/s incl. copies, flat out', (t) => t.max.deliveredPerS, 0),
+      row('server CPU µs/delivery, flat out', (t) => t.max.cpuPerDeliveryUs, 2),
+      row(`server CPU µs/delivery at ${num(r.rate)} events/s`, (t) => t.fixed.cpuPerDeliveryUs, 2),
+      row(`server CPU µs/event at ${num(r.rate)} events/s`, (t) => t.fixed.cpuPerEventUs, 1),
+      row('latency p50 ms (fixed rate)', (t) => t.fixed.latency?.p50 ?? NaN, 2),
+      row('latency p99 ms (fixed rate)', (t) => t.fixed.latency?.p99 ?? NaN, 2),
+    ],
+    notes: [`Flat out, limited by: broker ${boundBy(b.max)}; exactly-once ${boundBy(u.max)}; per room ${boundBy(p.max)}.`],
+  });
+}
+
+/** Runs autocannon once against `url` and measures the server's CPU meanwhile. */
+async function httpRun(server: ServerProc, durationS: number, body: string) {
+  const worker = forkWorker<HttpCommand, HttpReport>('http.ts');
+  try {
+    const started = worker.next((r): r is Extract<HttpReport, { type: 'started' }> => r.type === 'started');
+    const done = worker.next((r): r is Extract<HttpReport, { type: 'done' }> => r.type === 'done', durationS * 1000 + 60_000);
+    worker.send({ type: 'run', url: `${server.url}/_notify/report_ops`, connections: 10, durationS, body });
+    await started;
+    const a = await server.probe();
+    const result = await done;
+    const b = await server.probe();
+    const cpu = b.cpu.user + b.cpu.system - a.cpu.user - a.cpu.system;
+    return {
+      rps: result.requests / result.durationS,
+      p50: result.latency.p50,
+      p99: result.latency.p99,
+      cpuPerRequestUs: cpu / result.requests,
+      serverCores: cpu / 1e6 / result.durationS,
+      clientCores: (result.cpu.user + result.cpu.system) / 1e6 / result.durationS,
+      non2xx: result.non2xx,
+      errors: result.errors,
+    };
+  } finally {
+    worker.child.kill('SIGKILL');
+  }
+}
+
+// Scenario 3: OpenSIPS pushes, POST /_notify/report_ops with 1 KB.
+async function scenarioHttp(ctx: Context): Promise<void> {
+  log('\n# 3. HTTP pushes: broker vs bare Express');
+  const broker = await startServerProc(BROKER);
+  const bare = await startServerProc({ label: 'express', entry: 'bench/servers/bare-express.ts', nodeFlags: BROKER.nodeFlags ?? [] });
+  const body = reportOpsBody();
+  const runs = new Map<string, Awaited<ReturnType<typeof httpRun>>[]>([
+    ['broker', []],
+    ['express', []],
+  ]);
+  try {
+    for (const server of [broker, bare]) await httpRun(server, MODE.httpWarmS, body);
+    for (let rep = 0; rep < MODE.httpReps; rep++) {
+      const order = rep % 2 === 0 ? [broker, bare] : [bare, broker];
+      for (const server of order) {
+        const r = await httpRun(server, MODE.httpS, body);
+        log(
+          `  ${server.label.padEnd(8)} ${num(r.rps).padStart(7)} requests/s  p50 ${r.p50} ms p99 ${r.p99} ms  ${num(r.cpuPerRequestUs, 1)} µs CPU/request` +
+            `  server ${num(r.serverCores * 100)}% of a core, autocannon ${num(r.clientCores * 100)}%  non-2xx ${r.non2xx} errors ${r.errors}`,
+        );
+        runs.get(server.label)!.push(r);
+      }
+    }
+  } finally {
+    await Promise.all([broker.stop(), bare.stop()]);
+  }
+  type Run = Awaited<ReturnType<typeof httpRun>>;
+  const med = (label: string, f: (r: Run) => number): number => median(runs.get(label)!.map(f));
+  const row = (metric: string, f: (r: Run) => number, digits: number): string[] => [metric, num(med('broker', f), digits), num(med('express', f), digits), times(ratio(med('broker', f), med('express', f)))];
+  const rpsRatio = ratio(med('broker', (r) => r.rps), med('express', (r) => r.rps));
+  ctx.checks.push({ what: 'HTTP pushes: requests/s, broker ÷ bare Express', value: rpsRatio, limit: '≥ 0.90', pass: rpsRatio >= 0.9 });
+  ctx.results.http = Object.fromEntries(runs);
+  ctx.tables.push({
+    title: '3. HTTP pushes: `POST /_notify/report_ops`',
+    intro:
+      `autocannon, 10 keep-alive connections, one request at a time each, POSTing a 1,000-byte \`report_ops\` body (a registrant failure with its SIP message), ${MODE.httpS} s per run, median of ${MODE.httpReps} runs each. ` +
+      'The broker parses it, routes it to `support` (no subscriber listening) and answers `{ok: true}`; the baseline is a bare Express 5 app with the same body-parser JSON route that only answers.',
+    headers: ['metric', 'broker', 'bare Express', 'ratio'],
+    rows: [
+      row('requests/s', (r) => r.rps, 0),
+      row('latency p50 ms', (r) => r.p50, 1),
+      row('latency p99 ms', (r) => r.p99, 1),
+      row('server CPU µs/request', (r) => r.cpuPerRequestUs, 1),
+      row('non-2xx answers + errors', (r) => r.non2xx + r.errors, 0),
+    ],
+    notes: [
+      `Server share of a core: broker ${num(med('broker', (r) => r.serverCores) * 100)}%, Express ${num(med('express', (r) => r.serverCores) * 100)}%; ` +
+        `autocannon used ${num(med('broker', (r) => r.clientCores) * 100)}% / ${num(med('express', (r) => r.clientCores) * 100)}% of a core. ` +
+        'Below ~85% for the server, autocannon (sharing the two cores) limited the rate and CPU µs/request is the fairer figure.',
+    ],
+  });
+}
+
+// Scenario 4: memory per idle connected client.
+async function scenarioIdle(ctx: Context): Promise<void> {
+  log('\n# 4. idle connections: broker vs bare Socket.IO');
+  const rows: string[][] = [];
+  const results: Record<string, unknown>[] = [];
+  for (const [i, clients] of MODE.idle.entries()) {
+    const figures = new Map<string, { heap: number; rss: number }>();
+    const specs = [BROKER, bareSocketIo('ignore', ctx.recovery ? DEFAULT_SETTINGS.recoveryWindowMs : 0)];
+    for (const spec of i % 2 === 0 ? specs : [...specs].reverse()) {
+      const server = await startServerProc(spec);
+      const generators = Math.max(1, Math.min(4, Math.ceil(clients / 2_500)));
+      const workers: ReturnType<typeof forkWorker<SubscriberCommand, SubscriberReport>>[] = [];
+      try {
+        await sleep(500);
+        const before = await server.probe(true);
+        const started = Date.now();
+        let first = 0;
+        for (let g = 0; g < generators; g++) {
+          const count = Math.floor(clients / generators) + (g < clients % generators ? 1 : 0);
+          const w = forkWorker<SubscriberCommand, SubscriberReport>('subscribers.ts');
+          workers.push(w);
+          w.send({ type: 'connect', targets: [{ name: 'idle', urls: [server.url] }], count, first, layout: 'bus', event: 'call' });
+          first += count;
+        }
+        await Promise.all(workers.map((w) => w.next((r): r is Extract<SubscriberReport, { type: 'connected' }> => r.type === 'connected', 600_000)));
+        await sleep(1_000);
+        const after = await server.probe(true);
+        const heap = (after.mem.heapUsed - before.mem.heapUsed) / clients;
+        const rss = (after.mem.rss - before.mem.rss) / clients;
+        const name = spec === BROKER ? 'broker' : 'socket.io';
+        figures.set(name, { heap, rss });
+        results.push({ server: name, clients, heapPerClient: heap, rssPerClient: rss, connectMs: Date.now() - started, before: before.mem, after: after.mem });
+        log(`  ${name.padEnd(10)} ${num(clients)} clients (connected in ${num((Date.now() - started) / 1000, 1)} s): heap ${num(heap / 1024, 1)} KiB/client, RSS ${num(rss / 1024, 1)} KiB/client`);
+      } finally {
+        for (const w of workers) w.send({ type: 'close' });
+        await sleep(300);
+        for (const w of workers) w.child.kill('SIGKILL');
+        await server.stop();
+      }
+    }
+    const b = figures.get('broker')!;
+    const s = figures.get('socket.io')!;
+    rows.push([num(clients), 'heap KiB/client', num(b.heap / 1024, 1), num(s.heap / 1024, 1), times(ratio(b.heap, s.heap))]);
+    rows.push([num(clients), 'RSS KiB/client', num(b.rss / 1024, 1), num(s.rss / 1024, 1), times(ratio(b.rss, s.rss))]);
+  }
+  ctx.results.idle = results;
+  ctx.tables.push({
+    title: '4. Idle connections: memory per client',
+    intro:
+      'socket.io-client 4.x clients connect over WebSocket and join `calls`, then stay idle. Heap used and RSS of the server process after a full GC, minus the same before the clients came, divided by their number; a fresh server for each measurement.',
+    headers: ['clients', 'metric', 'broker', 'bare Socket.IO', 'ratio'],
+    rows,
+  });
+}
+
+// Scenario 5: the fan-out over two brokers sharing Redis, against one broker.
+async function scenarioCluster(ctx: Context): Promise<void> {
+  log('\n# 5. cluster: two brokers and Redis vs one broker');
+  const skip = (why: string): void => {
+    log(`  skipped: ${why}`);
+    ctx.results.cluster = { skipped: why };
+    ctx.tables.push({ title: '5. Cluster: two brokers on Redis', intro: `Skipped: ${why}.`, headers: ['result'], rows: [['skipped']] });
+  };
+  let redis: Awaited<ReturnType<typeof startRedis>>;
+  try {
+    redis = await startRedis();
+  } catch (error) {
+    return skip(`redis-server not available (${(error as Error).message})`);
+  }
+  const started: ServerProc[] = [];
+  try {
+    let a: ServerProc;
+    let b: ServerProc;
+    try {
+      a = await startServerProc({ ...BROKER, label: 'broker A', env: { REDIS_URL: redis.url } });
+      started.push(a);
+      b = await startServerProc({ ...BROKER, label: 'broker B', env: { REDIS_URL: redis.url } });
+      started.push(b);
+    } catch (error) {
+      return skip(`cluster support not present (a broker with REDIS_URL did not start: ${(error as Error).message})`);
+    }
+    if (!(await crossesNodes(a.url, b.url))) return skip('cluster support not present (an event published on one broker did not reach a subscriber of the other)');
+    const single = await startServerProc(BROKER);
+    started.push(single);
+    const r = await measureFanout(
+      [target('2 brokers + Redis', [a, b], redis.cpuMicros), target('1 broker', [single])],
+      fanoutOptions(MODE.cluster, 'bus', MODE.sideReps),
+    );
+    ctx.results.cluster = r;
+    const [c, s] = r.targets as [FanoutResult['targets'][0], FanoutResult['targets'][0]];
+    const row = (metric: string, f: (t: typeof c) => number, digits: number): string[] => [metric, num(f(c), digits), num(f(s), digits), times(ratio(f(c), f(s)))];
+    ctx.tables.push({
+      title: '5. Cluster: two brokers on Redis',
+      intro:
+        `The fan-out of scenario 1 with ${num(r.subscribers)} subscribers spread evenly over two brokers sharing a redis-server of the bench's own (Streams adapter), the publisher on the first; baseline: the same load on one broker. ` +
+        'Server CPU is the sum of both brokers; Redis CPU is given apart.',
+      headers: ['metric', '2 brokers + Redis', '1 broker', 'ratio'],
+      rows: [
+        row('deliveries/s, flat out', (t) => t.max.uniquePerS, 0),
+        row('brokers CPU µs/delivery, flat out', (t) => t.max.cpuPerDeliveryUs, 2),
+        row(`brokers CPU µs/delivery at ${num(r.rate)} events/s`, (t) => t.fixed.cpuPerDeliveryUs, 2),
+        row('Redis CPU µs/delivery, flat out', (t) => t.max.extraCpuPerDeliveryUs ?? NaN, 2),
+        row('latency p50 ms (fixed rate)', (t) => t.fixed.latency?.p50 ?? NaN, 2),
+        row('latency p99 ms (fixed rate)', (t) => t.fixed.latency?.p99 ?? NaN, 2),
+      ],
+      notes: [`Flat out, limited by: cluster ${boundBy(c.max)}; one broker ${boundBy(s.max)}.`],
+    });
+  } finally {
+    await Promise.all(started.map((s) => s.stop()));
+    await redis.stop();
+  }
+}
+
+/** True when a `call` published on `from` reaches a subscriber of `calls` on `to`. */
+async function crossesNodes(from: string, to: string): Promise<boolean> {
+  const open = (url: string) => connectClient(url, { transports: ['websocket'], forceNew: true, reconnection: false });
+  const sub = open(to);
+  const pub = open(from);
+  try {
+    await Promise.all([sub, pub].map((s) => new Promise<void>((resolve, reject) => (s.once('connect', resolve), s.once('connect_error', reject)))));
+    await sub.timeout(5_000).emitWithAck('join', 'calls');
+    await sleep(500);
+    const arrived = new Promise<boolean>((resolve) => {
+      sub.once('call', () => resolve(true));
+      setTimeout(() => resolve(false), 5_000);
+    });
+    pub.emit('call', { state: 'probe' });
+    return await arrived;
+  } catch {
+    return false;
+  } finally {
+    sub.close();
+    pub.close();
+  }
+}
+
+/** The chart of scenario 1. */
+function chart(fanout: readonly FanoutResult[]): string {
+  const labels = fanout.map((r) => num(r.subscribers));
+  const pick = (name: string, f: (t: FanoutResult['targets'][0]) => number): number[] => fanout.map((r) => f(r.targets.find((t) => t.name === name)!));
+  const RED = '#c0392b';
+  const BLUE = '#2c6fbb';
+  return renderChart(
+    labels,
+    [
+      {
+        title: 'Deliveries per second, flat out',
+        unit: 'deliveries/s',
+        series: [
+          { name: 'broker', values: pick('broker', (t) => t.max.uniquePerS), color: RED },
+          { name: 'bare Socket.IO', values: pick('socket.io', (t) => t.max.uniquePerS), color: BLUE },
+        ],
+      },
+      {
+        title: 'Server CPU per delivery, flat out',
+        unit: 'µs',
+        series: [
+          { name: 'broker', values: pick('broker', (t) => t.max.cpuPerDeliveryUs), color: RED },
+          { name: 'bare Socket.IO', values: pick('socket.io', (t) => t.max.cpuPerDeliveryUs), color: BLUE },
+        ],
+      },
+      {
+        title: 'Latency at half the max rate',
+        unit: 'ms',
+        log: true,
+        series: [
+          { name: 'broker p50', values: pick('broker', (t) => t.fixed.latency?.p50 ?? NaN), color: RED },
+          { name: 'bare p50', values: pick('socket.io', (t) => t.fixed.latency?.p50 ?? NaN), color: BLUE },
+          { name: 'broker p99', values: pick('broker', (t) => t.fixed.latency?.p99 ?? NaN), color: RED, dashed: true },
+          { name: 'bare p99', values: pick('socket.io', (t) => t.fixed.latency?.p99 ?? NaN), color: BLUE, dashed: true },
+        ],
+      },
+    ],
+    `Fan-out of call events to calls, ${MODE.name} run of ${new Date().toISOString().slice(0, 10)}, ${cpus().length} cores, Node ${process.version}`,
+  );
+}
+
+function machine(): string[] {
+  const cpu = cpus();
+  const pkg = (name: string): string => (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+  return [
+    `Machine: ${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${num(totalmem() / 2 ** 30, 1)} GiB, Linux ${release()}; load average at start ${loadavg().map((l) => l.toFixed(2)).join(' ')}.`,
+    `Node ${process.version}; socket.io ${pkg('socket.io')}, socket.io-client ${pkg('socket.io-client')}, express ${pkg('express')}, autocannon ${pkg('autocannon')}.`,
+  ];
+}
+
+function optionsLine(recovery: boolean): string {
+  const o = socketOptions(DEFAULT_SETTINGS);
+  return (
+    `Socket.IO options, both sides: \`socketOptions(DEFAULT_SETTINGS)\` of src/server.ts (allowEIO3 ${String(o.allowEIO3)}, maxHttpBufferSize ${num(o.maxHttpBufferSize)}, CORS any origin), ` +
+    `per-message deflate off (the Socket.IO default), in-memory adapter; connection state recovery ${recovery ? `on (${DEFAULT_SETTINGS.recoveryWindowMs / 1000} s) on the broker, so on the baseline too` : 'off on the broker, so off on the baseline'}. ` +
+    'The broker runs as `npm start` runs it (`src/main.ts`, default settings, its default `spicy-action:*` logs to a pipe), with only a probe preloaded that answers `process.cpuUsage()` and `process.memoryUsage()` over IPC when asked.'
+  );
+}
+
+async function main(): Promise<void> {
+  const began = Date.now();
+  mkdirSync(PROFILES, { recursive: true });
+  const ctx: Context = { recovery: false, checks: [], tables: [], results: {} };
+  log(`spicy-action bench, ${MODE.name} mode${PROFILE ? ', with --cpu-prof' : ''}`);
+  for (const line of machine()) log(line);
+  if (wanted('fanout')) await scenarioFanout(ctx);
+  else ctx.recovery = await (async () => {
+    const broker = await startServerProc(BROKER);
+    try {
+      return await hasRecovery(broker.url);
+    } finally {
+      await broker.stop();
+    }
+  })();
+  if (wanted('in')) await scenarioIn(ctx);
+  if (wanted('http')) await scenarioHttp(ctx);
+  if (wanted('idle')) await scenarioIdle(ctx);
+  if (wanted('cluster')) await scenarioCluster(ctx);
+  const seconds = (Date.now() - began) / 1000;
+
+  log('');
+  for (const table of ctx.tables) log(consoleTable(table));
+  const checkLines = ctx.checks.map((c) => `${c.pass ? 'PASS' : 'FAIL'} ${c.what}: ${times(c.value)} (target ${c.limit})`);
+  for (const line of checkLines) log(line);
+  log(`\n${MODE.name} run took ${num(seconds)} s`);
+
+  const stamp = new Date().toISOString();
+  writeFileSync(
+    join(RESULTS, `${MODE.name}.json`),
+    `${JSON.stringify({ mode: MODE.name, date: stamp, seconds, machine: machine(), recovery: ctx.recovery, checks: ctx.checks, results: ctx.results }, null, 2)}\n`,
+  );
+  if (!FULL || ONLY.length > 0 || SUBSCRIBERS.length > 0) {
+    log(`results in bench/results/${MODE.name}.json (BENCHMARKS.md is written by a complete --full run)`);
+    return;
+  }
+  if (ctx.fanout) writeFileSync(join(ROOT, 'bench', 'chart.svg'), chart(ctx.fanout));
+  const notes = readFileSync(join(ROOT, 'bench', 'notes.md'), 'utf8');
+  const md = [
+    '# Benchmarks',
+    '',
+    `Written by \`npm run bench -- --full\` on ${stamp} (the run took ${num(seconds / 60, 1)} minutes); do not edit by hand: the analysis below comes from \`bench/notes.md\`. ` +
+      'What each scenario does, and how to run it: [bench/README.md](bench/README.md). Every figure is the median of ' +
+      `${MODE.reps} runs (${MODE.sideReps} for scenarios 2 and 5), broker and baseline alternating (ABAB) in the same run, on loopback; the machine has few cores and is shared, so read the ratios, and the absolute numbers only as context.`,
+    '',
+    ...machine().map((l) => `- ${l}`),
+    `- ${optionsLine(ctx.recovery)}`,
+    '- Load: socket.io-client 4.x over WebSocket in separate generator processes (two for 100 subscribers and more), one publisher process, autocannon in its own process. ' +
+      'Server CPU is the server\'s own `process.cpuUsage()` over the measured window, fair even when the load generators limit the rate (each table says which side did).',
+    '',
+    '## Targets',
+    '',
+    ...checkLines.map((l) => `- ${l}`),
+    '',
+    '## Results',
+    '',
+    '![Fan-out: deliveries per second, server CPU per delivery and latency against subscribers](bench/chart.svg)',
+    '',
+    ...ctx.tables.map(markdownTable),
+    notes.trim(),
+    '',
+  ].join('\n');
+  writeFileSync(join(ROOT, 'BENCHMARKS.md'), md);
+  log('wrote BENCHMARKS.md, bench/chart.svg and bench/results/full.json');
+}
+
+main()
+  .catch((error: unknown) => {
+    console.error(`bench failed: ${error instanceof Error ? error.stack : String(error)}`);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    killAll();
+    // Load generators that linger must not hold the run open.
+    setTimeout(() => process.exit(process.exitCode ?? 0), 500).unref();
+  });

@@ -1,0 +1,58 @@
+/**
+ * The fan-out baseline: a bare Socket.IO server that does nothing but
+ * `io.to(room).emit` for each event, with the broker's own Socket.IO options
+ * (`socketOptions` of src/server.ts, so allowEIO3, maxHttpBufferSize, CORS
+ * stay in step with the product). `BENCH_RECOVERY_MS` turns on connection
+ * state recovery, set by the bench when the broker has it on.
+ *
+ * `BENCH_IN` says what to do with `_in`:
+ * - `ignore` (default): emit to `calls` only, the limit for scenario 1;
+ * - `union`: one `io.to(['calls', ..._in]).emit`, each socket once (what the broker must do);
+ * - `per-room`: one emit per room, as the original broker did (duplicates).
+ *
+ * Prints `listening on http://...` like the broker.
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Server, type ServerOptions } from 'socket.io';
+import { DEFAULT_SETTINGS } from '../../src/config.ts';
+import { socketOptions } from '../../src/server.ts';
+
+const mode = process.env.BENCH_IN ?? 'ignore';
+if (!['ignore', 'union', 'per-room'].includes(mode)) throw new Error(`BENCH_IN must be ignore, union or per-room, got ${mode}`);
+const recoveryMs = Number(process.env.BENCH_RECOVERY_MS ?? '0');
+
+const options: Partial<ServerOptions> = { ...socketOptions(DEFAULT_SETTINGS) };
+if (recoveryMs > 0 && options.connectionStateRecovery === undefined) {
+  options.connectionStateRecovery = { maxDisconnectionDuration: recoveryMs, skipMiddlewares: true };
+}
+
+const httpServer = createServer();
+const io = new Server(httpServer, options);
+
+function inRooms(data: unknown): string[] {
+  const field = typeof data === 'object' && data !== null ? (data as { _in?: unknown })._in : undefined;
+  return Array.isArray(field) ? field.filter((r): r is string => typeof r === 'string') : typeof field === 'string' ? [field] : [];
+}
+
+io.on('connection', (socket) => {
+  socket.on('join', (room: string, ack?: (ok: boolean) => void) => {
+    void socket.join(room);
+    ack?.(true);
+  });
+  socket.on('call', (data: unknown) => {
+    if (mode === 'ignore') {
+      io.to('calls').emit('call', data);
+    } else if (mode === 'union') {
+      io.to(['calls', ...inRooms(data)]).emit('call', data);
+    } else {
+      for (const room of ['calls', ...inRooms(data)]) io.to(room).emit('call', data);
+    }
+  });
+});
+
+httpServer.listen(0, '127.0.0.1', () => {
+  const { port } = httpServer.address() as AddressInfo;
+  console.log(`bare socket.io (${mode}) listening on http://127.0.0.1:${port}`);
+});
+process.on('SIGTERM', () => process.exit(0));
