@@ -44,6 +44,13 @@ export interface BrokerOptions {
   readonly routes?: RouteTable;
   /** Limits; each missing one takes its default. */
   readonly limits?: Partial<BrokerLimits>;
+  /**
+   * Skip broadcasts that nobody can receive: no connected socket in any of
+   * their rooms, and no session waiting for recovery that was in one. Only
+   * right when this process sees every socket (no cluster adapter); the
+   * broker then turns it off by itself if it cannot see the waiting sessions.
+   */
+  readonly skipUnheard?: boolean;
   /** Name and version told in `welcome`; this package's own by default. */
   readonly name?: string;
   readonly version?: string;
@@ -88,12 +95,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #controls: ReadonlyMap<string, Control>;
   /** Connection state recovery appends an offset argument to every broadcast. */
   readonly #recovery: boolean;
+  /** Tells whether a broadcast to these rooms can reach anyone; undefined: always assume it can. */
+  readonly #heard: ((rooms: readonly string[]) => boolean) | undefined;
   #closed = false;
 
   constructor(io: BrokerServer, options: BrokerOptions) {
     super();
     this.#io = io;
     this.#recovery = Boolean(io._opts.connectionStateRecovery);
+    this.#heard = options.skipUnheard ? hearing(io, this.#recovery) : undefined;
     this.buses = options.buses;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.routes =
@@ -128,7 +138,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
    * so that the offset never stands where receivers read the payload.
    */
   publish(event: string, args: readonly unknown[], rooms: readonly string[]): void {
-    if (rooms.length === 0) return;
+    if (rooms.length === 0 || (this.#heard && !this.#heard(rooms))) return;
     const payload = args.length === 0 && this.#recovery ? [null] : args;
     this.#io.to(rooms.length === 1 ? (rooms[0] as string) : (rooms as string[])).emit(event, ...payload);
   }
@@ -265,6 +275,31 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (!result.ok) return this.#refuse(socket, 'register', ack, result);
     debug('%s registered %s → %s', socket.id, result.event, result.bus ?? '(_in only)');
     ack?.({ ok: true, event: result.event, bus: result.bus });
+  };
+}
+
+/**
+ * Whether a broadcast to `rooms` can reach anyone now or on recovery, read
+ * from the in-memory adapter: a connected socket in one of the rooms, or a
+ * disconnected session, kept for recovery, that was in one. Socket.IO's
+ * adapter encodes (and, with recovery, stores) every broadcast even when
+ * nobody listens; skipping those saves that work, and the memory of
+ * events nobody could ever recover. Undefined (never skip) when the
+ * adapter's session table is not there to read.
+ */
+function hearing(io: BrokerServer, recovery: boolean): ((rooms: readonly string[]) => boolean) | undefined {
+  const adapter = io.of('/').adapter;
+  const sessions = (adapter as unknown as { sessions?: unknown }).sessions;
+  if (recovery && !(sessions instanceof Map)) return undefined;
+  const waiting = sessions as Map<string, { rooms?: unknown }> | undefined;
+  return (rooms) => {
+    for (const room of rooms) if ((adapter.rooms.get(room)?.size ?? 0) > 0) return true;
+    if (!recovery || !waiting) return false;
+    for (const session of waiting.values()) {
+      if (!Array.isArray(session.rooms)) return true; // not the shape we know: assume it listens
+      for (const room of rooms) if (session.rooms.includes(room)) return true;
+    }
+    return false;
   };
 }
 

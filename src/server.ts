@@ -162,6 +162,8 @@ function assemble(
   const broker = attachBroker(io, app, {
     buses,
     routes,
+    // One process sees every socket and every session kept for recovery; a cluster node does not.
+    skipUnheard: settings.redisUrl === undefined,
     limits: {
       maxRoomNameLength: settings.maxRoomNameLength,
       maxRoomsPerSocket: settings.maxRoomsPerSocket,
