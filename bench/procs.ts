@@ -5,11 +5,11 @@
  */
 import { spawn, fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ProbeReport } from './messages.ts';
+import { freePort } from '../test/helpers/ports.ts';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PROBE = fileURLToPath(new URL('./servers/probe.ts', import.meta.url));
@@ -173,18 +173,6 @@ export function forkWorker<Cmd, Report extends { type: string }>(script: string)
       });
     },
   };
-}
-
-/** A free TCP port on loopback (for redis-server, which cannot report one it picked). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** A redis-server of the bench's own, in a temp dir, without persistence. */

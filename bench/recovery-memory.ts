@@ -20,21 +20,10 @@ import { io as connectClient } from 'socket.io-client';
 import { DEFAULT_SETTINGS, type Settings } from '../src/config.ts';
 import { REDIS_PREFIX } from '../src/cluster.ts';
 import { startServer } from '../src/server.ts';
+import { callEvent } from './payload.ts';
 
 const EVENTS = Number(process.argv[2] ?? 50_000);
-const CALL = JSON.stringify({
-  state: 'end',
-  call: '3f2c8a1e-5d4b-4c1a-9e7f-0a1b2c3d4e5f',
-  source: '33123456789',
-  destination: '33987654321',
-  direction: 'ingress',
-  host: 'sbc1.example.net',
-  number_domain: 'example.net',
-  _in: ['endpoint:alice@example.net', 'number:33123456789', 'number_domain:example.net'],
-  data: { duration: 42, billable: 40, progress: 2, answer: 2, wait: 0 },
-  stamp: '2017-05-01T10:00:00.000Z',
-  tags: ['ingress', 'billable', 'sbc1', 'example.net', 'padding-padding-padding-padding-padding'],
-});
+const CALL = JSON.stringify(callEvent({ run: 0, seq: 0, t: 0 }));
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error('run with node --expose-gc');

@@ -6,10 +6,12 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
+import { freePort } from './ports.ts';
+
+export { freePort };
 
 const BINARY = process.env.REDIS_SERVER ?? 'redis-server';
 
@@ -27,23 +29,6 @@ export function redisMissing(): string | undefined {
   const reason = `redis-server not found (${BINARY}): install Redis to run the cluster tests`;
   if (process.env.CI) throw new Error(`${reason}; CI must run them`);
   return reason;
-}
-
-/**
- * A free TCP port on the loopback interface (free when asked; taken again by the caller at once).
- *
- * @example
- * const port = await freePort(); // nothing listens there: an unreachable Redis
- */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /**
