@@ -13,7 +13,7 @@ import { notifyRouter } from './notify.ts';
 import { NAME, VERSION } from './package-info.ts';
 import { isObject, roomRefusal, type ClientToServerEvents, type Refusal, type ServerToClientEvents } from './protocol.ts';
 import { RouteTable, type Route } from './routes.ts';
-import { computeTargets, type Targets } from './targets.ts';
+import { computeTargets, notifyTargets, type Targets } from './targets.ts';
 
 const debug = createDebug('spicy-action:broker');
 
@@ -155,7 +155,24 @@ export class Broker extends EventEmitter<BrokerEvents> {
       maxInRooms: this.limits.maxInRooms,
       maxRoomNameLength: this.limits.maxRoomNameLength,
     });
-    this.publish(event, args.length > 1 ? args.slice(0, 1) : args, targets.rooms);
+    return this.#deliver(event, route, targets, args.length > 1 ? args.slice(0, 1) : args);
+  }
+
+  /**
+   * Routes a `/_notify` push: `msg` with `body` to the route's bus and, when
+   * the body names an endpoint, to `endpoint:<endpoint>`. Returns what it
+   * reached, or undefined (nothing sent) when `msg` has no route or a null one.
+   */
+  push(msg: string, body: Record<string, unknown>): Targets | undefined {
+    const bus = this.routes.get(msg);
+    if (bus === undefined || bus === null) return undefined;
+    const rooms = notifyTargets(bus, body, this.limits.maxRoomNameLength);
+    return this.#deliver(msg, bus, { rooms, skipped: 0, overflow: 0 }, [body]);
+  }
+
+  /** Publishes a routed event and tells the observers. */
+  #deliver(event: string, route: Route, targets: Targets, args: readonly unknown[]): Targets {
+    this.publish(event, args, targets.rooms);
     this.emit('routed', event, route, targets);
     return targets;
   }

@@ -21,6 +21,8 @@ export type { HealthOptions, HealthReport, Phase, RedisStateSource } from './hea
 export { watchMessageSize } from './message-size.ts';
 export { createMetrics, metricsHandler, UNROUTED_LABEL } from './metrics.ts';
 export type { BackpressureSource, MetricsSources } from './metrics.ts';
+export { monitorAssetsRouter, monitorConfig, monitorConfigRouter, MONITOR_DIR } from './monitor.ts';
+export type { MonitorConfig } from './monitor.ts';
 export { notifyRouter } from './notify.ts';
 export { CONTROL_EVENTS, RESERVED_EVENTS } from './protocol.ts';
 export type { Ack, ClientToServerEvents, RedisState, RegisterRequest, Refusal, RefusalReason, ServerToClientEvents } from './protocol.ts';

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import createDebug from 'debug';
 import { Router, type Response } from 'express';
 import type { Broker } from './broker.ts';
+import { NAME, VERSION } from './package-info.ts';
 import type { Route } from './routes.ts';
 
 const debug = createDebug('spicy-action:monitor');
@@ -56,12 +57,12 @@ export interface MonitorConfig {
  * routes registered at run time show up on the next request).
  *
  * @example
- * monitorConfig(broker, { name: 'spicy-action', version: '4.0.0' }).routes.call; // 'calls'
+ * monitorConfig(broker).routes.call; // 'calls'
  */
-export function monitorConfig(broker: Broker, about: { name: string; version: string }): MonitorConfig {
+export function monitorConfig(broker: Broker): MonitorConfig {
   return {
-    name: about.name,
-    version: about.version,
+    name: NAME,
+    version: VERSION,
     buses: { public: broker.buses.publicBuses, private: broker.buses.privateBuses, host: broker.buses.hostBuses },
     notification_rooms: broker.buses.notificationRooms.source,
     // Object.fromEntries defines own properties: `__proto__` stays a plain event name.
@@ -113,13 +114,13 @@ export function monitorAssetsRouter(dir: string = MONITOR_DIR): Router {
  * page. Mount it where the other HTTP routes are (behind the token, if any).
  *
  * @example
- * app.use(monitorConfigRouter(broker, { name: NAME, version: VERSION }));
+ * app.use(monitorConfigRouter(broker));
  */
-export function monitorConfigRouter(broker: Broker, about: { name: string; version: string }): Router {
+export function monitorConfigRouter(broker: Broker): Router {
   const router = Router({ strict: true });
   router.get('/monitor/config.json', (_req, res) => {
     res.set('Cache-Control', 'no-store');
-    res.json(monitorConfig(broker, about));
+    res.json(monitorConfig(broker));
   });
   return router;
 }

@@ -6,10 +6,9 @@
  */
 import bodyParser from 'body-parser';
 import createDebug from 'debug';
-import { Router, type ErrorRequestHandler, type RequestHandler } from 'express';
+import { Router, type ErrorRequestHandler, type RequestHandler, type Response } from 'express';
 import type { Broker } from './broker.ts';
 import { isObject } from './protocol.ts';
-import { notifyTargets } from './targets.ts';
 
 const debug = createDebug('spicy-action:notify');
 
@@ -43,6 +42,12 @@ export function notifyRouter(broker: Broker): Router {
   // forgotten header in a `curl` should not turn into a puzzling 400.
   const json = bodyParser.json({ limit: broker.limits.maxBodyBytes, strict: false, type: () => true, verify: refuseEmpty });
 
+  /** Answers, and tells the observers; `msg` is only named when it has a route (labels stay bounded). */
+  const answer = (res: Response, msg: string, status: number, body: object): void => {
+    broker.emit('notified', broker.routes.get(msg) === undefined ? undefined : msg, status);
+    res.status(status).json(body);
+  };
+
   const push: RequestHandler<{ msg: string }> = (req, res) => {
     const { msg } = req.params;
     if (broker.closed) {
@@ -50,23 +55,12 @@ export function notifyRouter(broker: Broker): Router {
       return;
     }
     const body: unknown = req.body;
-    if (!isObject(body)) {
-      broker.emit('notified', broker.routes.get(msg) === undefined ? undefined : msg, 400);
-      res.status(400).json({ ok: false, error: 'body must be a JSON object' });
-      return;
+    if (!isObject(body)) return answer(res, msg, 400, { ok: false, error: 'body must be a JSON object' });
+    if (broker.push(msg, body) === undefined) {
+      debug('ignored %s: no route, or a null one', msg);
+      return answer(res, msg, 200, { ok: false, ignore: true });
     }
-    const bus = broker.routes.get(msg);
-    if (bus === undefined || bus === null) {
-      debug('ignored %s: %s', msg, bus === undefined ? 'no route' : 'null route');
-      broker.emit('notified', bus === null ? msg : undefined, 200);
-      res.json({ ok: false, ignore: true });
-      return;
-    }
-    const rooms = notifyTargets(bus, body, broker.limits.maxRoomNameLength);
-    broker.publish(msg, [body], rooms);
-    broker.emit('routed', msg, bus, { rooms, skipped: 0, overflow: 0 });
-    broker.emit('notified', msg, 200);
-    res.json({ ok: true });
+    answer(res, msg, 200, { ok: true });
   };
 
   const refuse: ErrorRequestHandler<{ msg: string }> = (err: { type?: string; status?: number }, req, res, _next) => {
@@ -74,9 +68,8 @@ export function notifyRouter(broker: Broker): Router {
     const status = known?.status ?? err.status ?? 500;
     const error = known?.error ?? 'the request could not be handled';
     debug('refused %s: %d %s', req.params.msg, status, error);
-    broker.emit('notified', broker.routes.get(req.params.msg) === undefined ? undefined : req.params.msg, status);
     if (status === 413) broker.emit('refused', req.params.msg, { reason: 'too_large', error });
-    res.status(status).json({ ok: false, error: status === 413 ? `${error} (limit ${broker.limits.maxBodyBytes} bytes)` : error });
+    answer(res, req.params.msg, status, { ok: false, error: status === 413 ? `${error} (limit ${broker.limits.maxBodyBytes} bytes)` : error });
   };
 
   router.post('/_notify/:msg', json, push, refuse);

@@ -176,7 +176,7 @@ function assemble(
   const slowConsumers = new SlowConsumerGuard(io, { maxBufferedBytes: settings.maxBufferedBytes });
   const metrics = createMetrics({ broker, connections, redis: cluster, backpressure: slowConsumers });
   app.get('/metrics', metricsHandler(metrics));
-  app.use(monitorConfigRouter(broker, { name: NAME, version: VERSION }));
+  app.use(monitorConfigRouter(broker));
   app.use((_req, res) => {
     res.status(404).json({ ok: false, error: 'not found' });
   });
