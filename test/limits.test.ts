@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DEFAULT_ROUTES } from '../src/routes.ts';
 import { notify, request, startBroker } from './helpers/broker.ts';
-import { closeAll, connect, flush, GENERATIONS, withTimeout, type TestClient } from './helpers/clients.ts';
+import { closeAll, connect, flush, GENERATIONS, withTimeout } from './helpers/clients.ts';
 import { parseMetrics } from './helpers/metrics.ts';
 
 const broker = await startBroker({
