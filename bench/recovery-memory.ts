@@ -17,8 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { io as connectClient } from 'socket.io-client';
-import { DEFAULT_SETTINGS, type Settings } from '../src/config.ts';
-import { REDIS_PREFIX } from '../src/cluster.ts';
+import { DEFAULT_SETTINGS, type Settings } from '../src/settings.ts';
+import { REDIS_PREFIX } from '../src/cluster/cluster.ts';
 import { startServer } from '../src/server.ts';
 import { callEvent } from './payload.ts';
 

@@ -13,7 +13,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { io as connectClient } from 'socket.io-client';
-import { DEFAULT_SETTINGS } from '../src/config.ts';
+import { DEFAULT_SETTINGS } from '../src/settings.ts';
 import { socketOptions } from '../src/server.ts';
 import { renderChart } from './chart.ts';
 import { measureFanout, type FanoutResult, type MeasuredTarget, type Phase } from './fanout.ts';

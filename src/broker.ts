@@ -9,7 +9,7 @@ import createDebug from 'debug';
 import type { Application } from 'express';
 import type { Server, Socket } from 'socket.io';
 import type { Buses } from './buses.ts';
-import { notifyRouter } from './notify.ts';
+import { notifyRouter } from './http/notify.ts';
 import { NAME, VERSION } from './package-info.ts';
 import { isObject, roomRefusal, type ClientToServerEvents, type Refusal, type ServerToClientEvents } from './protocol.ts';
 import { RouteTable, type Route } from './routes.ts';

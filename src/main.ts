@@ -4,7 +4,7 @@
  */
 import createDebug from 'debug';
 import { BusesError } from './buses.ts';
-import { loadSettings, SETTING_NAMES, SettingsError } from './config.ts';
+import { loadSettings, SETTING_NAMES, SettingsError } from './settings.ts';
 import { NAME, VERSION } from './package-info.ts';
 import { StartError, startServer, type RunningBroker } from './server.ts';
 
@@ -53,7 +53,7 @@ async function serve(argv: string[]): Promise<void> {
 async function main(argv: string[]): Promise<void> {
   if (argv[0] === 'tail') {
     // A client, not the broker: loaded only when asked for.
-    const { runTail } = await import('./tail.ts');
+    const { runTail } = await import('./tail/tail.ts');
     const code = await runTail(argv.slice(1));
     // Let stdout drain (a pipe to jq), then leave without waiting for idle HTTP connections.
     process.stdout.write('', () => process.exit(code));

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { describe, it } from 'node:test';
-import { httpToken, isLoopback, openAccessWarning, tokenChecker } from '../src/access.ts';
+import { httpToken, isLoopback, openAccessWarning, tokenChecker } from '../src/guards/access.ts';
 import { notify, request, spawnBroker, startBroker } from './helpers/broker.ts';
 import { closeAll, connect, connectRefused, GENERATIONS, withTimeout } from './helpers/clients.ts';
 import { parseMetrics } from './helpers/metrics.ts';

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { request, spawnBroker, startBroker } from './helpers/broker.ts';
 import { closeAll, connect, withTimeout } from './helpers/clients.ts';
 import { parseMetrics } from './helpers/metrics.ts';
-import { unsentBytes, type EngineConnection, type QueuedPacket } from '../src/backpressure.ts';
+import { unsentBytes, type EngineConnection, type QueuedPacket } from '../src/guards/backpressure.ts';
 
 /** A /proc/<pid>/status field, in bytes. */
 function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number {

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { EventLog, eventRooms, formatTime, makeFilter, matches, parseLimit, parsePayload, prettyJson, summary } from '../monitor/model.js';
-import { eventRooms as tailEventRooms } from '../src/tail-format.ts';
+import { eventRooms as tailEventRooms } from '../src/tail/tail-format.ts';
 
 describe('monitor event log', () => {
   it('keeps the last N events, newest first', () => {

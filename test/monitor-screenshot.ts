@@ -6,7 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 import { io } from 'socket.io-client';
-import { DEFAULT_SETTINGS } from '../src/config.ts';
+import { DEFAULT_SETTINGS } from '../src/settings.ts';
 import { startServer } from '../src/server.ts';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from './helpers/chromium.ts';
 

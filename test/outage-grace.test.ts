@@ -1,7 +1,7 @@
 /** The outage grace on its own: what is held, released, written and counted while Redis is down. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MissedClusterError, OutageGrace } from '../src/outage-grace.ts';
+import { MissedClusterError, OutageGrace } from '../src/cluster/outage-grace.ts';
 
 /** A stand-in for XADD: records what was written, answers when told to. */
 function stream() {

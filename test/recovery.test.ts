@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { DEFAULT_SETTINGS } from '../src/config.ts';
+import { DEFAULT_SETTINGS } from '../src/settings.ts';
 import { socketOptions, type RunningBroker } from '../src/server.ts';
 import { startBroker } from './helpers/broker.ts';
 import { closeAll, connect, flush, type TestClient } from './helpers/clients.ts';

@@ -1,7 +1,7 @@
 /** SPEC section 11: what `spicy-action tail` reads from its command line and prints per event. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DEFAULT_TAIL_URL, eventRooms, formatEvent, parseTailArgs, TailUsageError } from '../src/tail-format.ts';
+import { DEFAULT_TAIL_URL, eventRooms, formatEvent, parseTailArgs, TailUsageError } from '../src/tail/tail-format.ts';
 
 describe('tail arguments', () => {
   it('takes buses and rooms, in order, without repeats, with the defaults', () => {

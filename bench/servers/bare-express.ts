@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import bodyParser from 'body-parser';
 import express from 'express';
 import { Server } from 'socket.io';
-import { DEFAULT_SETTINGS } from '../../src/config.ts';
+import { DEFAULT_SETTINGS } from '../../src/settings.ts';
 import { socketOptions } from '../../src/server.ts';
 
 const app = express();

@@ -15,7 +15,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Server, type ServerOptions } from 'socket.io';
-import { DEFAULT_SETTINGS } from '../../src/config.ts';
+import { DEFAULT_SETTINGS } from '../../src/settings.ts';
 import { socketOptions } from '../../src/server.ts';
 
 const mode = process.env.BENCH_IN ?? 'ignore';

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after } from 'node:test';
-import { DEFAULT_SETTINGS, type Settings } from '../../src/config.ts';
+import { DEFAULT_SETTINGS, type Settings } from '../../src/settings.ts';
 import { startServer, type RunningBroker } from '../../src/server.ts';
 import type { Buses } from '../../src/buses.ts';
 import { withTimeout } from './clients.ts';

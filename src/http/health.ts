@@ -4,7 +4,7 @@
  */
 import createDebug from 'debug';
 import type { RequestHandler } from 'express';
-import type { RedisState } from './protocol.ts';
+import type { RedisState } from '../protocol.ts';
 
 const debug = createDebug('spicy-action:health');
 

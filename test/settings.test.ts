@@ -1,7 +1,7 @@
 /** Settings from the environment and flags (SPEC section 7). */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DEFAULT_SETTINGS, loadSettings, SettingsError } from '../src/config.ts';
+import { DEFAULT_SETTINGS, loadSettings, SettingsError } from '../src/settings.ts';
 
 describe('settings', () => {
   it('defaults to 127.0.0.1:3000, the repository buses.json, any origin, no Redis, no token', () => {

@@ -157,4 +157,4 @@ function oneLine(text: string): string {
  * The rooms, among `joined`, that an event was sent to: the monitor page's
  * own function, so that the page and `tail` always name the same rooms.
  */
-export { eventRooms } from '../monitor/model.js';
+export { eventRooms } from '../../monitor/model.js';

@@ -10,8 +10,8 @@
  */
 import type { Server as HttpServer } from 'node:http';
 import createDebug from 'debug';
-import type { BrokerServer } from './broker.ts';
-import type { Refusal } from './protocol.ts';
+import type { BrokerServer } from '../broker.ts';
+import type { Refusal } from '../protocol.ts';
 
 const debug = createDebug('spicy-action:message-size');
 

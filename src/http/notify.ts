@@ -7,8 +7,8 @@
 import bodyParser from 'body-parser';
 import createDebug from 'debug';
 import { Router, type ErrorRequestHandler, type RequestHandler, type Response } from 'express';
-import type { Broker } from './broker.ts';
-import { isObject } from './protocol.ts';
+import type { Broker } from '../broker.ts';
+import { isObject } from '../protocol.ts';
 
 const debug = createDebug('spicy-action:notify');
 

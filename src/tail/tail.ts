@@ -6,8 +6,8 @@
  */
 import createDebug from 'debug';
 import { io, type Socket } from 'socket.io-client';
-import { DEFAULT_BUSES } from './buses.ts';
-import { DEFAULT_ROUTES } from './routes.ts';
+import { DEFAULT_BUSES } from '../buses.ts';
+import { DEFAULT_ROUTES } from '../routes.ts';
 import { eventRooms, formatEvent, parseTailArgs, TAIL_USAGE, TailUsageError, type TailOptions } from './tail-format.ts';
 
 const debug = createDebug('spicy-action:tail');

@@ -15,11 +15,11 @@ import { createAdapter } from '@socket.io/redis-streams-adapter';
 import createDebug from 'debug';
 import { Redis } from 'ioredis';
 import type { Namespace, ServerOptions } from 'socket.io';
-import type { Buses } from './buses.ts';
-import type { Settings } from './config.ts';
+import type { Buses } from '../buses.ts';
+import type { Settings } from '../settings.ts';
 import { OutageGrace, type PublicationKind } from './outage-grace.ts';
-import type { RedisState } from './protocol.ts';
-import type { RouteTable } from './routes.ts';
+import type { RedisState } from '../protocol.ts';
+import type { RouteTable } from '../routes.ts';
 import { RouteSync } from './route-sync.ts';
 
 const debug = createDebug('spicy-action:cluster');

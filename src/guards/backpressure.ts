@@ -22,7 +22,7 @@
  */
 import { EventEmitter } from 'node:events';
 import createDebug from 'debug';
-import type { BrokerServer } from './broker.ts';
+import type { BrokerServer } from '../broker.ts';
 
 const debug = createDebug('spicy-action:backpressure');
 

@@ -14,7 +14,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import createDebug from 'debug';
 import type { RequestHandler } from 'express';
-import type { Refusal } from './protocol.ts';
+import type { Refusal } from '../protocol.ts';
 
 const debug = createDebug('spicy-action:access');
 

@@ -15,9 +15,9 @@
 import createDebug from 'debug';
 import type { RequestHandler } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import type { Broker } from './broker.ts';
+import type { Broker } from '../broker.ts';
 import type { RedisStateSource } from './health.ts';
-import type { RedisState } from './protocol.ts';
+import type { RedisState } from '../protocol.ts';
 
 const debug = createDebug('spicy-action:metrics');
 

@@ -13,9 +13,9 @@
 import { randomBytes } from 'node:crypto';
 import createDebug from 'debug';
 import type { Redis } from 'ioredis';
-import type { Buses } from './buses.ts';
-import { eventRefusal } from './protocol.ts';
-import type { Route, RouteChange, RouteTable } from './routes.ts';
+import type { Buses } from '../buses.ts';
+import { eventRefusal } from '../protocol.ts';
+import type { Route, RouteChange, RouteTable } from '../routes.ts';
 
 const debug = createDebug('spicy-action:route-sync');
 

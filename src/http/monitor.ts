@@ -10,14 +10,14 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import createDebug from 'debug';
 import { Router, type Response } from 'express';
-import type { Broker } from './broker.ts';
-import { NAME, VERSION } from './package-info.ts';
-import type { Route } from './routes.ts';
+import type { Broker } from '../broker.ts';
+import { NAME, VERSION } from '../package-info.ts';
+import type { Route } from '../routes.ts';
 
 const debug = createDebug('spicy-action:monitor');
 
 /** The folder of the page's files: `monitor/` beside package.json, from `src/` and from `dist/` alike. */
-export const MONITOR_DIR: string = fileURLToPath(new URL('../monitor/', import.meta.url));
+export const MONITOR_DIR: string = fileURLToPath(new URL('../../monitor/', import.meta.url));
 
 /** The page's files, by the name under `/monitor/`, with their type. Nothing else in the folder is served. */
 const ASSETS: ReadonlyMap<string, string> = new Map([
