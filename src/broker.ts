@@ -1,19 +1,19 @@
 /**
- * Connection handling (SPEC sections 2 to 5): greets each socket, answers the
+ * Connection handling (docs/protocol.md): greets each socket, answers the
  * control events, and routes every other event to its bus and `_in` rooms.
  * One `onAny` listener per socket does the dispatch, so a route registered
- * now applies at once to sockets connected before.
+ * now applies at once to sockets connected before. Socket.IO only: the HTTP
+ * side (`/_notify`) reaches the broker through {@link Broker.push}.
  */
-import { EventEmitter } from 'node:events';
 import createDebug from 'debug';
-import type { Application } from 'express';
 import type { Server, Socket } from 'socket.io';
-import type { Buses } from './buses.ts';
-import { notifyRouter } from './http/notify.ts';
+import { DEFAULT_BUSES, type Buses } from './buses.ts';
+import { DEFAULT_LIMITS, type Limits } from './limits.ts';
 import { NAME, VERSION } from './package-info.ts';
 import { isObject, roomRefusal, type ClientToServerEvents, type Refusal, type ServerToClientEvents } from './protocol.ts';
 import { RouteTable, type Route } from './routes.ts';
-import { computeTargets, notifyTargets, type Targets } from './targets.ts';
+import { computeTargets, notifyTargets, type TargetLimits, type Targets } from './targets.ts';
+import { Telemetry, type TelemetryEvents } from './telemetry.ts';
 
 const debug = createDebug('spicy-action:broker');
 
@@ -22,28 +22,25 @@ export type BrokerServer = Server<ClientToServerEvents, ServerToClientEvents>;
 /** One connected client. */
 export type BrokerSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
 
-/** Limits the broker enforces on what clients send (SPEC section 9). */
-export interface BrokerLimits {
-  /** Longest room name, in characters (256). */
-  readonly maxRoomNameLength: number;
-  /** Most rooms one socket may join (1,000). */
-  readonly maxRoomsPerSocket: number;
-  /** Most routes in the table (10,000). */
-  readonly maxRoutes: number;
-  /** Most `_in` rooms used per event (100). */
-  readonly maxInRooms: number;
-  /** Largest `/_notify` body, in bytes (1 MB). */
-  readonly maxBodyBytes: number;
+/** The limits the broker and its `/_notify` route enforce (the README's Security section). */
+export type BrokerLimits = Pick<Limits, (typeof BROKER_LIMITS)[number]>;
+const BROKER_LIMITS = ['maxRoomNameLength', 'maxRoomsPerSocket', 'maxRoutes', 'maxInRooms', 'maxBodyBytes'] as const;
+
+/** The broker's limits out of `given` (settings, say), each missing one at its default. */
+function brokerLimits(given: Partial<BrokerLimits> = {}): BrokerLimits {
+  return Object.freeze(Object.fromEntries(BROKER_LIMITS.map((key) => [key, given[key] ?? DEFAULT_LIMITS[key]])) as unknown as BrokerLimits);
 }
 
 /** How to build a broker. */
 export interface BrokerOptions {
-  /** The bus lists. */
-  readonly buses: Buses;
+  /** The bus lists; the package's own (`buses.json`) by default. */
+  readonly buses?: Buses;
   /** A route table to use (to share it, or to pre-load it); a fresh one with the default routes otherwise. */
   readonly routes?: RouteTable;
   /** Limits; each missing one takes its default. */
   readonly limits?: Partial<BrokerLimits>;
+  /** Where the broker reports what it does; a fresh one by default (read it back as `broker.telemetry`). */
+  readonly telemetry?: Telemetry;
   /**
    * Skip broadcasts that nobody can receive: no connected socket in any of
    * their rooms, and no session waiting for recovery that was in one. Only
@@ -56,40 +53,25 @@ export interface BrokerOptions {
   readonly version?: string;
 }
 
-/** What the broker tells its observers (metrics, logs). */
-export interface BrokerEvents {
-  /** A socket connected. */
-  connection: [socket: BrokerSocket];
-  /** A routed event, from a socket or from `/_notify`, was published. */
-  routed: [event: string, route: Route, targets: Targets];
-  /** A socket sent an event that has no route; it was dropped. */
-  unrouted: [event: string];
-  /** A client's input was refused. */
-  refused: [event: string, refusal: Refusal];
-  /** A `/_notify` request was answered with `status`; `msg` is undefined when it has no route. */
-  notified: [msg: string | undefined, status: number];
-}
-
-export const DEFAULT_LIMITS: BrokerLimits = Object.freeze({
-  maxRoomNameLength: 256,
-  maxRoomsPerSocket: 1_000,
-  maxRoutes: 10_000,
-  maxInRooms: 100,
-  maxBodyBytes: 1_000_000,
-});
+/** What the broker and its HTTP route report, for observers (metrics, logs). */
+export type BrokerEvents = TelemetryEvents;
 
 type AckFn = (answer: unknown) => void;
 type Control = (socket: BrokerSocket, args: unknown[], ack: AckFn | undefined, event: string) => void;
 
 /**
- * The broker, attached to a Socket.IO server (and optionally an Express app
- * for `/_notify`). Emits {@link BrokerEvents} for whoever watches it.
+ * The broker, attached to a Socket.IO server. It reports what it does into
+ * its {@link Telemetry}; `broker.on(...)` listens there.
  */
-export class Broker extends EventEmitter<BrokerEvents> {
+export class Broker {
   /** The event→bus table; `register` changes it, and so may the host. */
   readonly routes: RouteTable;
   readonly buses: Buses;
   readonly limits: BrokerLimits;
+  /** Where the broker, and the HTTP route pushing through it, report what they do. */
+  readonly telemetry: Telemetry;
+  /** The `_in` limits, built once. */
+  readonly #targetLimits: TargetLimits;
   readonly #io: BrokerServer;
   readonly #welcome: { name: string; version: string };
   readonly #controls: ReadonlyMap<string, Control>;
@@ -99,16 +81,21 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #heard: ((rooms: readonly string[]) => boolean) | undefined;
   #closed = false;
 
-  constructor(io: BrokerServer, options: BrokerOptions) {
-    super();
+  constructor(io: BrokerServer, options: BrokerOptions = {}) {
     this.#io = io;
     this.#recovery = Boolean(io._opts.connectionStateRecovery);
     this.#heard = options.skipUnheard ? hearing(io, this.#recovery) : undefined;
-    this.buses = options.buses;
-    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.buses = options.buses ?? DEFAULT_BUSES;
+    this.limits = brokerLimits(options.limits);
+    this.telemetry = options.telemetry ?? new Telemetry();
+    this.#targetLimits = {
+      notificationRooms: this.buses.notificationRooms,
+      maxInRooms: this.limits.maxInRooms,
+      maxRoomNameLength: this.limits.maxRoomNameLength,
+    };
     this.routes =
       options.routes ??
-      new RouteTable(options.buses, { maxRoutes: this.limits.maxRoutes, maxNameLength: this.limits.maxRoomNameLength });
+      new RouteTable(this.buses, { maxRoutes: this.limits.maxRoutes, maxNameLength: this.limits.maxRoomNameLength });
     this.#welcome = { name: options.name ?? NAME, version: options.version ?? VERSION };
     this.#controls = new Map<string, Control>([
       ['configure', this.#configure],
@@ -122,6 +109,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
       ['register', this.#register],
     ]);
     io.on('connection', this.#onConnection);
+  }
+
+  /** Listens to what the broker reports: a shortcut for `broker.telemetry.on(...)`. */
+  on<K extends keyof BrokerEvents>(event: K, listener: (...args: BrokerEvents[K]) => void): this {
+    this.telemetry.on(event, listener);
+    return this;
   }
 
   /** True once {@link close} was called. */
@@ -150,11 +143,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   route(event: string, args: readonly unknown[]): Targets | undefined {
     const route = this.routes.get(event);
     if (route === undefined) return undefined;
-    const targets = computeTargets(route, args[0], {
-      notificationRooms: this.buses.notificationRooms,
-      maxInRooms: this.limits.maxInRooms,
-      maxRoomNameLength: this.limits.maxRoomNameLength,
-    });
+    const targets = computeTargets(route, args[0], this.#targetLimits);
     return this.#deliver(event, route, targets, args.length > 1 ? args.slice(0, 1) : args);
   }
 
@@ -173,13 +162,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** Publishes a routed event and tells the observers. */
   #deliver(event: string, route: Route, targets: Targets, args: readonly unknown[]): Targets {
     this.publish(event, args, targets.rooms);
-    this.emit('routed', event, route, targets);
+    this.telemetry.routed(event, route, targets);
     return targets;
   }
 
   /**
    * Detaches the broker: new connections are no longer greeted, events of
-   * connected sockets are no longer handled, and `/_notify` answers 503.
+   * connected sockets are no longer handled, and pushes are refused (`/_notify` answers 503).
    * Sockets stay open: they belong to the host's Socket.IO server.
    */
   close(): void {
@@ -193,7 +182,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     socket.onAny((event: string, ...args: unknown[]) => this.#dispatch(socket, event, args));
     socket.once('disconnect', (reason) => debug('disconnect %s: %s', socket.id, reason));
     socket.emit('welcome', { id: socket.id, ...this.#welcome, public: false });
-    this.emit('connection', socket);
+    this.telemetry.connection(socket.id);
   };
 
   #dispatch(socket: BrokerSocket, event: string, args: unknown[]): void {
@@ -204,12 +193,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
       if (control) return control(socket, args, ack, event);
       const targets = this.route(event, args);
       if (targets === undefined) {
-        this.emit('unrouted', event);
+        this.telemetry.unrouted(event);
         ack?.({ ok: false, error: `no route for "${event}"` });
         return;
       }
       if (targets.overflow > 0) {
-        this.emit('refused', event, { reason: 'in_overflow', error: `${targets.overflow} _in rooms past the limit of ${this.limits.maxInRooms} were ignored` });
+        this.telemetry.refused(event, { reason: 'in_overflow', error: `${targets.overflow} _in rooms past the limit of ${this.limits.maxInRooms} were ignored` });
       }
       ack?.({ ok: true, rooms: targets.rooms.length });
     } catch (error) {
@@ -222,7 +211,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** Tells the client why its input was refused: through its callback, else with `failed`. */
   #refuse(socket: BrokerSocket, event: string, ack: AckFn | undefined, refusal: Refusal, booleanAck = false): void {
     debug('refused %s from %s: %s', event, socket.id, refusal.error);
-    this.emit('refused', event, refusal);
+    this.telemetry.refused(event, refusal);
     if (ack) ack(booleanAck ? false : { ok: false, error: refusal.error });
     else socket.emit('failed', { event, msg: refusal.error });
   }
@@ -318,21 +307,4 @@ function hearing(io: BrokerServer, recovery: boolean): ((rooms: readonly string[
     }
     return false;
   };
-}
-
-/**
- * Attaches the broker to a host's Socket.IO server and, when `app` is given,
- * mounts `POST /_notify/:msg` on its Express app.
- *
- * @example
- * const io = new Server(httpServer, { allowEIO3: true });
- * const app = express();
- * const broker = attachBroker(io, app, { buses: loadBuses('buses.json') });
- * broker.routes.get('call'); // 'calls'
- * broker.close();
- */
-export function attachBroker(io: BrokerServer, app: Application | undefined, options: BrokerOptions): Broker {
-  const broker = new Broker(io, options);
-  if (app) app.use(notifyRouter(broker));
-  return broker;
 }

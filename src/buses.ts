@@ -1,6 +1,6 @@
 /**
- * The bus lists (SPEC section 1): which rooms are buses, and which room names
- * are per-entity notification rooms. Read from `buses.json` once at start-up.
+ * The bus lists (the README's *Buses*): which rooms are buses, and which room
+ * names are per-entity notification rooms. Read from `buses.json` once at start-up.
  */
 import { readFileSync } from 'node:fs';
 

@@ -1,10 +1,11 @@
 /**
- * The route table: which bus each known event is broadcast on (SPEC sections 4
- * and 5). It is also the list of every event the platform knows, and reading
+ * The route table: which bus each known event is broadcast on (docs/protocol.md,
+ * *Routed events* and *register*). It is also the list of every event the platform knows, and reading
  * the defaults below is the quickest way to learn who talks to whom.
  */
 import createDebug from 'debug';
 import type { Buses } from './buses.ts';
+import { DEFAULT_LIMITS } from './limits.ts';
 import { eventRefusal, isObject, type Refusal } from './protocol.ts';
 
 const debug = createDebug('spicy-action:routes');
@@ -20,7 +21,8 @@ export interface RouteChange {
 
 /** The default routes, grouped by who sends the events. */
 export const DEFAULT_ROUTES: ReadonlyMap<string, Route> = new Map<string, Route>([
-  // Every server's error reporter (`cuddly`, later `tangible`): {error, application, host, stamp, ...}.
+  // Every server's error reporter (the logging library `tangible`, socket.io-client 2.x):
+  // {stamp, now, host, session, application, method, event, msg, data, logging}.
   ['report_dev', 'support'],
   ['report_ops', 'support'],
   ['report_csr', 'support'],
@@ -74,8 +76,8 @@ export class RouteTable {
   constructor(buses: Buses, options: { maxRoutes?: number; maxNameLength?: number } = {}) {
     this.#buses = buses;
     this.#routes = new Map(DEFAULT_ROUTES);
-    this.#maxRoutes = options.maxRoutes ?? 10_000;
-    this.#maxNameLength = options.maxNameLength ?? 256;
+    this.#maxRoutes = options.maxRoutes ?? DEFAULT_LIMITS.maxRoutes;
+    this.#maxNameLength = options.maxNameLength ?? DEFAULT_LIMITS.maxRoomNameLength;
   }
 
   /** The route of `event`: a bus, null for `_in` delivery only, undefined when the event is unknown. */

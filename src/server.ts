@@ -10,7 +10,8 @@ import { Server, type ServerOptions } from 'socket.io';
 import type { Registry } from 'prom-client';
 import { httpAccess, openAccessWarning, socketAccess } from './guards/access.ts';
 import { SlowConsumerGuard } from './guards/backpressure.ts';
-import { attachBroker, type Broker, type BrokerServer } from './broker.ts';
+import { attachBroker } from './attach.ts';
+import type { Broker, BrokerServer } from './broker.ts';
 import { loadBuses, type Buses } from './buses.ts';
 import { Cluster, ClusterStartError, startCluster } from './cluster/cluster.ts';
 import type { Settings } from './settings.ts';
@@ -21,6 +22,7 @@ import { monitorAssetsRouter, monitorConfigRouter } from './http/monitor.ts';
 import { NAME, VERSION } from './package-info.ts';
 import type { Refusal } from './protocol.ts';
 import { RouteTable } from './routes.ts';
+import { Telemetry } from './telemetry.ts';
 
 const debug = createDebug('spicy-action:server');
 
@@ -37,7 +39,7 @@ export interface RunningBroker {
   readonly health: HealthCheck;
   /** The Registry `GET /metrics` exposes. */
   readonly metrics: Registry;
-  /** The link to Redis: `state` `'off'` | `'up'` | `'down'`, events `state` and `undelivered` (SPEC section 8). */
+  /** The link to Redis: `state` `'off'` | `'up'` | `'down'`, events `state` and `undelivered` (the README's *Running several brokers*). */
   readonly cluster: Cluster;
   /** Stops accepting, disconnects every client, and resolves once all is closed. */
   close(): Promise<void>;
@@ -147,9 +149,10 @@ function assemble(
   parts: { app: Express; httpServer: HttpServer; io: BrokerServer; routes: RouteTable; cluster: Cluster; health: HealthCheck; connections: () => number },
 ): RunningBroker {
   const { app, httpServer, io, routes, cluster, health, connections } = parts;
-  // Refused attempts are told to the broker's observers (logs, metrics); called at request time, once `broker` exists.
-  const refused = (attempt: { what: string }, refusal: Refusal): boolean => broker.emit('refused', attempt.what, refusal);
-  // Access (SPEC section 9): /health and the monitor page (which asks for the token) stay open;
+  // Every part reports here: the broker, /_notify, and the guards' refusals; metrics listen here.
+  const telemetry = new Telemetry();
+  const refused = (attempt: { what: string }, refusal: Refusal): void => telemetry.refused(attempt.what, refusal);
+  // Access (the README's Security section): /health and the monitor page (which asks for the token) stay open;
   // everything else, the page's configuration included, needs the token when one is set.
   app.use(monitorAssetsRouter());
   app.use(httpAccess(settings.token, refused));
@@ -164,15 +167,10 @@ function assemble(
     routes,
     // One process sees every socket and every session kept for recovery; a cluster node does not.
     skipUnheard: settings.redisUrl === undefined,
-    limits: {
-      maxRoomNameLength: settings.maxRoomNameLength,
-      maxRoomsPerSocket: settings.maxRoomsPerSocket,
-      maxRoutes: settings.maxRoutes,
-      maxInRooms: settings.maxInRooms,
-      maxBodyBytes: settings.maxBodyBytes,
-    },
+    limits: settings,
+    telemetry,
   });
-  watchMessageSize(io, httpServer, (_address, refusal) => broker.emit('refused', 'socket.io message', refusal));
+  watchMessageSize(io, httpServer, (_address, refusal) => telemetry.refused('socket.io message', refusal));
   const slowConsumers = new SlowConsumerGuard(io, { maxBufferedBytes: settings.maxBufferedBytes });
   const metrics = createMetrics({ broker, connections, redis: cluster, backpressure: slowConsumers });
   app.get('/metrics', metricsHandler(metrics));

@@ -7,14 +7,15 @@
  * mirrors it.
  */
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_LIMITS, type Limits } from './limits.ts';
 
 /** Everything the broker process can be told. */
-export interface Settings {
+export interface Settings extends Limits {
   /** TCP port; 0 picks a free one. */
   readonly port: number;
   /** Address to listen on. */
   readonly host: string;
-  /** Path of the bus lists (SPEC section 1). */
+  /** Path of the bus lists (docs/protocol.md, the README's *Buses*). */
   readonly busesFile: string;
   /** Browser origins allowed to connect; `'*'` allows any. */
   readonly corsOrigins: '*' | readonly string[];
@@ -30,20 +31,6 @@ export interface Settings {
   readonly streamMaxLen: number;
   /** Shared secret every client must present; undefined trusts the network. */
   readonly token: string | undefined;
-  /** Largest Socket.IO message accepted, in bytes. */
-  readonly maxMessageBytes: number;
-  /** Largest `/_notify` body accepted, in bytes. */
-  readonly maxBodyBytes: number;
-  /** Longest room name accepted, in characters. */
-  readonly maxRoomNameLength: number;
-  /** Most rooms one socket may be in (its own id room not counted). */
-  readonly maxRoomsPerSocket: number;
-  /** Most routes the route table may hold, built-in ones included. */
-  readonly maxRoutes: number;
-  /** Most `_in` entries of one event that are used; the rest are ignored and counted. */
-  readonly maxInRooms: number;
-  /** Unsent bytes a socket may have queued before it is disconnected as a slow consumer. */
-  readonly maxBufferedBytes: number;
 }
 
 /** A setting that could not be used: the message names it and says why. */
@@ -74,13 +61,7 @@ export const DEFAULT_SETTINGS: Settings = Object.freeze({
   recoveryWindowMs: 120_000,
   streamMaxLen: 100_000,
   token: undefined,
-  maxMessageBytes: 1_000_000,
-  maxBodyBytes: 1_000_000,
-  maxRoomNameLength: 256,
-  maxRoomsPerSocket: 1_000,
-  maxRoutes: 10_000,
-  maxInRooms: 100,
-  maxBufferedBytes: 16_000_000,
+  ...DEFAULT_LIMITS,
 });
 
 const integer =

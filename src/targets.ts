@@ -1,6 +1,6 @@
 /**
  * Who receives an event: its bus and the notification rooms its payload names
- * (SPEC sections 4 and 6). Pure: the caller hands the result to one
+ * (docs/protocol.md, *Routed events*). Pure: the caller hands the result to one
  * `io.to(rooms).emit(...)`, which reaches each socket once however many of
  * the rooms it is in.
  */

@@ -1,23 +1,25 @@
 /**
- * `GET /metrics` (SPEC section 10): what the broker does, in Prometheus text,
+ * `GET /metrics` (the README's Observability section): what the broker does, in Prometheus text,
  * from its own prom-client Registry (never the global one, so several brokers
  * and a host application can live in one process).
  *
- * Everything is observed from the outside, through the Broker's events and
+ * Everything is observed from the outside, through the broker's telemetry and
  * gauges read at scrape time: on the hot path a routed event costs one Map
  * update per counter, and the prom-client counters are brought up to date
  * when Prometheus scrapes.
  *
- * Label values are bounded: event names by the route table (an unrouted
- * event is counted without its name), buses by the bus lists, statuses and
- * reasons by the code.
+ * Label values are bounded, and this module is where that is decided: event
+ * names by the route table (an unrouted event or `/_notify` message is
+ * counted without its name), buses by the bus lists, statuses and reasons by
+ * the code.
  */
 import createDebug from 'debug';
 import type { RequestHandler } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import type { Broker } from '../broker.ts';
-import type { RedisStateSource } from './health.ts';
 import type { RedisState } from '../protocol.ts';
+import type { RouteTable } from '../routes.ts';
+import type { Telemetry } from '../telemetry.ts';
+import type { RedisStateSource } from './health.ts';
 
 const debug = createDebug('spicy-action:metrics');
 
@@ -53,9 +55,9 @@ export interface BackpressureSource {
   on(event: 'disconnected', listener: (id: string, bytes: number) => void): unknown;
 }
 
-/** What the metrics observe. */
+/** What the metrics observe; a {@link Broker} is a `broker`. */
 export interface MetricsSources {
-  readonly broker: Broker;
+  readonly broker: { readonly routes: Pick<RouteTable, 'get' | 'size'>; readonly telemetry: Telemetry };
   /** Sockets connected to this node now. */
   readonly connections: () => number;
   /** The cluster's link to Redis; omitted: `off`. */
@@ -115,15 +117,16 @@ export function createMetrics(sources: MetricsSources): Registry {
   const refused = new Tally();
   const notified = new Tally();
 
-  broker.on('connection', () => connectionsTotal++);
-  broker.on('routed', (event, route) => {
+  const { telemetry, routes } = broker;
+  telemetry.on('connection', () => connectionsTotal++);
+  telemetry.on('routed', (event, route) => {
     received.add(event);
     if (route !== null) deliveries.add(route);
   });
-  broker.on('unrouted', () => unrouted++);
-  broker.on('refused', (_event, refusal) => refused.add(refusal.reason));
-  // One key per (msg, status): msg is a routed event or UNROUTED_LABEL, status one of a few codes.
-  broker.on('notified', (msg, status) => notified.add(`${status} ${msg ?? UNROUTED_LABEL}`));
+  telemetry.on('unrouted', () => unrouted++);
+  telemetry.on('refused', (_what, refusal) => refused.add(refusal.reason));
+  // One key per (msg, status): msg is named only when it has a route, status is one of a few codes.
+  telemetry.on('notified', (msg, status) => notified.add(`${status} ${routes.get(msg) === undefined ? UNROUTED_LABEL : msg}`));
   redis?.on('undelivered', (n) => (undelivered += n));
   backpressure?.on('disconnected', () => slowConsumers++);
 

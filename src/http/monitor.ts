@@ -1,5 +1,5 @@
 /**
- * The monitor page (SPEC section 11): `GET /monitor` serves a plain page that
+ * The monitor page (the README's *Watching the buses*): `GET /monitor` serves a plain page that
  * watches the buses through the Socket.IO client the broker itself serves,
  * and `GET /monitor/config.json` tells it the bus lists and the route table.
  *
@@ -10,9 +10,9 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import createDebug from 'debug';
 import { Router, type Response } from 'express';
-import type { Broker } from '../broker.ts';
+import type { Buses } from '../buses.ts';
 import { NAME, VERSION } from '../package-info.ts';
-import type { Route } from '../routes.ts';
+import type { Route, RouteTable } from '../routes.ts';
 
 const debug = createDebug('spicy-action:monitor');
 
@@ -52,6 +52,12 @@ export interface MonitorConfig {
   readonly routes: Readonly<Record<string, Route>>;
 }
 
+/** What the page's configuration is read from; a {@link Broker} is one. */
+export interface MonitorSource {
+  readonly buses: Buses;
+  readonly routes: Pick<RouteTable, 'entries'>;
+}
+
 /**
  * The page's configuration as the broker holds it now (routes included, so
  * routes registered at run time show up on the next request).
@@ -59,7 +65,7 @@ export interface MonitorConfig {
  * @example
  * monitorConfig(broker).routes.call; // 'calls'
  */
-export function monitorConfig(broker: Broker): MonitorConfig {
+export function monitorConfig(broker: MonitorSource): MonitorConfig {
   return {
     name: NAME,
     version: VERSION,
@@ -116,7 +122,7 @@ export function monitorAssetsRouter(dir: string = MONITOR_DIR): Router {
  * @example
  * app.use(monitorConfigRouter(broker));
  */
-export function monitorConfigRouter(broker: Broker): Router {
+export function monitorConfigRouter(broker: MonitorSource): Router {
   const router = Router({ strict: true });
   router.get('/monitor/config.json', (_req, res) => {
     res.set('Cache-Control', 'no-store');

@@ -1,5 +1,5 @@
 /**
- * `POST /_notify/:msg` (SPEC section 6): OpenSIPS cannot speak Socket.IO, so
+ * `POST /_notify/:msg` (docs/protocol.md#http): OpenSIPS cannot speak Socket.IO, so
  * it posts its notifications as JSON and the broker re-emits them on the
  * message's bus, and to `endpoint:<endpoint>` where a customer's dashboard may
  * be listening.
@@ -7,8 +7,9 @@
 import bodyParser from 'body-parser';
 import createDebug from 'debug';
 import { Router, type ErrorRequestHandler, type RequestHandler, type Response } from 'express';
-import type { Broker } from '../broker.ts';
 import { isObject } from '../protocol.ts';
+import type { Targets } from '../targets.ts';
+import type { Telemetry } from '../telemetry.ts';
 
 const debug = createDebug('spicy-action:notify');
 
@@ -28,23 +29,35 @@ function refuseEmpty(_req: unknown, _res: unknown, body: Buffer): void {
   if (body.length === 0) throw Object.assign(new Error('empty body'), { type: 'entity.empty' });
 }
 
+/** What the push route needs of the broker; a {@link Broker} is one. */
+export interface PushTarget {
+  /** True once the broker is detached: pushes are answered 503. */
+  readonly closed: boolean;
+  readonly limits: { readonly maxBodyBytes: number };
+  /** Where requests and refusals are reported. */
+  readonly telemetry: Telemetry;
+  /** Routes `msg` with `body`; undefined when it has no route or a null one (nothing sent). */
+  push(msg: string, body: Record<string, unknown>): Targets | undefined;
+}
+
 /**
- * The router of `POST /_notify/:msg`, bound to `broker`.
+ * The router of `POST /_notify/:msg`, pushing through `broker`.
  *
  * @example
  * app.use(notifyRouter(broker));
  * // curl -H 'Content-Type: application/json' -d '{"name":"invalid_source","endpoint":"alice@example.net"}' \
  * //   http://127.0.0.1:3000/_notify/script_register
  */
-export function notifyRouter(broker: Broker): Router {
+export function notifyRouter(broker: PushTarget): Router {
   const router = Router();
   // Any Content-Type is read as JSON: OpenSIPS sends application/json, and a
   // forgotten header in a `curl` should not turn into a puzzling 400.
   const json = bodyParser.json({ limit: broker.limits.maxBodyBytes, strict: false, type: () => true, verify: refuseEmpty });
 
-  /** Answers, and tells the observers; `msg` is only named when it has a route (labels stay bounded). */
+  const { telemetry } = broker;
+  /** Answers, and reports the request. */
   const answer = (res: Response, msg: string, status: number, body: object): void => {
-    broker.emit('notified', broker.routes.get(msg) === undefined ? undefined : msg, status);
+    telemetry.notified(msg, status);
     res.status(status).json(body);
   };
 
@@ -68,7 +81,7 @@ export function notifyRouter(broker: Broker): Router {
     const status = known?.status ?? err.status ?? 500;
     const error = known?.error ?? 'the request could not be handled';
     debug('refused %s: %d %s', req.params.msg, status, error);
-    if (status === 413) broker.emit('refused', req.params.msg, { reason: 'too_large', error });
+    if (status === 413) telemetry.refused(req.params.msg, { reason: 'too_large', error });
     answer(res, req.params.msg, status, { ok: false, error: status === 413 ? `${error} (limit ${broker.limits.maxBodyBytes} bytes)` : error });
   };
 

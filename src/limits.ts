@@ -1,0 +1,35 @@
+/**
+ * The limits on what clients may send and hold, declared once with their
+ * defaults. Settings ({@link Settings}) extend them; the broker, the HTTP
+ * push route, the route table and the guards each read the ones they need.
+ * The README's Security section lists them.
+ */
+
+/** Every limit the broker enforces. */
+export interface Limits {
+  /** Largest Socket.IO message accepted, in bytes (Socket.IO's `maxHttpBufferSize`). */
+  readonly maxMessageBytes: number;
+  /** Largest `/_notify` body accepted, in bytes. */
+  readonly maxBodyBytes: number;
+  /** Longest room name (and event name) accepted, in characters. */
+  readonly maxRoomNameLength: number;
+  /** Most rooms one socket may be in (its own id room not counted). */
+  readonly maxRoomsPerSocket: number;
+  /** Most routes the route table may hold, built-in ones included. */
+  readonly maxRoutes: number;
+  /** Most `_in` entries of one event that are used; the rest are ignored and counted. */
+  readonly maxInRooms: number;
+  /** Unsent bytes a socket may have queued before it is disconnected as a slow consumer. */
+  readonly maxBufferedBytes: number;
+}
+
+/** The defaults, as the README's settings table gives them. */
+export const DEFAULT_LIMITS: Limits = Object.freeze({
+  maxMessageBytes: 1_000_000,
+  maxBodyBytes: 1_000_000,
+  maxRoomNameLength: 256,
+  maxRoomsPerSocket: 1_000,
+  maxRoutes: 10_000,
+  maxInRooms: 100,
+  maxBufferedBytes: 16_000_000,
+});

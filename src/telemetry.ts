@@ -1,0 +1,69 @@
+/**
+ * What happened, told once: the broker, the HTTP push route and the access
+ * guards report into one {@link Telemetry}, and whoever watches (metrics,
+ * logs, an embedding host) listens to it. Reporting is a method call per
+ * kind of fact, so no module emits on another's behalf and the facts are
+ * typed at the border.
+ */
+import { EventEmitter } from 'node:events';
+import type { Refusal } from './protocol.ts';
+import type { Route } from './routes.ts';
+import type { Targets } from './targets.ts';
+
+/** The facts, by name, with what each carries. */
+export interface TelemetryEvents {
+  /** A socket connected; `id` is its Socket.IO id. */
+  connection: [id: string];
+  /** A routed event, from a socket or from `/_notify`, was published. */
+  routed: [event: string, route: Route, targets: Targets];
+  /** A socket sent an event that has no route; it was dropped. */
+  unrouted: [event: string];
+  /** A client's input was refused; `what` names the event, request or connection. */
+  refused: [what: string, refusal: Refusal];
+  /** A `POST /_notify/:msg` request was answered with `status`. */
+  notified: [msg: string, status: number];
+}
+
+/**
+ * The one channel of what the broker does.
+ *
+ * @example
+ * const telemetry = new Telemetry();
+ * telemetry.on('refused', (what, refusal) => console.warn(what, refusal.error));
+ * telemetry.refused('join', { reason: 'bad_room', error: 'room must be a non-empty string' });
+ */
+export class Telemetry {
+  readonly #emitter = new EventEmitter<TelemetryEvents>();
+
+  /** Listens to one kind of fact. */
+  on<K extends keyof TelemetryEvents>(event: K, listener: (...args: TelemetryEvents[K]) => void): this {
+    this.#emitter.on(event, listener as never);
+    return this;
+  }
+
+  /** Stops listening. */
+  off<K extends keyof TelemetryEvents>(event: K, listener: (...args: TelemetryEvents[K]) => void): this {
+    this.#emitter.off(event, listener as never);
+    return this;
+  }
+
+  connection(id: string): void {
+    this.#emitter.emit('connection', id);
+  }
+
+  routed(event: string, route: Route, targets: Targets): void {
+    this.#emitter.emit('routed', event, route, targets);
+  }
+
+  unrouted(event: string): void {
+    this.#emitter.emit('unrouted', event);
+  }
+
+  refused(what: string, refusal: Refusal): void {
+    this.#emitter.emit('refused', what, refusal);
+  }
+
+  notified(msg: string, status: number): void {
+    this.#emitter.emit('notified', msg, status);
+  }
+}

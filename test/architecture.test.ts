@@ -1,0 +1,66 @@
+/**
+ * The shape of the code, as docs/architecture.md draws it: the import graph of
+ * src/ has no cycle, the core knows nothing of HTTP, and the pure modules know
+ * nothing of Socket.IO or Express.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { describe, it } from 'node:test';
+import { ROOT } from './helpers/broker.ts';
+
+const SRC = join(ROOT, 'src');
+
+/** Every .ts file under src/, relative to src/. */
+function sources(dir = SRC): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() ? sources(join(dir, entry.name)) : entry.name.endsWith('.ts') ? [relative(SRC, join(dir, entry.name))] : [],
+  );
+}
+
+/** What `file` imports: relative imports as src/-relative paths, packages by name. */
+function imports(file: string): { local: string[]; packages: string[] } {
+  const text = readFileSync(join(SRC, file), 'utf8');
+  const specifiers = [...text.matchAll(/(?:from|import)\s*\(?\s*'([^']+)'/g)].map((m) => m[1] as string);
+  return {
+    local: specifiers.filter((s) => s.startsWith('.')).map((s) => relative(SRC, resolve(dirname(join(SRC, file)), s))),
+    packages: specifiers.filter((s) => !s.startsWith('.')),
+  };
+}
+
+const FILES = sources();
+const GRAPH = new Map(FILES.map((file) => [file, imports(file)]));
+
+describe('code shape', () => {
+  it('reads a graph of the real modules', () => {
+    assert.ok(FILES.includes('broker.ts') && FILES.includes('http/notify.ts') && FILES.includes('cluster/cluster.ts'));
+    assert.ok(GRAPH.get('server.ts')?.local.includes('broker.ts'));
+    for (const [file, { local }] of GRAPH) {
+      for (const target of local) {
+        // The monitor page's model is plain JavaScript shared with the page, outside src/.
+        if (target.startsWith('../monitor/')) continue;
+        assert.ok(FILES.includes(target), `${file} imports ${target}, which is not a module of src/`);
+      }
+    }
+  });
+
+  it('has no import cycle in src/', () => {
+    const state = new Map<string, 'open' | 'done'>();
+    const visit = (file: string, path: string[]): void => {
+      if (state.get(file) === 'done') return;
+      assert.notEqual(state.get(file), 'open', `import cycle: ${[...path, file].join(' → ')}`);
+      state.set(file, 'open');
+      for (const next of GRAPH.get(file)?.local ?? []) visit(next, [...path, file]);
+      state.set(file, 'done');
+    };
+    for (const file of FILES) visit(file, []);
+  });
+
+  it('keeps Express out of the broker, and Socket.IO and Express out of the pure modules', () => {
+    assert.ok(!GRAPH.get('broker.ts')?.packages.includes('express'));
+    for (const pure of ['routes.ts', 'targets.ts', 'protocol.ts', 'buses.ts', 'limits.ts', 'settings.ts', 'cluster/outage-grace.ts']) {
+      const packages = GRAPH.get(pure)?.packages ?? [];
+      assert.deepEqual(packages.filter((p) => p.startsWith('socket.io') || p === 'express'), [], pure);
+    }
+  });
+});
