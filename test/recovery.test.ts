@@ -10,6 +10,7 @@ import { DEFAULT_SETTINGS } from '../src/settings.ts';
 import { socketOptions, type RunningBroker } from '../src/server.ts';
 import { startBroker } from './helpers/broker.ts';
 import { closeAll, connect, flush, type TestClient } from './helpers/clients.ts';
+import { sleep } from './helpers/wait.ts';
 
 const clients: TestClient[] = [];
 after(() => closeAll(clients));
@@ -77,7 +78,7 @@ describe('connection state recovery, one process', () => {
     const publisher = await publisherOn(running);
     await drop();
     publisher.emit('call', { seq: 1 });
-    await new Promise((r) => setTimeout(r, 800));
+    await sleep(800); // past the window: time itself is the condition
     await reconnect();
     assert.equal(client.raw.recovered, false);
     assert.notEqual(client.raw.id, firstId);
