@@ -4,6 +4,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { DEFAULT_BUSES } from '../src/buses.ts';
 import { startBroker } from './helpers/broker.ts';
 import { closeAll, connect, flush, GENERATIONS, type Generation, type TestClient } from './helpers/clients.ts';
+import { SAMPLE_CALL as CALL } from './helpers/payloads.ts';
 import { SPEC_ROUTES } from './helpers/spec.ts';
 
 const broker = await startBroker();
@@ -11,18 +12,6 @@ const BUSES = [...DEFAULT_BUSES.known];
 
 /** 1.x and 2.x clients use `ping` and `pong` for their heartbeat: they can neither send nor receive the broker's. */
 const LEGACY_HEARTBEAT = new Set(['ping', 'pong']);
-
-const CALL = {
-  state: 'end',
-  call: '6f1c2a52-0d7b-4c35-9a43-5b1f0d0c2f11',
-  source: '33123456789',
-  destination: '33987654321',
-  direction: 'ingress',
-  host: 'sbc1.example.net',
-  number_domain: 'example.net',
-  _in: ['endpoint:alice@example.net', 'number:33123456789', 'number_domain:example.net'],
-  data: { duration: 42, billable: 40, progress: 2, answer: 2, wait: 0 },
-};
 
 for (const generation of GENERATIONS) {
   describe(`default routes, socket.io-client ${generation}`, () => {
