@@ -144,7 +144,7 @@ async function scenarioFanout(ctx: Context): Promise<void> {
   ctx.tables.push({
     title: '1. Fan-out: `call` to `calls`',
     intro:
-      'One publisher emits `call` events (536 bytes of JSON, the CLIENTS.md shape with its three `_in` rooms) to `calls`; every subscriber is in `calls` only. ' +
+      'One publisher emits `call` events (536 bytes of JSON, shaped as call handlers send it, with its three `_in` rooms) to `calls`; every subscriber is in `calls` only. ' +
       'Baseline: a bare Socket.IO server doing `io.to("calls").emit("call", data)`. Ratio: broker ÷ baseline (for deliveries/s higher is better, for CPU and latency lower is better).',
     headers: ['subscribers', 'metric', 'broker', 'bare Socket.IO', 'ratio'],
     rows,

@@ -1,5 +1,5 @@
 /**
- * SPEC section 9, slow consumers: a client that stops reading is disconnected once its unsent data
+ * Slow consumers (docs/protocol.md#limits): a client that stops reading is disconnected once its unsent data
  * passes MAX_BUFFERED_BYTES, the broker's memory stays bounded, and other clients keep receiving.
  */
 import assert from 'node:assert/strict';

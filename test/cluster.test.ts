@@ -1,5 +1,5 @@
 /**
- * SPEC section 8: several brokers on one Redis behave as one broker. Events of
+ * Several brokers (docs/protocol.md#several-brokers): several brokers on one Redis behave as one broker. Events of
  * every kind reach their subscribers on every node once, routes registered
  * anywhere apply everywhere (also on nodes started later), and a 4.x client
  * that drops recovers what it missed on another node.

@@ -1,4 +1,4 @@
-/** SPEC section 2: every client generation connects, over each transport, and is welcomed. */
+/** Connecting (docs/protocol.md#connecting): every client generation connects, over each transport, and is welcomed. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { NAME, VERSION } from '../src/package-info.ts';

@@ -1,5 +1,5 @@
 /**
- * SPEC section 9, limits: each is a setting, and a client past it gets a clear refusal (or 413, or a
+ * Limits (docs/protocol.md#limits): each is a setting, and a client past it gets a clear refusal (or 413, or a
  * disconnection for an oversized Socket.IO message) that is counted; nobody else notices.
  */
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 /**
- * SPEC section 11: the monitor page, driven in headless Chromium against a
+ * The monitor page (docs/protocol.md#monitor), driven in headless Chromium against a
  * real broker, with real socket.io-client subscribers and real /_notify pushes.
  */
 import assert from 'node:assert/strict';

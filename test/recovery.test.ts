@@ -1,6 +1,6 @@
 /**
- * Connection state recovery on one process (SPEC sections 8 and 9, in-memory
- * adapter): a 4.x client whose connection drops gets what it missed on
+ * Connection state recovery (docs/protocol.md#connection-state-recovery) on
+ * one process, in-memory adapter: a 4.x client whose connection drops gets what it missed on
  * reconnecting within RECOVERY_WINDOW, middlewares run again, 0 turns it off,
  * and 1.x/2.x clients are unaffected by the offsets recovery adds.
  */

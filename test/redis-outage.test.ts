@@ -1,5 +1,5 @@
 /**
- * SPEC section 8, when Redis fails: a short outage (a restart) delays events
+ * Several brokers (docs/protocol.md#several-brokers), when Redis fails: a short outage (a restart) delays events
  * and loses none on any node; an outage past the grace leaves every node
  * serving its own clients and counts what missed the cluster; Redis missing at
  * start is retried for a bounded time, then the start fails in one line.

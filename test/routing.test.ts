@@ -1,11 +1,11 @@
-/** Routed events (SPEC section 4): every default route, `_in` delivery, exactly once per socket. */
+/** Routed events (docs/protocol.md#routed-events): every default route, `_in` delivery, exactly once per socket. */
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { DEFAULT_BUSES } from '../src/buses.ts';
 import { startBroker } from './helpers/broker.ts';
 import { closeAll, connect, flush, GENERATIONS, type Generation, type TestClient } from './helpers/clients.ts';
 import { SAMPLE_CALL as CALL } from './helpers/payloads.ts';
-import { SPEC_ROUTES } from './helpers/spec.ts';
+import { DOCUMENTED_ROUTES } from './helpers/documented.ts';
 
 const broker = await startBroker();
 const BUSES = [...DEFAULT_BUSES.known];
@@ -27,7 +27,7 @@ for (const generation of GENERATIONS) {
     });
     after(() => closeAll([publisher, ...listeners.values()]));
 
-    for (const [bus, events] of Object.entries(SPEC_ROUTES)) {
+    for (const [bus, events] of Object.entries(DOCUMENTED_ROUTES)) {
       for (const event of events) {
         if (generation !== 'v4' && LEGACY_HEARTBEAT.has(event)) continue;
         it(`${event} → ${bus}, and nowhere else`, async () => {

@@ -1,5 +1,5 @@
 /**
- * `spicy-action tail` (SPEC section 11): joins buses and rooms with
+ * `spicy-action tail` (docs/protocol.md#watching-the-buses): joins buses and rooms with
  * socket.io-client 4.x and prints one line per event on stdout; what it has
  * to say about the connection goes to stderr, so stdout stays clean for `jq`.
  * It comes back by itself when the broker restarts, and Ctrl-C ends it with 0.
