@@ -1,19 +1,7 @@
 /** The monitor page's own logic (monitor/model.js), shared with `tail`, run in Node. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  BROKER_EVENTS,
-  EventLog,
-  eventRooms,
-  formatTime,
-  isUnauthorized,
-  makeFilter,
-  matches,
-  parseLimit,
-  parsePayload,
-  prettyJson,
-  summary,
-} from '../monitor/model.js';
+import { BROKER_EVENTS, EventLog, eventRooms, formatTime, isUnauthorized, makeFilter, matches, parseLimit, parsePayload, prettyJson, summary } from '../monitor/model.js';
 import { DEFAULT_ROUTES } from '../src/routes.ts';
 import { eventRooms as tailEventRooms } from '../src/tail/tail-format.ts';
 
