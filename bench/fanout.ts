@@ -7,7 +7,8 @@
  * so that the machine's noise falls on both alike.
  */
 import type { Layout, PublisherCommand, PublisherReport, SubscriberCommand, SubscriberReport, Target } from './messages.ts';
-import { forkWorker, sleep, type ServerProc, type Worker } from './procs.ts';
+import { forkWorker, type ServerProc, type Worker } from './procs.ts';
+import { sleep } from '../test/helpers/wait.ts';
 import { median, mergeSamples, summarizeLatency, type LatencySummary } from './stats.ts';
 
 /** A target and the server processes whose CPU counts for it. */

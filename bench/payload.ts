@@ -1,11 +1,8 @@
 /**
- * The events the bench sends, shaped as CLIENTS.md says the real senders
- * shape them: a `call` of about 0.5 KB (with its three `_in` rooms), and a
- * `report_ops` body of about 1 KB as OpenSIPS posts it.
+ * The events the bench sends: the sample `call` of test/helpers/payloads.ts,
+ * stamped so that receivers can count and time it.
  */
-
-/** The `_in` rooms of every bench `call`. */
-export const CALL_IN_ROOMS = ['endpoint:alice@example.net', 'number:33123456789', 'number_domain:example.net'] as const;
+import { SAMPLE_CALL } from '../test/helpers/payloads.ts';
 
 /** What the bench adds to each event so receivers can count and time it. */
 export interface BenchStamp {
@@ -18,60 +15,11 @@ export interface BenchStamp {
 }
 
 /**
- * A `call` event as a call handler emits it (about 0.5 KB of JSON), stamped.
+ * The sample `call` event (about 0.5 KB of JSON), stamped.
  *
  * @example
  * JSON.stringify(callEvent({ run: 1, seq: 1, t: 0 })).length; // about 500
  */
 export function callEvent(stamp: BenchStamp): Record<string, unknown> {
-  return {
-    state: 'end',
-    call: '0f6e2c4a-8d1b-4c57-9a43-3b2f1e5d7c90',
-    source: '33123456789',
-    destination: '33987654321',
-    direction: 'ingress',
-    host: 'sbc1.example.net',
-    number_domain: 'example.net',
-    endpoint: 'alice@example.net',
-    account: 'acct-000123',
-    stamp: '2017-05-01T10:00:42.000Z',
-    _in: [...CALL_IN_ROOMS],
-    data: { duration: 42, billable: 40, progress: 2, answer: 2, wait: 0, hangup_cause: 'NORMAL_CLEARING', sip_code: 200 },
-    bench: stamp,
-  };
-}
-
-/**
- * A `report_ops` body as OpenSIPS posts it on a registrant failure (about 1 KB, with a SIP message).
- *
- * @example
- * reportOpsBody().length; // about 1000
- */
-export function reportOpsBody(): string {
-  const sip = [
-    'REGISTER sip:example.net SIP/2.0',
-    'Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK776asdhds',
-    'Max-Forwards: 70',
-    'To: <sip:alice@example.net>',
-    'From: <sip:alice@example.net>;tag=456248',
-    'Call-ID: 843817637684230@998sdasdh09',
-    'CSeq: 1826 REGISTER',
-    'Contact: <sip:alice@192.0.2.10:5060>',
-    'Expires: 7200',
-    'User-Agent: ExamplePhone/1.2.3',
-    'Content-Length: 0',
-  ].join('\r\n');
-  return JSON.stringify({
-    error: 'registrant_failure',
-    application: 'opensips:registrant',
-    host: 'opensips1.example.net',
-    stamp: '2017-05-01T10:00:00.000Z',
-    aor: 'sip:alice@example.net',
-    registrar: 'sip:registrar.example.org',
-    state: 'REGISTERING_STATE',
-    reason: 'Request Timeout',
-    code: 408,
-    sip,
-    padding: 'x'.repeat(348),
-  });
+  return { ...SAMPLE_CALL, bench: stamp };
 }

@@ -1,15 +1,14 @@
 /**
  * The processes of a bench run: servers (the broker through its own entry,
  * the baselines) with the probe preloaded, forked load generators, and a
- * throw-away redis-server. Each is killed when the run ends, even on failure.
+ * throw-away redis-server (the tests' own launcher). Each is killed when the
+ * run ends, even on failure.
  */
 import { spawn, fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ProbeReport } from './messages.ts';
-import { freePort } from '../test/helpers/ports.ts';
+import { RedisServer } from '../test/helpers/redis.ts';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PROBE = fileURLToPath(new URL('./servers/probe.ts', import.meta.url));
@@ -24,8 +23,6 @@ export function killAll(): void {
   for (const cleanup of cleanups.splice(0)) cleanup();
 }
 process.on('exit', killAll);
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A server the bench measures. */
 export interface ServerProc {
@@ -175,51 +172,13 @@ export function forkWorker<Cmd, Report extends { type: string }>(script: string)
   };
 }
 
-/** A redis-server of the bench's own, in a temp dir, without persistence. */
-export interface RedisProc {
-  readonly url: string;
-  readonly pid: number;
-  /** CPU time (user + system) it used so far, µs, from /proc. */
-  cpuMicros(): number;
-  stop(): Promise<void>;
-}
-
-/** Starts redis-server on a free port; rejects when there is none on PATH. */
-export async function startRedis(): Promise<RedisProc> {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'spicy-bench-redis-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  live.add(child);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error('redis-server did not start within 10 s')), 10_000);
-    child.once('error', (error) => {
-      clearTimeout(timer);
-      reject(new Error(`cannot run redis-server: ${error.message}`));
-    });
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      out += chunk;
-      if (/Ready to accept connections/.test(out)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-  const pid = child.pid as number;
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    pid,
-    cpuMicros: () => procCpuMicros(pid),
-    async stop() {
-      child.kill('SIGTERM');
-      await exited;
-      live.delete(child);
-    },
-  };
+/**
+ * Starts a redis-server of the bench's own on a free port, in a temp dir,
+ * without persistence; it is killed and its dir removed when the run ends.
+ * Rejects when there is none on PATH.
+ */
+export function startRedis(): Promise<RedisServer> {
+  return RedisServer.start({ appendOnly: false, cleanup: (server) => cleanups.push(() => server.kill()) });
 }
 
 /** utime + stime of a process from /proc/<pid>/stat, µs (Linux; NaN elsewhere). */

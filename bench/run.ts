@@ -18,8 +18,9 @@ import { socketOptions } from '../src/server.ts';
 import { renderChart } from './chart.ts';
 import { measureFanout, type FanoutResult, type MeasuredTarget, type Phase } from './fanout.ts';
 import type { HttpCommand, HttpReport, SubscriberCommand, SubscriberReport } from './messages.ts';
-import { reportOpsBody } from './payload.ts';
-import { forkWorker, killAll, ROOT, sleep, startRedis, startServerProc, type ServerProc, type ServerSpec } from './procs.ts';
+import { reportOpsBody } from '../test/helpers/payloads.ts';
+import { forkWorker, killAll, procCpuMicros, ROOT, startRedis, startServerProc, type ServerProc, type ServerSpec } from './procs.ts';
+import { sleep } from '../test/helpers/wait.ts';
 import { consoleTable, markdownTable, num, times, type Table } from './report.ts';
 import { median, ratio } from './stats.ts';
 
@@ -143,7 +144,7 @@ async function scenarioFanout(ctx: Context): Promise<void> {
   ctx.tables.push({
     title: '1. Fan-out: `call` to `calls`',
     intro:
-      'One publisher emits `call` events (536 bytes of JSON, the CLIENTS.md shape with its three `_in` rooms) to `calls`; every subscriber is in `calls` only. ' +
+      'One publisher emits `call` events (536 bytes of JSON, shaped as call handlers send it, with its three `_in` rooms) to `calls`; every subscriber is in `calls` only. ' +
       'Baseline: a bare Socket.IO server doing `io.to("calls").emit("call", data)`. Ratio: broker ÷ baseline (for deliveries/s higher is better, for CPU and latency lower is better).',
     headers: ['subscribers', 'metric', 'broker', 'bare Socket.IO', 'ratio'],
     rows,
@@ -372,11 +373,12 @@ async function scenarioCluster(ctx: Context): Promise<void> {
     } catch (error) {
       return skip(`cluster support not present (a broker with REDIS_URL did not start: ${(error as Error).message})`);
     }
+    const redisPid = redis.pid ?? Number.NaN;
     if (!(await crossesNodes(a.url, b.url))) return skip('cluster support not present (an event published on one broker did not reach a subscriber of the other)');
     const single = await startServerProc(BROKER);
     started.push(single);
     const r = await measureFanout(
-      [target('2 brokers + Redis', [a, b], redis.cpuMicros), target('1 broker', [single])],
+      [target('2 brokers + Redis', [a, b], () => procCpuMicros(redisPid)), target('1 broker', [single])],
       fanoutOptions(MODE.cluster, 'bus', MODE.sideReps),
     );
     ctx.results.cluster = r;

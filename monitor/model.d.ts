@@ -1,5 +1,7 @@
 // Types of model.js, for the Node tests that import it.
 export declare const SUMMARY_LENGTH: number;
+export declare const BROKER_EVENTS: ReadonlySet<string>;
+export declare function isUnauthorized(error: unknown): boolean;
 
 export declare class EventLog<T = unknown> {
   constructor(capacity: number);

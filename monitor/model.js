@@ -6,6 +6,26 @@
 export const SUMMARY_LENGTH = 240;
 
 /**
+ * Events the broker sends on its own rather than routes: none of them is in
+ * the route table, so an unknown name among these is no reason to read the
+ * table again. (`welcome`, to one socket at its connection, is left out: the
+ * page and `tail` handle it apart.)
+ */
+export const BROKER_EVENTS = new Set(['shouted', 'notify', 'ping', 'configured', 'failed']);
+
+/**
+ * True when a connection error is a refusal for want of the right token: the
+ * broker's `unauthorized`, from its Socket.IO middleware, or an HTTP 401/403
+ * answer to the handshake itself.
+ *
+ * @example
+ * socket.on('connect_error', (error) => { if (isUnauthorized(error)) askForToken(); });
+ */
+export function isUnauthorized(error) {
+  return error?.message === 'unauthorized' || error?.description === 401 || error?.description === 403;
+}
+
+/**
  * The last `capacity` events, oldest dropped first. A ring: pushing is O(1)
  * however many events arrive.
  *

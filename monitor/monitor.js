@@ -4,10 +4,12 @@
 // at thousands of events per second. Payloads are untrusted: they only ever
 // reach the page as text (textContent), never as HTML.
 import {
+  BROKER_EVENTS,
   EventLog,
   eventRooms,
   formatTime,
   isEmptyFilter,
+  isUnauthorized,
   makeFilter,
   matches,
   parseLimit,
@@ -21,8 +23,6 @@ const ROOMS_KEY = 'spicy-action.monitor.rooms';
 const LIMIT_KEY = 'spicy-action.monitor.limit';
 const DEFAULT_LIMIT = 1000;
 const ACK_TIMEOUT_MS = 5000;
-/** Events the broker sends on its own, with the rooms they go to (SPEC section 3). */
-const BROKER_EVENTS = new Set(['shouted', 'notify', 'ping', 'configured', 'failed']);
 
 // The page is `<base>/monitor`: everything else is relative to `<base>/`, so it works behind a path prefix.
 const base = new URL('.', location.href);
@@ -148,8 +148,7 @@ socket.on('disconnect', (reason) => {
 });
 
 socket.on('connect_error', (error) => {
-  // The broker's `unauthorized`, or an HTTP 401/403 answer to the handshake itself.
-  if (error?.message === 'unauthorized' || error?.description === 401 || error?.description === 403) {
+  if (isUnauthorized(error)) {
     needToken('The broker refused the connection: enter its token.');
     if (!socket.active) return; // A refusal by the broker: wait for a token.
   } else {

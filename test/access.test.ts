@@ -1,4 +1,4 @@
-/** SPEC section 9, access: with BROKER_TOKEN set, Socket.IO connections and HTTP requests need the token. */
+/** Access (docs/protocol.md#access): with BROKER_TOKEN set, Socket.IO connections and HTTP requests need the token. */
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { describe, it } from 'node:test';

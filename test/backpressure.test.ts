@@ -1,5 +1,5 @@
 /**
- * SPEC section 9, slow consumers: a client that stops reading is disconnected once its unsent data
+ * Slow consumers (docs/protocol.md#limits): a client that stops reading is disconnected once its unsent data
  * passes MAX_BUFFERED_BYTES, the broker's memory stays bounded, and other clients keep receiving.
  */
 import assert from 'node:assert/strict';
@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import { request, spawnBroker, startBroker } from './helpers/broker.ts';
 import { closeAll, connect, withTimeout } from './helpers/clients.ts';
 import { parseMetrics } from './helpers/metrics.ts';
+import { until } from './helpers/wait.ts';
 import { unsentBytes, type EngineConnection, type QueuedPacket } from '../src/guards/backpressure.ts';
 
 /** A /proc/<pid>/status field, in bytes. */
@@ -127,8 +128,7 @@ describe('slow consumers', () => {
         publisher.emit('call', { i, chunk });
         if (i % 5 === 4) await reader.receive('call', i + 1, 20_000);
       }
-      const deadline = Date.now() + 5_000;
-      while (broker.io.of('/').sockets.size > 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await until('the broker lets the slow reader go', () => broker.io.of('/').sockets.size <= 2, 5_000);
       assert.equal(broker.io.of('/').sockets.size, 2, 'only the publisher and the polling reader are left');
       const metrics = parseMetrics((await request(`${broker.url}/metrics`)).body as string);
       assert.equal(metrics.value('spicy_action_slow_consumers_disconnected_total'), 1);

@@ -1,4 +1,4 @@
-/** The bus lists (SPEC section 1). */
+/** The bus lists (docs/protocol.md#buses-and-rooms). */
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,5 +1,5 @@
 /**
- * SPEC section 8: several brokers on one Redis behave as one broker. Events of
+ * Several brokers (docs/protocol.md#several-brokers): several brokers on one Redis behave as one broker. Events of
  * every kind reach their subscribers on every node once, routes registered
  * anywhere apply everywhere (also on nodes started later), and a 4.x client
  * that drops recovers what it missed on another node.
@@ -9,18 +9,10 @@ import { after, describe, it } from 'node:test';
 import { notify, spawnBroker, startBroker } from './helpers/broker.ts';
 import { closeAll, connect, flush, withTimeout, type Generation, type TestClient } from './helpers/clients.ts';
 import { RedisServer, redisMissing } from './helpers/redis.ts';
+import { until } from './helpers/wait.ts';
 
 const ENTITY = 'endpoint:alice@example.net';
 const TRACE = 'trace:r0.42';
-
-/** Polls `check` every 20 ms until it is true; fails naming `what` after `ms`. */
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 5_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('cluster on Redis', { skip: redisMissing() }, async () => {
   // Started here (not in a hook) so that the helpers' `after` closes them when the file ends.
@@ -111,7 +103,7 @@ describe('cluster on Redis', { skip: redisMissing() }, async () => {
     const started = Date.now();
     // Node B and node C (another process) route `queuer` as soon as the change reaches them.
     for (const client of [onB, onC]) {
-      await until(async () => ((await client.ack<{ ok: boolean }>('queuer', { n: 1 })).ok), `${client.generation} sees the route`);
+      await until(`${client.generation} sees the route`, async () => (await client.ack<{ ok: boolean }>('queuer', { n: 1 })).ok, 5_000);
     }
     const propagation = Date.now() - started;
     await listenerA.receive('queuer', 2);
@@ -126,7 +118,7 @@ describe('cluster on Redis', { skip: redisMissing() }, async () => {
 
     // A change made on the late node reaches the others (a null route: `_in` only).
     assert.deepEqual(await onD.ack('register', { event: 'queuer', default_room: null }), { ok: true, event: 'queuer', bus: null });
-    await until(() => a.broker.routes.get('queuer') === null && b.broker.routes.get('queuer') === null, 'null route on A and B');
+    await until('null route on A and B', () => a.broker.routes.get('queuer') === null && b.broker.routes.get('queuer') === null, 5_000);
     await flush(onD, [listenerA]);
     const before = listenerA.count('queuer');
     onB.emit('queuer', { n: 4 });
@@ -145,8 +137,9 @@ describe('cluster on Redis', { skip: redisMissing() }, async () => {
     await Promise.all(answers);
     const late = await startBroker({ redisUrl: redis.url });
     await until(
-      () => a.broker.routes.get('race') === b.broker.routes.get('race') && b.broker.routes.get('race') === late.broker.routes.get('race'),
       'every node on the same route',
+      () => a.broker.routes.get('race') === b.broker.routes.get('race') && b.broker.routes.get('race') === late.broker.routes.get('race'),
+      5_000,
     );
     // And it stays so: nothing still in flight changes one node and not another.
     await flush(onA, [onB]);
@@ -165,9 +158,9 @@ describe('cluster on Redis', { skip: redisMissing() }, async () => {
       await onA.ack('register', { event: 'flip', default_room: 'internal' });
       // Once node B has the last change, anything B writes now comes after all of A's changes in the log:
       // when node A sees it, A has read its own changes back.
-      await until(() => b.broker.routes.get('flip') === 'internal', 'node B has the last change');
+      await until('node B has the last change', () => b.broker.routes.get('flip') === 'internal', 5_000);
       assert.deepEqual(await onB.ack('register', { event: 'flip-marker', default_room: null }), { ok: true, event: 'flip-marker', bus: null });
-      await until(() => a.broker.routes.get('flip-marker') === null, 'node A read the log past its own changes');
+      await until('node A read the log past its own changes', () => a.broker.routes.get('flip-marker') === null, 5_000);
       assert.deepEqual(seen, ['support', 'calls', 'support', 'internal'], 'only the changes its clients made');
       assert.equal(a.broker.routes.get('flip'), 'internal');
     } finally {

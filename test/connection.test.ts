@@ -1,9 +1,10 @@
-/** SPEC section 2: every client generation connects, over each transport, and is welcomed. */
+/** Connecting (docs/protocol.md#connecting): every client generation connects, over each transport, and is welcomed. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { NAME, VERSION } from '../src/package-info.ts';
 import { startBroker } from './helpers/broker.ts';
 import { connect, GENERATIONS } from './helpers/clients.ts';
+import { until } from './helpers/wait.ts';
 
 const broker = await startBroker();
 
@@ -31,8 +32,7 @@ describe('connection', () => {
     const client = await connect('v2', broker.url);
     try {
       const socket = broker.io.sockets.sockets.get(client.id)!;
-      const deadline = Date.now() + 5_000;
-      while (socket.conn.transport.name !== 'websocket' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await until('the transport upgrades', () => socket.conn.transport.name === 'websocket', 5_000);
       assert.equal(socket.conn.transport.name, 'websocket');
       assert.equal(socket.conn.protocol, 3, 'socket.io-client 2.x speaks Engine.IO 3');
     } finally {

@@ -1,4 +1,4 @@
-/** Control events (SPEC section 3), as each client generation sends them. */
+/** Control events (docs/protocol.md#control-events), as each client generation sends them. */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { startBroker } from './helpers/broker.ts';

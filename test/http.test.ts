@@ -1,4 +1,4 @@
-/** HTTP (SPEC section 6): GET / and OpenSIPS pushes through POST /_notify/:msg. */
+/** HTTP (docs/protocol.md#http-api): GET / and OpenSIPS pushes through POST /_notify/:msg. */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { NAME, VERSION } from '../src/package-info.ts';
@@ -15,7 +15,7 @@ async function listener(rooms: string[], generation: (typeof GENERATIONS)[number
   return c;
 }
 
-/** What OpenSIPS posts (CLIENTS.md). */
+/** What OpenSIPS posts. */
 const PUSHES: [msg: string, body: Record<string, unknown>, bus: string][] = [
   ['report_ops', { error: 'core_threshold', application: 'opensips:core', host: 'sbc1.example.net', stamp: '2017-05-01T10:00:00.000Z' }, 'support'],
   ['report_csr', { error: 'endpoint_rate_limit', direction: 'ingress', endpoint: 'alice@example.net', limit: 10, ip: '192.0.2.7' }, 'support'],

@@ -1,5 +1,5 @@
 /**
- * SPEC section 9, limits: each is a setting, and a client past it gets a clear refusal (or 413, or a
+ * Limits (docs/protocol.md#limits): each is a setting, and a client past it gets a clear refusal (or 413, or a
  * disconnection for an oversized Socket.IO message) that is counted; nobody else notices.
  */
 import assert from 'node:assert/strict';
@@ -8,6 +8,7 @@ import { DEFAULT_ROUTES } from '../src/routes.ts';
 import { notify, request, startBroker } from './helpers/broker.ts';
 import { closeAll, connect, flush, GENERATIONS, withTimeout } from './helpers/clients.ts';
 import { parseMetrics } from './helpers/metrics.ts';
+import { until } from './helpers/wait.ts';
 
 const broker = await startBroker({
   maxRoomNameLength: 40,
@@ -122,8 +123,7 @@ describe('limits', () => {
           sender.emit('call', { n: 2, pad: 'x'.repeat(25_000) });
           await gone;
           // The refusal is counted once the broker notices it (at once over WebSocket, at the POST over polling).
-          const deadline = Date.now() + 5_000;
-          while ((await refused('too_large')) < before + 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+          await until('the refusal is counted', async () => (await refused('too_large')) >= before + 1, 5_000);
           assert.equal(await refused('too_large'), before + 1);
           await flush(witness, [other]);
           assert.deepEqual(other.payloads('call').map((p) => (p as { n: number }).n), [1], 'the oversized message reached nobody');

@@ -1,7 +1,8 @@
-/** SPEC section 11: the monitor page's own logic (monitor/model.js), run in Node. */
+/** The monitor page's own logic (monitor/model.js), shared with `tail`, run in Node. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { EventLog, eventRooms, formatTime, makeFilter, matches, parseLimit, parsePayload, prettyJson, summary } from '../monitor/model.js';
+import { BROKER_EVENTS, EventLog, eventRooms, formatTime, isUnauthorized, makeFilter, matches, parseLimit, parsePayload, prettyJson, summary } from '../monitor/model.js';
+import { DEFAULT_ROUTES } from '../src/routes.ts';
 import { eventRooms as tailEventRooms } from '../src/tail/tail-format.ts';
 
 describe('monitor event log', () => {
@@ -81,5 +82,21 @@ describe('monitor display', () => {
 
   it('is what tail uses to name rooms', () => {
     assert.equal(tailEventRooms, eventRooms);
+  });
+});
+
+describe('broker events and refusals, for the page and tail', () => {
+  it('lists the events the broker sends on its own, none of which has a route', () => {
+    assert.deepEqual([...BROKER_EVENTS].sort(), ['configured', 'failed', 'notify', 'ping', 'shouted']);
+    for (const event of BROKER_EVENTS) assert.equal(DEFAULT_ROUTES.has(event), false, event);
+  });
+
+  it('tells a refusal for want of a token from other connection errors', () => {
+    assert.equal(isUnauthorized(new Error('unauthorized')), true);
+    assert.equal(isUnauthorized(Object.assign(new Error('xhr poll error'), { description: 401 })), true);
+    assert.equal(isUnauthorized(Object.assign(new Error('xhr poll error'), { description: 403 })), true);
+    assert.equal(isUnauthorized(Object.assign(new Error('xhr poll error'), { description: 500 })), false);
+    assert.equal(isUnauthorized(new Error('websocket error')), false);
+    assert.equal(isUnauthorized(undefined), false);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * `npm run screenshot`: draws docs/monitor.png, the monitor page with some
- * traffic of the shapes real clients send (CLIENTS.md). Needs Chromium, as the
+ * traffic of the shapes real clients send. Needs Chromium, as the
  * page tests do. Not a test: run it when the page changes.
  */
 import { mkdirSync } from 'node:fs';
@@ -9,9 +9,9 @@ import { io } from 'socket.io-client';
 import { DEFAULT_SETTINGS } from '../src/settings.ts';
 import { startServer } from '../src/server.ts';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from './helpers/chromium.ts';
+import { sleep, until } from './helpers/wait.ts';
 
 const OUTPUT = new URL('../docs/monitor.png', import.meta.url);
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const running = await startServer({ ...DEFAULT_SETTINGS, port: 0, host: '127.0.0.1' });
 const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: [...CHROMIUM_ARGS] });
@@ -24,7 +24,8 @@ try {
   for (const bus of ['calls', 'support', 'internal']) await page.check(`#buses input[value="${bus}"]`);
   await page.fill('#room', 'endpoint:alice@example.net');
   await page.press('#room', 'Enter');
-  await sleep(300);
+  const rooms = running.io.sockets.adapter.rooms;
+  await until('the page is in its rooms', () => ['calls', 'support', 'internal', 'endpoint:alice@example.net'].every((room) => rooms.get(room)?.size));
 
   const post = (msg: string, body: unknown): Promise<Response> =>
     fetch(`${running.url}/_notify/${msg}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });

@@ -1,5 +1,5 @@
 /**
- * SPEC section 11: the monitor page, driven in headless Chromium against a
+ * The monitor page (docs/protocol.md#monitor), driven in headless Chromium against a
  * real broker, with real socket.io-client subscribers and real /_notify pushes.
  */
 import assert from 'node:assert/strict';
@@ -9,6 +9,7 @@ import { NAME, VERSION } from '../src/package-info.ts';
 import { notify, request, startBroker } from './helpers/broker.ts';
 import { chromiumMissing, launchChromium } from './helpers/chromium.ts';
 import { connect, flush, withTimeout } from './helpers/clients.ts';
+import { until } from './helpers/wait.ts';
 
 
 const missing = chromiumMissing();
@@ -55,15 +56,6 @@ async function openMonitor(base = broker.url, connected = true): Promise<Monitor
     return (await page.getAttribute('#broker-info', 'data-socket-id')) as string;
   };
   return { page, errors, requests, failures, socketId, close: () => context.close() };
-}
-
-/** Resolves once `check` holds, polling; rejects after `ms` naming `what`. */
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** True when the broker has socket `id` in `room`. */

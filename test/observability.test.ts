@@ -1,4 +1,4 @@
-/** SPEC section 10: GET /health and GET /metrics follow what the broker does. */
+/** GET /health and GET /metrics (docs/protocol.md#health, #metrics) follow what the broker does. */
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { createServer } from 'node:http';

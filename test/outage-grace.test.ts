@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MissedClusterError, OutageGrace } from '../src/cluster/outage-grace.ts';
+import { sleep, until } from './helpers/wait.ts';
 
 /** A stand-in for XADD: records what was written, answers when told to. */
 function stream() {
@@ -41,7 +42,7 @@ describe('OutageGrace', () => {
     grace.on('undelivered', (n) => counted.push(n));
     grace.down();
     const held = ['a', 'b', 'c'].map((name) => grace.publish('event', redis.send(name)));
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
     assert.deepEqual(redis.written, [], 'nothing written while down');
     grace.up();
     const later = grace.publish('event', redis.send('d'));
@@ -83,9 +84,9 @@ describe('OutageGrace', () => {
     const held = [grace.publish('event', redis.send('b')), grace.publish('event', redis.send('c'))];
     const order: string[] = [];
     for (const [name, p] of [['a', inflight], ['b', held[0]!], ['c', held[1]!]] as const) p.catch(() => order.push(name));
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
     assert.deepEqual(order, [], 'held within the grace');
-    for (const deadline = Date.now() + 10_000; expired === 0 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
+    await until('the grace runs out', () => expired > 0);
     assert.equal(expired, 1);
     assert.equal(grace.expired, true);
     assert.deepEqual(await settled([inflight, ...held]), ['MissedClusterError', 'MissedClusterError', 'MissedClusterError']);

@@ -1,4 +1,4 @@
-/** The process (SPEC section 7): starting as `npm start` does, stopping on signals, failing clearly. */
+/** The process (README.md#settings): starting as `npm start` does, stopping on signals, failing clearly. */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';

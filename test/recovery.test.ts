@@ -1,6 +1,6 @@
 /**
- * Connection state recovery on one process (SPEC sections 8 and 9, in-memory
- * adapter): a 4.x client whose connection drops gets what it missed on
+ * Connection state recovery (docs/protocol.md#connection-state-recovery) on
+ * one process, in-memory adapter: a 4.x client whose connection drops gets what it missed on
  * reconnecting within RECOVERY_WINDOW, middlewares run again, 0 turns it off,
  * and 1.x/2.x clients are unaffected by the offsets recovery adds.
  */
@@ -10,6 +10,7 @@ import { DEFAULT_SETTINGS } from '../src/settings.ts';
 import { socketOptions, type RunningBroker } from '../src/server.ts';
 import { startBroker } from './helpers/broker.ts';
 import { closeAll, connect, flush, type TestClient } from './helpers/clients.ts';
+import { sleep } from './helpers/wait.ts';
 
 const clients: TestClient[] = [];
 after(() => closeAll(clients));
@@ -77,7 +78,7 @@ describe('connection state recovery, one process', () => {
     const publisher = await publisherOn(running);
     await drop();
     publisher.emit('call', { seq: 1 });
-    await new Promise((r) => setTimeout(r, 800));
+    await sleep(800); // past the window: time itself is the condition
     await reconnect();
     assert.equal(client.raw.recovered, false);
     assert.notEqual(client.raw.id, firstId);

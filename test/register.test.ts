@@ -1,4 +1,4 @@
-/** Run-time routes (SPEC section 5), as call handlers register them. */
+/** Run-time routes (docs/protocol.md#register), as call handlers register them. */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { CONTROL_EVENTS, RESERVED_EVENTS } from '../src/protocol.ts';

@@ -1,14 +1,14 @@
-/** The route table (SPEC sections 4 and 5). */
+/** The route table (docs/protocol.md#default-routes and #register). */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DEFAULT_BUSES } from '../src/buses.ts';
 import { CONTROL_EVENTS, RESERVED_EVENTS } from '../src/protocol.ts';
 import { DEFAULT_ROUTES, RouteTable, type RouteChange } from '../src/routes.ts';
-import { SPEC_ROUTES } from './helpers/spec.ts';
+import { DOCUMENTED_ROUTES } from './helpers/documented.ts';
 
 describe('route table', () => {
   it('holds exactly the default routes of the spec', () => {
-    const expected = new Map(Object.entries(SPEC_ROUTES).flatMap(([bus, events]) => events.map((e) => [e, bus] as const)));
+    const expected = new Map(Object.entries(DOCUMENTED_ROUTES).flatMap(([bus, events]) => events.map((e) => [e, bus] as const)));
     assert.deepEqual(new Map(DEFAULT_ROUTES), expected);
     const table = new RouteTable(DEFAULT_BUSES);
     assert.equal(table.size, expected.size);

@@ -1,28 +1,17 @@
-/** Routed events (SPEC section 4): every default route, `_in` delivery, exactly once per socket. */
+/** Routed events (docs/protocol.md#routed-events): every default route, `_in` delivery, exactly once per socket. */
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { DEFAULT_BUSES } from '../src/buses.ts';
 import { startBroker } from './helpers/broker.ts';
 import { closeAll, connect, flush, GENERATIONS, type Generation, type TestClient } from './helpers/clients.ts';
-import { SPEC_ROUTES } from './helpers/spec.ts';
+import { SAMPLE_CALL as CALL } from './helpers/payloads.ts';
+import { DOCUMENTED_ROUTES } from './helpers/documented.ts';
 
 const broker = await startBroker();
 const BUSES = [...DEFAULT_BUSES.known];
 
 /** 1.x and 2.x clients use `ping` and `pong` for their heartbeat: they can neither send nor receive the broker's. */
 const LEGACY_HEARTBEAT = new Set(['ping', 'pong']);
-
-const CALL = {
-  state: 'end',
-  call: '6f1c2a52-0d7b-4c35-9a43-5b1f0d0c2f11',
-  source: '33123456789',
-  destination: '33987654321',
-  direction: 'ingress',
-  host: 'sbc1.example.net',
-  number_domain: 'example.net',
-  _in: ['endpoint:alice@example.net', 'number:33123456789', 'number_domain:example.net'],
-  data: { duration: 42, billable: 40, progress: 2, answer: 2, wait: 0 },
-};
 
 for (const generation of GENERATIONS) {
   describe(`default routes, socket.io-client ${generation}`, () => {
@@ -38,7 +27,7 @@ for (const generation of GENERATIONS) {
     });
     after(() => closeAll([publisher, ...listeners.values()]));
 
-    for (const [bus, events] of Object.entries(SPEC_ROUTES)) {
+    for (const [bus, events] of Object.entries(DOCUMENTED_ROUTES)) {
       for (const event of events) {
         if (generation !== 'v4' && LEGACY_HEARTBEAT.has(event)) continue;
         it(`${event} → ${bus}, and nowhere else`, async () => {

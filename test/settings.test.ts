@@ -1,4 +1,4 @@
-/** Settings from the environment and flags (SPEC section 7). */
+/** Settings from the environment and flags (README.md#settings). */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DEFAULT_SETTINGS, loadSettings, SettingsError } from '../src/settings.ts';

@@ -1,4 +1,4 @@
-/** SPEC section 11: what `spicy-action tail` reads from its command line and prints per event. */
+/** What `spicy-action tail` (docs/protocol.md#watching-the-buses) reads from its command line and prints per event. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DEFAULT_TAIL_URL, eventRooms, formatEvent, parseTailArgs, TailUsageError } from '../src/tail/tail-format.ts';

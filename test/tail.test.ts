@@ -1,4 +1,4 @@
-/** SPEC section 11: `spicy-action tail`, run as a child process the way an operator runs it. */
+/** `spicy-action tail` (docs/protocol.md#watching-the-buses), run as a child process the way an operator runs it. */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { after, describe, it } from 'node:test';

@@ -1,4 +1,4 @@
-/** Who receives an event (SPEC sections 4 and 6). */
+/** Who receives an event (docs/protocol.md#routed-events and #notify-endpoint). */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { computeTargets, notifyTargets, type TargetLimits } from '../src/targets.ts';

@@ -7,7 +7,7 @@
  */
 import { io, type Socket } from 'socket.io-client';
 import type { BenchStamp } from '../payload.ts';
-import { CALL_IN_ROOMS } from '../payload.ts';
+import { CALL_IN_ROOMS } from '../../test/helpers/payloads.ts';
 import type { Layout, SubscriberCommand, SubscriberReport, Target } from '../messages.ts';
 import { Reservoir } from '../stats.ts';
 

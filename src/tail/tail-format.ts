@@ -1,5 +1,5 @@
 /**
- * The pure half of `spicy-action tail` (SPEC section 11): what it reads from
+ * The pure half of `spicy-action tail` (docs/protocol.md#watching-the-buses): what it reads from
  * its command line, and the one line it prints per event. No Socket.IO here.
  */
 

@@ -1,5 +1,5 @@
 /**
- * `spicy-action tail` (SPEC section 11): joins buses and rooms with
+ * `spicy-action tail` (docs/protocol.md#watching-the-buses): joins buses and rooms with
  * socket.io-client 4.x and prints one line per event on stdout; what it has
  * to say about the connection goes to stderr, so stdout stays clean for `jq`.
  * It comes back by itself when the broker restarts, and Ctrl-C ends it with 0.
@@ -8,6 +8,7 @@ import createDebug from 'debug';
 import { io, type Socket } from 'socket.io-client';
 import { DEFAULT_BUSES } from '../buses.ts';
 import { DEFAULT_ROUTES } from '../routes.ts';
+import { BROKER_EVENTS, isUnauthorized } from '../../monitor/model.js';
 import { eventRooms, formatEvent, parseTailArgs, TAIL_USAGE, TailUsageError, type TailOptions } from './tail-format.ts';
 
 const debug = createDebug('spicy-action:tail');
@@ -15,8 +16,6 @@ const debug = createDebug('spicy-action:tail');
 const ACK_TIMEOUT_MS = 10_000;
 /** Least time between two reads of the route table (an event of unknown name asks for one). */
 const ROUTES_REFRESH_MS = 2_000;
-/** Events the broker sends on its own: they have no route, and asking for the table again would not give one. */
-const BROKER_EVENTS: ReadonlySet<string> = new Set(['shouted', 'notify', 'ping', 'configured', 'failed']);
 
 /** Where `tail` reads and writes; the process's own by default. */
 export interface TailContext {
@@ -174,11 +173,3 @@ function watch(options: TailOptions, context: TailContext): Promise<TailExit> {
   });
 }
 
-/**
- * A refusal for want of the right token: the broker's `unauthorized`, from its
- * Socket.IO middleware, or an HTTP 401/403 answer to the handshake itself.
- */
-function isUnauthorized(error: Error): boolean {
-  const { description } = error as Error & { description?: unknown };
-  return error.message === 'unauthorized' || description === 401 || description === 403;
-}

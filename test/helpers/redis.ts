@@ -1,8 +1,8 @@
 /**
- * A real `redis-server` for tests: started on a free port with its own temp
- * directory and AOF persistence, stopped and restarted (same port, same
- * directory, so the streams and the route table come back), and removed when
- * the test file ends.
+ * A real `redis-server`, for the tests and the bench: started on a free port
+ * with its own temp directory, stopped and restarted (same port, same
+ * directory, so with AOF on the streams and the route table come back), and
+ * removed when the test file (or the bench run) ends.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -31,8 +31,22 @@ export function redisMissing(): string | undefined {
   return reason;
 }
 
+/** How a {@link RedisServer} runs and when it goes away. */
+export interface RedisOptions {
+  /** AOF persistence, so that the data outlives a restart; on by default (the bench runs without). */
+  readonly appendOnly?: boolean;
+  /**
+   * Arranges for the server to be stopped and its directory removed. By
+   * default, when the test file ends (node:test `after`); the bench, which is
+   * no test, passes its own.
+   */
+  readonly cleanup?: (server: RedisServer) => void;
+}
+
+const removeAfterTests = (server: RedisServer): void => after(() => server.remove());
+
 /**
- * A redis-server the test controls.
+ * A redis-server the test (or the bench) controls.
  *
  * @example
  * const redis = await RedisServer.start();
@@ -48,6 +62,8 @@ export class RedisServer {
     readonly port: number,
     /** Its working directory, where the AOF lives. */
     readonly dir: string,
+    /** Whether it writes an AOF. */
+    readonly appendOnly: boolean,
   ) {}
 
   /** `redis://127.0.0.1:<port>` */
@@ -60,19 +76,25 @@ export class RedisServer {
     return this.#child !== undefined;
   }
 
+  /** Its process id while it runs (the bench reads its CPU time). */
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
   /**
-   * Starts redis-server on a free port with AOF on, in a fresh temp directory;
-   * it is stopped and its directory removed when the test file ends.
+   * Starts redis-server on a free port (AOF on unless `options` say otherwise),
+   * in a fresh temp directory; it is stopped and its directory removed when the
+   * test file ends, or as `options.cleanup` arranges.
    *
    * @example
    * const redis = await RedisServer.start();
    * const broker = await startBroker({ redisUrl: redis.url });
    * await redis.stop(); await redis.start(); // a restart: same port, same data
    */
-  static async start(): Promise<RedisServer> {
+  static async start(options: RedisOptions = {}): Promise<RedisServer> {
     let lastError: unknown;
     for (let attempt = 0; attempt < 5; attempt++) {
-      const server = await RedisServer.prepare();
+      const server = await RedisServer.prepare(options);
       try {
         await server.start();
         return server;
@@ -84,13 +106,10 @@ export class RedisServer {
   }
 
   /** A server with a free port and a temp directory, not started yet (to test a Redis that comes up late). */
-  static async prepare(): Promise<RedisServer> {
+  static async prepare({ appendOnly = true, cleanup = removeAfterTests }: RedisOptions = {}): Promise<RedisServer> {
     const dir = mkdtempSync(join(tmpdir(), 'spicy-action-redis-'));
-    const server = new RedisServer(await freePort(), dir);
-    after(async () => {
-      await server.stop();
-      rmSync(dir, { recursive: true, force: true });
-    });
+    const server = new RedisServer(await freePort(), dir, appendOnly);
+    cleanup(server);
     return server;
   }
 
@@ -99,11 +118,15 @@ export class RedisServer {
     if (this.#child) return Promise.resolve();
     const child = spawn(
       BINARY,
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'yes', '--save', '', '--daemonize', 'no', '--loglevel', 'notice'],
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', this.appendOnly ? 'yes' : 'no', '--save', '', '--daemonize', 'no', '--loglevel', 'notice'],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.#child = child;
-    this.#exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    // A binary that cannot run gives `error` and no `exit`.
+    this.#exited = new Promise((resolve) => {
+      child.once('exit', () => resolve());
+      child.once('error', () => resolve());
+    });
     void this.#exited.then(() => {
       if (this.#child === child) this.#child = undefined;
     });
@@ -124,6 +147,7 @@ export class RedisServer {
       });
       child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
       child.once('exit', (code) => fail(new Error(`redis-server exited with ${code}: ${out.slice(-500)}`)));
+      child.once('error', (error) => fail(new Error(`cannot run ${BINARY}: ${error.message}`)));
     });
   }
 
@@ -135,5 +159,17 @@ export class RedisServer {
     const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
     await this.#exited;
     clearTimeout(timer);
+  }
+
+  /** Stops the server, then removes its directory. */
+  async remove(): Promise<void> {
+    await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Kills the server at once and removes its directory, synchronously: for a process `exit` handler. */
+  kill(): void {
+    this.#child?.kill('SIGKILL');
+    rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -1,7 +1,7 @@
-/** Facts of SPEC.md that several test files check against. */
+/** What docs/protocol.md states, written out again so that tests can hold the code to it. */
 
-/** SPEC section 4, row by row. */
-export const SPEC_ROUTES: Readonly<Record<string, readonly string[]>> = {
+/** The default routes of docs/protocol.md#default-routes, bus by bus. */
+export const DOCUMENTED_ROUTES: Readonly<Record<string, readonly string[]>> = {
   support: ['report_dev', 'report_ops', 'report_csr', 'script_register', 'pipe_blocked', 'pike_blocked'],
   calls: ['call', 'reference', 'statistics:add'],
   traces: ['trace'],
