@@ -1,5 +1,5 @@
 /**
- * Connection handling (docs/protocol.md): greets each socket, answers the
+ * Connection handling (docs/protocol.md#control-events, #routed-events): greets each socket, answers the
  * control events, and routes every other event to its bus and `_in` rooms.
  * One `onAny` listener per socket does the dispatch, so a route registered
  * now applies at once to sockets connected before. Socket.IO only: the HTTP

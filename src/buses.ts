@@ -1,5 +1,5 @@
 /**
- * The bus lists (the README's *Buses*): which rooms are buses, and which room
+ * The bus lists (docs/protocol.md#buses-and-rooms): which rooms are buses, and which room
  * names are per-entity notification rooms. Read from `buses.json` once at start-up.
  */
 import { readFileSync } from 'node:fs';

@@ -1,7 +1,8 @@
 /**
- * The route table: which bus each known event is broadcast on (docs/protocol.md,
- * *Routed events* and *register*). It is also the list of every event the platform knows, and reading
- * the defaults below is the quickest way to learn who talks to whom.
+ * The route table: which bus each known event is broadcast on
+ * (docs/protocol.md#default-routes, #register). It is also the list of every
+ * event the platform knows, and reading the defaults below is the quickest
+ * way to learn who talks to whom.
  */
 import createDebug from 'debug';
 import type { Buses } from './buses.ts';

@@ -15,7 +15,7 @@ export interface Settings extends Limits {
   readonly port: number;
   /** Address to listen on. */
   readonly host: string;
-  /** Path of the bus lists (docs/protocol.md, the README's *Buses*). */
+  /** Path of the bus lists (docs/protocol.md#buses-and-rooms). */
   readonly busesFile: string;
   /** Browser origins allowed to connect; `'*'` allows any. */
   readonly corsOrigins: '*' | readonly string[];

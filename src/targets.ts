@@ -1,6 +1,6 @@
 /**
  * Who receives an event: its bus and the notification rooms its payload names
- * (docs/protocol.md, *Routed events*). Pure: the caller hands the result to one
+ * (docs/protocol.md#notification-rooms). Pure: the caller hands the result to one
  * `io.to(rooms).emit(...)`, which reaches each socket once however many of
  * the rooms it is in.
  */

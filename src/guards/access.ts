@@ -1,5 +1,5 @@
 /**
- * Access control (the README's *Security*): with a shared token set, every Socket.IO
+ * Access control (docs/protocol.md#access): with a shared token set, every Socket.IO
  * connection and every HTTP request but `GET /health` must present it.
  *
  * Where each client puts it:

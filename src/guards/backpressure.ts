@@ -1,5 +1,5 @@
 /**
- * Slow consumers (the README's *Security*): a client that stops reading must not make
+ * Slow consumers (docs/protocol.md#limits): a client that stops reading must not make
  * the broker's memory grow without bound. A socket whose unsent data passes
  * `maxBufferedBytes` is disconnected; a 4.x client recovers what it missed
  * when it reconnects (connection state recovery).

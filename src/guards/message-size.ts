@@ -1,5 +1,5 @@
 /**
- * Socket.IO messages over the size limit (the README's *Limits*, `MAX_MESSAGE_BYTES`,
+ * Socket.IO messages over the size limit (docs/protocol.md#limits, `MAX_MESSAGE_BYTES`,
  * Socket.IO's `maxHttpBufferSize`). Engine.IO enforces the limit itself:
  * - over WebSocket, `ws` closes the connection (close code 1009) and the
  *   socket disconnects with "transport error: Max payload size exceeded";

@@ -1,5 +1,5 @@
 /**
- * `GET /health` (the README's *Observability*): whether this broker is serving, for load
+ * `GET /health` (docs/protocol.md#health): whether this broker is serving, for load
  * balancers and supervisors. It is answered without a token.
  */
 import createDebug from 'debug';

@@ -1,5 +1,5 @@
 /**
- * The monitor page (the README's *Watching the buses*): `GET /monitor` serves a plain page that
+ * The monitor page (docs/protocol.md#monitor): `GET /monitor` serves a plain page that
  * watches the buses through the Socket.IO client the broker itself serves,
  * and `GET /monitor/config.json` tells it the bus lists and the route table.
  *

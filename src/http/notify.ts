@@ -1,5 +1,5 @@
 /**
- * `POST /_notify/:msg` (docs/protocol.md#http): OpenSIPS cannot speak Socket.IO, so
+ * `POST /_notify/:msg` (docs/protocol.md#notify-endpoint): OpenSIPS cannot speak Socket.IO, so
  * it posts its notifications as JSON and the broker re-emits them on the
  * message's bus, and to `endpoint:<endpoint>` where a customer's dashboard may
  * be listening.
