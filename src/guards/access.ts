@@ -90,7 +90,7 @@ export function httpToken(url: string, authorization: string | undefined): strin
  *
  * @example
  * app.get('/health', health.handler);
- * app.use(httpAccess(settings.token, (attempt, refusal) => broker.emit('refused', attempt.what, refusal)));
+ * app.use(httpAccess(settings.token, (attempt, refusal) => telemetry.refused(attempt.what, refusal)));
  */
 export function httpAccess(token: string | undefined, observe?: AccessObserver): RequestHandler {
   if (token === undefined) return (_req, _res, next) => next();

@@ -20,7 +20,7 @@ const debug = createDebug('spicy-action:message-size');
  * the peer's address.
  *
  * @example
- * watchMessageSize(io, httpServer, (address, refusal) => broker.emit('refused', 'socket.io', refusal));
+ * watchMessageSize(io, httpServer, (address, refusal) => telemetry.refused('socket.io message', refusal));
  */
 export function watchMessageSize(io: BrokerServer, httpServer: HttpServer, refused: (address: string | undefined, refusal: Refusal) => void): void {
   const limit = io.engine.opts.maxHttpBufferSize;
