@@ -186,7 +186,8 @@ describe('units of durations and sizes', () => {
 
   it('the README documents every unit', () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-    const section = readme.slice(readme.indexOf('## Settings'), readme.indexOf('\n## ', readme.indexOf('## Settings') + 1));
+    const start = readme.indexOf('## Settings');
+    const section = readme.slice(start, readme.indexOf('\n## ', start + 1)).replace(/\s+/g, ' ');
     const sizes = /Sizes take ([\s\S]*?)\(a bare number is bytes\)/.exec(section);
     const durations = /Durations take ([\s\S]*?)\(a bare number is seconds\)/.exec(section);
     assert.ok(sizes && durations, 'the Settings section names the units');
