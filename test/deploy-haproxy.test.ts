@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,8 +18,11 @@ import { freePort, RedisServer, redisMissing } from './helpers/redis.ts';
 const TEMPLATE = readFileSync(join(ROOT, 'deploy', 'haproxy.cfg'), 'utf8');
 const COOKIE = /cookie (\w+) insert/.exec(TEMPLATE)?.[1] ?? 'SPICY_NODE';
 
+/** Debian installs it in /usr/sbin, which a user's PATH may not have. */
+const HAPROXY = process.env.HAPROXY ?? (existsSync('/usr/sbin/haproxy') ? '/usr/sbin/haproxy' : 'haproxy');
+
 function haproxyMissing(): string | undefined {
-  if (spawnSync('haproxy', ['-v']).status === 0) return undefined;
+  if (spawnSync(HAPROXY, ['-v']).status === 0) return undefined;
   const reason = 'haproxy not found: install the Debian package haproxy to test deploy/haproxy.cfg';
   if (process.env.CI) throw new Error(`${reason}; CI must run it`);
   return reason;
@@ -30,7 +33,7 @@ describe('deploy/haproxy.cfg', { skip: haproxyMissing() }, () => {
   const lines = TEMPLATE.split('\n').map((l) => l.replace(/#.*$/, '').trim()).filter(Boolean);
 
   it('is valid for HAProxy as shipped', () => {
-    const check = spawnSync('haproxy', ['-c', '-f', join(ROOT, 'deploy', 'haproxy.cfg')], { encoding: 'utf8' });
+    const check = spawnSync(HAPROXY, ['-c', '-f', join(ROOT, 'deploy', 'haproxy.cfg')], { encoding: 'utf8' });
     assert.equal(check.status, 0, `${check.stdout}${check.stderr}`);
   });
 
@@ -134,7 +137,7 @@ describe('two brokers behind HAProxy with deploy/haproxy.cfg', { skip: haproxyMi
   const socket = join(dir, 'admin.sock');
   const cfgFile = join(dir, 'haproxy.cfg');
   writeFileSync(cfgFile, localConfig(frontPort, statsPort, socket, nodes.map((n) => Number(new URL(n.url).port))));
-  const haproxy = spawn('haproxy', ['-db', '-f', cfgFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const haproxy = spawn(HAPROXY, ['-db', '-f', cfgFile], { stdio: ['ignore', 'ignore', 'pipe'] });
   let haproxyErr = '';
   haproxy.stderr.setEncoding('utf8').on('data', (chunk: string) => (haproxyErr += chunk));
   const haproxyExited = new Promise((resolve) => haproxy.once('exit', resolve));

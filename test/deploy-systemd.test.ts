@@ -124,4 +124,15 @@ describe('the systemd unit', { skip: systemdMissing() }, () => {
     for (const name of names) assert.ok(known.has(name), `${name} is a setting`);
     assert.equal(SETTING_NAMES.length, Object.keys(DEFAULT_SETTINGS).length);
   });
+
+  it("matches the README's Production section", () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const start = readme.indexOf('## Production');
+    assert.ok(start >= 0, 'the README has a Production section');
+    const section = readme.slice(start, readme.indexOf('\n## ', start + 1)).replace(/\s+/g, ' ');
+    assert.ok(section.includes(`It runs \`${value('ExecStart')}\``), 'the same ExecStart');
+    assert.ok(section.includes(`gives it ${/^\d+/.exec(value('TimeoutStopSec') ?? '')?.[0]} s`), 'the same TimeoutStopSec');
+    assert.ok(section.includes(value('EnvironmentFile')!), 'the same env file');
+    assert.ok(section.includes('Redis Sentinel: see below.'), 'the Sentinel placeholder');
+  });
 });
