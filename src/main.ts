@@ -2,25 +2,34 @@
  * The process entry: `spicy-action [flags]` runs the broker until SIGTERM or
  * SIGINT. Any start-up failure prints one line on stderr and exits non-zero.
  */
+// First: it reads DEBUG before the `debug` package, loaded by the imports below, rewrites it.
+import { DEBUG_AT_START } from './debug-env.ts';
 import createDebug from 'debug';
 import { BusesError } from './buses.ts';
-import { loadSettings, SETTING_NAMES, SettingsError } from './settings.ts';
+import { DURATION_UNITS, loadSettings, SETTING_NAMES, SettingsError, SIZE_UNITS } from './settings.ts';
 import { NAME, VERSION } from './package-info.ts';
 import { StartError, startServer, type RunningBroker } from './server.ts';
 
 /** Grace period between SIGTERM and a forced exit. */
 const SHUTDOWN_TIMEOUT_MS = 9_000;
 
-// Logs are on by default; DEBUG narrows or widens them (never payloads). `tail` keeps stderr for its own lines.
-if (process.env.DEBUG === undefined && process.argv[2] !== 'tail') createDebug.enable('spicy-action:*');
+// Logs are on by default; DEBUG narrows or widens them (never payloads), and `DEBUG=` turns them off.
+// `tail` keeps stderr for its own lines.
+if (DEBUG_AT_START === undefined && process.argv[2] !== 'tail') createDebug.enable('spicy-action:*');
 const debug = createDebug('spicy-action:main');
 
 function usage(): string {
-  const flags = SETTING_NAMES.map(({ env, flag }) => `  ${flag.padEnd(26)} ${env}`).join('\n');
+  const rows = SETTING_NAMES.map(({ env, flag, shown, help }) => `  ${flag} (${env})\n      ${help}; default: ${shown}`);
   return (
     `usage: spicy-action [flags]         run the broker\n` +
-    `       spicy-action tail --help     follow buses and rooms from a terminal\n\n` +
-    `flags (each also read from its environment variable):\n${flags}\n`
+    `       spicy-action tail --help     follow buses and rooms from a terminal\n` +
+    `       spicy-action --version, -v   print the version\n` +
+    `       spicy-action --help, -h      print this help\n\n` +
+    `flags (--port 4000 or --port=4000), each also read from its environment variable; a flag wins:\n` +
+    `${rows.join('\n')}\n` +
+    `  DEBUG (environment only)\n      debug namespaces to log; default: spicy-action:* (DEBUG= logs nothing)\n\n` +
+    `durations take ${DURATION_UNITS.join(', ')} (a bare number is seconds); ` +
+    `sizes take ${SIZE_UNITS.join(', ')} (a bare number is bytes)\n`
   );
 }
 
@@ -63,7 +72,7 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(usage());
     return;
   }
-  if (argv[0] === '--version') {
+  if (argv[0] === '--version' || argv[0] === '-v') {
     console.log(VERSION);
     return;
   }

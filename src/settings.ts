@@ -45,6 +45,10 @@ interface SettingSpec<K extends keyof Settings> {
   readonly env: string;
   readonly flag: string;
   readonly read: Reader<Settings[K]>;
+  /** The default as an operator would write it, for `--help`. */
+  readonly shown: string;
+  /** What the setting does, one line for `--help`. */
+  readonly help: string;
 }
 
 const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -127,27 +131,40 @@ const origins: Reader<'*' | readonly string[]> = (t) => {
 
 /** One line per setting: environment variable, flag, reader. */
 const SETTINGS: readonly SettingSpec<keyof Settings>[] = [
-  { key: 'port', env: 'PORT', flag: '--port', read: integer(0, 65_535) },
-  { key: 'host', env: 'HOST', flag: '--host', read: text },
-  { key: 'busesFile', env: 'BUSES_FILE', flag: '--buses', read: text },
-  { key: 'corsOrigins', env: 'CORS_ORIGINS', flag: '--cors-origins', read: origins },
-  { key: 'redisUrl', env: 'REDIS_URL', flag: '--redis', read: redisUrl },
-  { key: 'redisConnectTimeoutMs', env: 'REDIS_CONNECT_TIMEOUT', flag: '--redis-connect-timeout', read: duration },
-  { key: 'redisOutageGraceMs', env: 'REDIS_OUTAGE_GRACE', flag: '--redis-outage-grace', read: duration },
-  { key: 'recoveryWindowMs', env: 'RECOVERY_WINDOW', flag: '--recovery-window', read: duration },
-  { key: 'streamMaxLen', env: 'REDIS_STREAM_MAXLEN', flag: '--redis-stream-maxlen', read: integer(1_000, 1e9) },
-  { key: 'token', env: 'BROKER_TOKEN', flag: '--token', read: text },
-  { key: 'maxMessageBytes', env: 'MAX_MESSAGE_BYTES', flag: '--max-message-bytes', read: bytes },
-  { key: 'maxBodyBytes', env: 'MAX_BODY_BYTES', flag: '--max-body-bytes', read: bytes },
-  { key: 'maxRoomNameLength', env: 'MAX_ROOM_NAME_LENGTH', flag: '--max-room-name-length', read: integer(1, 65_536) },
-  { key: 'maxRoomsPerSocket', env: 'MAX_ROOMS_PER_SOCKET', flag: '--max-rooms-per-socket', read: integer(1, 1e7) },
-  { key: 'maxRoutes', env: 'MAX_ROUTES', flag: '--max-routes', read: integer(1, 1e7) },
-  { key: 'maxInRooms', env: 'MAX_IN_ROOMS', flag: '--max-in-rooms', read: integer(0, 1e6) },
-  { key: 'maxBufferedBytes', env: 'MAX_BUFFERED_BYTES', flag: '--max-buffered-bytes', read: bytes },
+  { key: 'port', env: 'PORT', flag: '--port', read: integer(0, 65_535), shown: '3000', help: 'TCP port to listen on (0: any free port)' },
+  { key: 'host', env: 'HOST', flag: '--host', read: text, shown: '127.0.0.1', help: 'address to listen on' },
+  { key: 'busesFile', env: 'BUSES_FILE', flag: '--buses', read: text, shown: 'buses.json beside package.json', help: 'the bus lists (JSON)' },
+  { key: 'corsOrigins', env: 'CORS_ORIGINS', flag: '--cors-origins', read: origins, shown: '*', help: 'comma-separated browser origins allowed to connect; * allows any' },
+  { key: 'redisUrl', env: 'REDIS_URL', flag: '--redis', read: redisUrl, shown: 'unset (one process, in memory)', help: 'redis:// or rediss:// URL of the Redis the cluster shares' },
+  { key: 'redisConnectTimeoutMs', env: 'REDIS_CONNECT_TIMEOUT', flag: '--redis-connect-timeout', read: duration, shown: '30s', help: 'how long an unreachable Redis is retried at start-up' },
+  { key: 'redisOutageGraceMs', env: 'REDIS_OUTAGE_GRACE', flag: '--redis-outage-grace', read: duration, shown: '30s', help: 'how long a Redis outage may delay events before each node serves only its own clients' },
+  { key: 'recoveryWindowMs', env: 'RECOVERY_WINDOW', flag: '--recovery-window', read: duration, shown: '2m', help: 'how long a 4.x client may stay away and still recover missed events; 0 turns recovery off' },
+  { key: 'streamMaxLen', env: 'REDIS_STREAM_MAXLEN', flag: '--redis-stream-maxlen', read: integer(1_000, 1e9), shown: '100000', help: "entries the Redis event stream keeps (the cluster's recovery backlog)" },
+  { key: 'token', env: 'BROKER_TOKEN', flag: '--token', read: text, shown: 'unset (no check)', help: 'shared secret every client and HTTP request must present (/health excepted)' },
+  { key: 'maxMessageBytes', env: 'MAX_MESSAGE_BYTES', flag: '--max-message-bytes', read: bytes, shown: '1mb', help: 'largest Socket.IO message accepted; a sender past it is disconnected' },
+  { key: 'maxBodyBytes', env: 'MAX_BODY_BYTES', flag: '--max-body-bytes', read: bytes, shown: '1mb', help: 'largest /_notify body accepted (413 past it)' },
+  { key: 'maxRoomNameLength', env: 'MAX_ROOM_NAME_LENGTH', flag: '--max-room-name-length', read: integer(1, 65_536), shown: '256', help: 'longest room or event name accepted, in characters' },
+  { key: 'maxRoomsPerSocket', env: 'MAX_ROOMS_PER_SOCKET', flag: '--max-rooms-per-socket', read: integer(1, 1e7), shown: '1000', help: 'most rooms one socket may join' },
+  { key: 'maxRoutes', env: 'MAX_ROUTES', flag: '--max-routes', read: integer(1, 1e7), shown: '10000', help: 'most routes the route table may hold, built-in ones included' },
+  { key: 'maxInRooms', env: 'MAX_IN_ROOMS', flag: '--max-in-rooms', read: integer(0, 1e6), shown: '100', help: 'most _in entries of one event that are used; the rest are ignored' },
+  { key: 'maxBufferedBytes', env: 'MAX_BUFFERED_BYTES', flag: '--max-buffered-bytes', read: bytes, shown: '16mb', help: 'unsent bytes a socket may have queued before it is cut as a slow consumer' },
 ] as const;
 
-/** The flags the broker understands, for `--help`. */
-export const SETTING_NAMES: readonly { env: string; flag: string }[] = SETTINGS.map(({ env, flag }) => ({ env, flag }));
+/** One setting as `--help` shows it. */
+export interface SettingHelp {
+  readonly env: string;
+  readonly flag: string;
+  /** The default, as an operator would write it (`30s`, `1mb`). */
+  readonly shown: string;
+  readonly help: string;
+}
+
+/** The settings the broker understands, for `--help`. */
+export const SETTING_NAMES: readonly SettingHelp[] = SETTINGS.map(({ env, flag, shown, help }) => ({ env, flag, shown, help }));
+
+/** The units durations and sizes take, for `--help` and the README. */
+export const DURATION_UNITS: readonly string[] = Object.keys(UNITS_MS);
+export const SIZE_UNITS: readonly string[] = Object.keys(UNITS_BYTES);
 
 /**
  * Reads the settings from environment variables and flags (`--port 4000` or

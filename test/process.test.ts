@@ -1,14 +1,16 @@
 /** The process (README.md#settings): starting as `npm start` does, stopping on signals, failing clearly. */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { NAME, VERSION } from '../src/package-info.ts';
-import { notify, request, spawnBroker } from './helpers/broker.ts';
-import { connect, GENERATIONS } from './helpers/clients.ts';
+import { DEFAULT_SETTINGS, DURATION_UNITS, loadSettings, SETTING_NAMES, SIZE_UNITS, type Settings } from '../src/settings.ts';
+import { notify, request, ROOT, spawnBroker } from './helpers/broker.ts';
+import { connect, GENERATIONS, withTimeout } from './helpers/clients.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'spicy-process-'));
 
@@ -50,11 +52,56 @@ describe('the broker process', () => {
     assert.equal((await proc.exited).code, 0);
   });
 
-  it('prints usage for --help', async () => {
+  it('prints usage for --help: every flag, its variable, its default and its meaning', async () => {
     const proc = spawnBroker({}, ['--help']);
     assert.deepEqual(await proc.exited, { code: 0, signal: null });
-    assert.match(proc.stdout(), /^usage: spicy-action/);
-    for (const flag of ['--port', '--host', '--buses', '--cors-origins', '--redis', '--token']) assert.ok(proc.stdout().includes(flag), flag);
+    const out = proc.stdout();
+    assert.match(out, /^usage: spicy-action/);
+    for (const flag of ['--port', '--host', '--buses', '--cors-origins', '--redis', '--token']) assert.ok(out.includes(flag), flag);
+    assert.equal(SETTING_NAMES.length, Object.keys(DEFAULT_SETTINGS).length, 'one help row per setting');
+    for (const { env, flag, shown, help } of SETTING_NAMES) {
+      assert.ok(out.includes(`  ${flag} (${env})\n      ${help}; default: ${shown}\n`), `${flag} with its default and meaning`);
+    }
+    assert.ok(out.includes(`durations take ${DURATION_UNITS.join(', ')}`) && out.includes(`sizes take ${SIZE_UNITS.join(', ')}`));
+    assert.match(out, /DEBUG= logs nothing/);
+    assert.equal(proc.stderr(), '');
+  });
+
+  it('--help shows the defaults the broker really uses', () => {
+    const defaults = DEFAULT_SETTINGS as unknown as Record<string, unknown>;
+    const notValues = new Set(['BUSES_FILE', 'REDIS_URL', 'BROKER_TOKEN']); // a path beside the package, or unset
+    for (const { env, shown } of SETTING_NAMES) {
+      if (notValues.has(env)) continue;
+      const read = loadSettings([], { [env]: shown }) as unknown as Record<string, unknown>;
+      assert.deepEqual(read, defaults, `${env}=${shown} is the default`);
+    }
+    assert.match(SETTING_NAMES.find((s) => s.env === 'BUSES_FILE')!.shown, /buses\.json/);
+  });
+
+  for (const flag of ['--version', '-v']) {
+    it(`prints the version for ${flag}`, async () => {
+      const proc = spawnBroker({}, [flag]);
+      assert.deepEqual(await proc.exited, { code: 0, signal: null });
+      assert.equal(proc.stdout(), `${VERSION}\n`);
+      assert.equal(proc.stderr(), '');
+    });
+  }
+
+  it('logs spicy-action:* by default, and nothing with DEBUG= (empty)', async () => {
+    const run = async (env: Record<string, string>): Promise<string> => {
+      const proc = spawnBroker(env);
+      const url = await proc.ready;
+      const client = await connect('v4', url);
+      client.close();
+      proc.child.kill('SIGTERM');
+      assert.deepEqual(await proc.exited, { code: 0, signal: null });
+      return proc.stderr();
+    };
+    assert.match(await run({}), /spicy-action:broker .*connect/);
+    assert.equal(await run({ DEBUG: '' }), '');
+    const narrowed = await run({ DEBUG: 'spicy-action:main' });
+    assert.match(narrowed, /spicy-action:main SIGTERM: closing/);
+    assert.doesNotMatch(narrowed, /spicy-action:broker/);
   });
 });
 
@@ -108,4 +155,108 @@ describe('start-up failures print one line and exit non-zero', () => {
   it('when a flag is unknown', async () => {
     await fails({}, ['--verbose'], /^spicy-action: unknown argument "--verbose" \(try --help\)$/);
   });
+});
+
+describe('units of durations and sizes', () => {
+  const SIZES: Record<string, number> = { b: 1, kb: 1_000, mb: 1_000_000, gb: 1_000_000_000, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
+  const DURATIONS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+
+  it('reads every size unit, in either case', () => {
+    assert.deepEqual([...SIZE_UNITS].sort(), Object.keys(SIZES).sort());
+    for (const [unit, factor] of Object.entries(SIZES)) {
+      assert.equal(loadSettings(['--max-body-bytes', `2${unit}`], {}).maxBodyBytes, 2 * factor, unit);
+      assert.equal(loadSettings([], { MAX_BUFFERED_BYTES: `3${unit.toUpperCase()}` }).maxBufferedBytes, 3 * factor, unit.toUpperCase());
+    }
+    assert.equal(loadSettings([], { MAX_MESSAGE_BYTES: '1.5kb' }).maxMessageBytes, 1_500);
+    assert.equal(loadSettings([], { MAX_MESSAGE_BYTES: '4096' }).maxMessageBytes, 4096, 'a bare size is bytes');
+  });
+
+  it('reads every duration unit', () => {
+    assert.deepEqual([...DURATION_UNITS].sort(), Object.keys(DURATIONS).sort());
+    for (const [unit, factor] of Object.entries(DURATIONS)) {
+      assert.equal(loadSettings(['--recovery-window', `2${unit}`], {}).recoveryWindowMs, 2 * factor, unit);
+    }
+    assert.equal(loadSettings([], { REDIS_OUTAGE_GRACE: '45' }).redisOutageGraceMs, 45_000, 'a bare duration is seconds');
+  });
+
+  it('refuses an unknown unit, naming the setting', () => {
+    assert.throws(() => loadSettings([], { MAX_BODY_BYTES: '2tb' }), /^SettingsError: MAX_BODY_BYTES: expected a size such as/);
+    assert.throws(() => loadSettings(['--recovery-window', '1d'], {}), /^SettingsError: --recovery-window: expected a duration such as/);
+  });
+
+  it('the README documents every unit', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const start = readme.indexOf('## Settings');
+    const section = readme.slice(start, readme.indexOf('\n## ', start + 1)).replace(/\s+/g, ' ');
+    const sizes = /Sizes take ([\s\S]*?)\(a bare number is bytes\)/.exec(section);
+    const durations = /Durations take ([\s\S]*?)\(a bare number is seconds\)/.exec(section);
+    assert.ok(sizes && durations, 'the Settings section names the units');
+    const listed = (text: string): string[] => [...text.matchAll(/`([a-z]+)`/g)].map((m) => m[1]!);
+    assert.deepEqual(listed(sizes[1]!).sort(), [...SIZE_UNITS].sort());
+    assert.deepEqual(listed(durations[1]!).sort(), [...DURATION_UNITS].sort());
+  });
+});
+
+describe('npm start', () => {
+  /** The pids of `pid`'s children, from /proc. */
+  function children(pid: number): number[] {
+    const pids: number[] = [];
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      const text = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim();
+      if (text) pids.push(...text.split(/\s+/).map(Number));
+    }
+    return pids;
+  }
+  const alive = (pid: number): boolean => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    it(`passes ${signal} to the broker: it closes, frees its port, and npm exits 0`, async () => {
+      const npm = spawn('npm', ['start', '--silent'], {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', PORT: '0', HOST: '127.0.0.1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      npm.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+      npm.stderr!.resume();
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+        npm.once('exit', (code, sig) => resolve({ code, signal: sig })),
+      );
+      const url = await withTimeout(
+        new Promise<string>((resolve) => {
+          const check = (): void => {
+            const match = /listening on (http:\/\/\S+)/.exec(out);
+            if (match) resolve(match[1]!);
+          };
+          npm.stdout!.on('data', check);
+        }),
+        'npm start to listen',
+        30_000,
+      );
+      // Everything npm started, so that a broker left behind is found and then cleaned up.
+      const descendants: number[] = [];
+      const walk = (pid: number): void => {
+        for (const child of children(pid)) {
+          descendants.push(child);
+          walk(child);
+        }
+      };
+      walk(npm.pid!);
+      assert.ok(descendants.length > 0, 'npm started the broker');
+      after(() => descendants.filter(alive).forEach((pid) => process.kill(pid, 'SIGKILL')));
+      assert.equal((await request(`${url}/health`)).status, 200);
+
+      npm.kill(signal);
+      assert.deepEqual(await withTimeout(exited, 'npm to exit', 15_000), { code: 0, signal: null });
+      assert.deepEqual(descendants.filter(alive), [], 'no process left behind');
+      await assert.rejects(fetch(`${url}/health`), 'the port is closed');
+    });
+  }
 });

@@ -1,0 +1,178 @@
+/**
+ * The published package (`npm run test:deploy`): what `npm pack` ships, source
+ * maps that carry their sources, and the README's embedding example and the
+ * `spicy-action` command run from a fresh project that installed the tarball.
+ */
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { NAME, VERSION } from '../src/package-info.ts';
+import { notify, request, ROOT } from './helpers/broker.ts';
+import { closeAll, connect, flush, withTimeout, type TestClient } from './helpers/clients.ts';
+
+const run = promisify(execFile);
+const NPM_ENV = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root' };
+
+interface PackResult {
+  filename: string;
+  files: { path: string }[];
+}
+
+/** A child process that prints `listening on <url>` once it serves. */
+function serve(command: string, args: string[], cwd: string, env: Record<string, string> = {}) {
+  const child = spawn(command, args, { cwd, env: { ...NPM_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
+    child.once('exit', (code, signal) => done({ code, signal })),
+  );
+  const url = withTimeout(
+    new Promise<string>((done, fail) => {
+      child.stdout.on('data', () => {
+        const match = /listening on (http:\/\/\S+)/.exec(out);
+        if (match) done(match[1]!);
+      });
+      void exited.then(({ code }) => fail(new Error(`${command} exited with ${code} before listening: ${err}`)));
+    }),
+    `${command} ${args.join(' ')} to listen`,
+    20_000,
+  );
+  after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return { child, url, exited, stderr: () => err };
+}
+
+describe('the npm package', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'spicy-package-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  let pack: PackResult;
+  let tarball: string;
+  let unpacked: string;
+  let project: string;
+
+  before(async () => {
+    // `npm pack` runs `prepare`, which builds dist/ from the current sources.
+    const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', dir], { cwd: ROOT, env: NPM_ENV, maxBuffer: 16e6 });
+    pack = (JSON.parse(stdout) as PackResult[])[0]!;
+    tarball = join(dir, pack.filename);
+    unpacked = join(dir, 'unpacked');
+    mkdirSync(unpacked);
+    await run('tar', ['-xzf', tarball, '-C', unpacked]);
+  });
+
+  it('ships the compiled entry, the command, the bus lists, the monitor page and the README with its image', () => {
+    const paths = new Set(pack.files.map((f) => f.path));
+    for (const needed of [
+      'package.json',
+      'README.md',
+      'buses.json',
+      'bin/spicy-action.js',
+      'dist/main.js',
+      'dist/index.js',
+      'dist/index.d.ts',
+      'monitor/index.html',
+      'monitor/monitor.js',
+    ]) {
+      assert.ok(paths.has(needed), `${needed} is in the package`);
+    }
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const images = [...readme.matchAll(/!\[[^\]]*\]\(([^)\s]+)\)/g)].map((m) => m[1]!).filter((p) => !/^\w+:/.test(p));
+    assert.ok(images.length > 0, 'the README shows an image');
+    for (const image of images) assert.ok(paths.has(image), `the README's image ${image} is in the package`);
+    for (const path of paths) {
+      assert.doesNotMatch(path, /^(test|bench|src|deploy\/.*\.test)\//, `${path} does not belong in the package`);
+      if (path.endsWith('.js') && path.startsWith('dist/')) assert.ok(paths.has(`${path}.map`), `${path} has its map`);
+    }
+  });
+
+  it('each source map carries the TypeScript it maps to', () => {
+    const maps: string[] = [];
+    const walk = (d: string): void => {
+      for (const entry of readdirSync(d, { withFileTypes: true })) {
+        if (entry.isDirectory()) walk(join(d, entry.name));
+        else if (entry.name.endsWith('.js.map')) maps.push(join(d, entry.name));
+      }
+    };
+    walk(join(unpacked, 'package', 'dist'));
+    assert.ok(maps.length >= 10, `found ${maps.length} maps`);
+    for (const map of maps) {
+      const { sources, sourcesContent } = JSON.parse(readFileSync(map, 'utf8')) as { sources: string[]; sourcesContent?: (string | null)[] };
+      const name = relative(unpacked, map);
+      assert.ok(sourcesContent, `${name} has sourcesContent`);
+      assert.equal(sourcesContent.length, sources.length, name);
+      sources.forEach((source, i) => {
+        // The path points where src/ was at build time; the content must be that file's.
+        const original = resolve(dirname(join(ROOT, relative(join(unpacked, 'package'), map))), source);
+        assert.equal(sourcesContent[i], readFileSync(original, 'utf8'), `${name}: ${source}`);
+      });
+    }
+  });
+
+  describe('installed into a fresh project', () => {
+    const open: TestClient[] = [];
+    after(() => closeAll(open));
+
+    before(async () => {
+      project = join(dir, 'host-project');
+      mkdirSync(project);
+      writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'host-project', version: '1.0.0', private: true, type: 'module' }));
+      await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball], { cwd: project, env: NPM_ENV, maxBuffer: 16e6 });
+      assert.ok(existsSync(join(project, 'node_modules', 'spicy-action', 'dist', 'index.js')));
+    });
+
+    it("runs the README's embedding example unchanged", async () => {
+      const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+      const section = readme.slice(readme.indexOf('## Embedding'));
+      const snippet = /```ts\n([\s\S]*?)```/.exec(section)?.[1];
+      assert.ok(snippet, 'the Embedding section has a ts example');
+      // The one change: a free port, and a line saying which (the example listens on 3000).
+      const listen = 'httpServer.listen(3000);';
+      assert.ok(snippet.includes(listen), 'the example listens on 3000');
+      const program = snippet.replace(
+        listen,
+        "httpServer.listen(0, '127.0.0.1', () => console.log(`listening on http://127.0.0.1:${httpServer.address().port}`));",
+      );
+      writeFileSync(join(project, 'example.mjs'), program);
+      const host = serve(process.execPath, ['example.mjs'], project);
+      const url = await host.url;
+
+      const [sender, listener] = await Promise.all([connect('v4', url), connect('v2', url)]);
+      open.push(sender, listener);
+      assert.deepEqual(sender.welcome, { id: sender.id, name: NAME, version: VERSION, public: false });
+      assert.equal(await listener.ack('join', 'calls'), true);
+      sender.emit('queuer', { waiting: 2 }); // the route the example registers
+      assert.deepEqual(await listener.receive('queuer', 1), [{ waiting: 2 }]);
+      assert.equal(await listener.ack('join', 'support'), true);
+      assert.deepEqual((await notify(url, 'report_ops', { msg: 'x' })).body, { ok: true });
+      assert.deepEqual(await listener.receive('report_ops', 1), [{ msg: 'x' }]);
+      sender.emit('join', 42); // refused: the example logs it
+      await flush(sender, [listener]);
+      assert.match(host.stderr(), /^join \S/m, 'the refusal the example logs');
+      host.child.kill('SIGTERM');
+      await host.exited;
+    });
+
+    it('runs the installed spicy-action command', async () => {
+      const bin = join(project, 'node_modules', '.bin', 'spicy-action');
+      assert.equal((await run(bin, ['--version'], { env: NPM_ENV })).stdout, `${VERSION}\n`);
+      assert.equal((await run(bin, ['-v'], { env: NPM_ENV })).stdout, `${VERSION}\n`);
+      assert.match((await run(bin, ['--help'], { env: NPM_ENV })).stdout, /--max-body-bytes \(MAX_BODY_BYTES\)\n.*default: 1mb/);
+      const broker = serve(bin, [], project, { PORT: '0', HOST: '127.0.0.1' });
+      const url = await broker.url;
+      const health = await request(`${url}/health`);
+      assert.equal(health.status, 200);
+      assert.equal(health.body.version, VERSION);
+      const config = await request(`${url}/monitor/config.json`);
+      assert.deepEqual(config.body.buses.private, ['calls', 'internal', 'support'], "the package's own buses.json");
+      broker.child.kill('SIGTERM');
+      assert.deepEqual(await broker.exited, { code: 0, signal: null });
+    });
+  });
+});
