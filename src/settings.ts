@@ -8,6 +8,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_LIMITS, type Limits } from './limits.ts';
+import { quoteArgument, redactUrl } from './redact.ts';
 
 /** Everything the broker process can be told. */
 export interface Settings extends Limits {
@@ -103,7 +104,8 @@ const redisUrl: Reader<string> = (t) => {
   try {
     url = new URL(t);
   } catch {
-    throw new SettingsError(`expected a URL such as redis://127.0.0.1:6379, got "${t}"`);
+    // Its password stays out of the error line (the README's *What is logged*).
+    throw new SettingsError(`expected a URL such as redis://127.0.0.1:6379, got "${redactUrl(t)}"`);
   }
   if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
     throw new SettingsError(`expected a redis:// or rediss:// URL, got "${url.protocol}"`);
@@ -119,7 +121,7 @@ const origins: Reader<'*' | readonly string[]> = (t) => {
     try {
       new URL(origin);
     } catch {
-      throw new SettingsError(`expected origins such as https://admin.example.net, got "${origin}"`);
+      throw new SettingsError(`expected origins such as https://admin.example.net, got "${redactUrl(origin)}"`);
     }
   }
   return Object.freeze(list);
@@ -169,7 +171,11 @@ export function loadSettings(argv: readonly string[], env: NodeJS.ProcessEnv): S
     const eq = arg.indexOf('=');
     const flag = eq > 0 ? arg.slice(0, eq) : arg;
     const spec = SETTINGS.find((s) => s.flag === flag);
-    if (!spec) throw new SettingsError(`unknown argument "${arg}" (try --help)`);
+    // Never the text after `=`, nor the next argument: a mistyped `--tokn=s3cret` holds a secret.
+    if (!spec) {
+      const quoted = quoteArgument(arg);
+      throw new SettingsError(quoted ? `unknown argument ${quoted} (try --help)` : `argument ${i + 1} is not a flag: a value follows its flag, as in --port 4000 (try --help)`);
+    }
     const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
     if (value === undefined) throw new SettingsError(`${flag} needs a value`);
     given.set(spec, { text: value, from: flag });
