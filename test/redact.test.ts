@@ -11,6 +11,7 @@ import { processSecrets, quoteArgument, REDACTED, redactText, redactUrl } from '
 import { loadSettings, SettingsError } from '../src/settings.ts';
 import { ROOT } from './helpers/broker.ts';
 import { withTimeout } from './helpers/clients.ts';
+import { freePort } from './helpers/ports.ts';
 
 /** Secrets drawn from characters no scheme, host or path below uses, so "not in the output" means hidden. */
 const secretArb = fc
@@ -153,6 +154,33 @@ describe('the real process prints no secret', () => {
     const { code, out } = await run(['--buses', '/nonexistent/env-s3cret.json'], { BROKER_TOKEN: 'env-s3cret' });
     assert.equal(code, 1);
     assert.match(out, /^spicy-action: bus file \/nonexistent\/\*\*\*\.json: /);
+    assert.doesNotMatch(out, /s3cret/);
+  });
+
+  it('for tail with a token in its URL, to a broker it cannot reach', async () => {
+    const port = await freePort();
+    const url = `http://notify:pw-s3cret@127.0.0.1:${port}/?token=query-s3cret`;
+    const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'tail', '--url', url, '--token', 'flag-s3cret', 'calls'], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', DEBUG: 'spicy-action:*' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    proc.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    proc.stderr.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    const exited = new Promise((resolve) => proc.once('exit', resolve));
+    await withTimeout(
+      new Promise<void>((resolve) => {
+        const check = (): void => void (out.includes('retrying') && resolve());
+        proc.stderr.on('data', check);
+        check();
+      }),
+      'tail to say it cannot reach the broker',
+      20_000,
+    );
+    proc.kill('SIGINT');
+    await withTimeout(exited, 'tail to stop', 10_000);
+    assert.match(out, new RegExp(`tail: cannot reach http://\\*\\*\\*@127\\.0\\.0\\.1:${port}/\\?token=\\*\\*\\* `));
     assert.doesNotMatch(out, /s3cret/);
   });
 });
