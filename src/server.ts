@@ -15,6 +15,7 @@ import type { Broker, BrokerServer } from './broker.ts';
 import { loadBuses, type Buses } from './buses.ts';
 import { Cluster, ClusterStartError, startCluster } from './cluster/cluster.ts';
 import type { Settings } from './settings.ts';
+import { errorHandler } from './http/errors.ts';
 import { HealthCheck } from './http/health.ts';
 import { createMetrics, metricsHandler } from './http/metrics.ts';
 import { watchMessageSize } from './guards/message-size.ts';
@@ -187,6 +188,8 @@ function assemble(
   app.use((_req, res) => {
     res.status(404).json({ ok: false, error: 'not found' });
   });
+  // Last: whatever failed above (a path that does not decode, a bug) is answered in JSON, without a stack.
+  app.use(errorHandler(refused));
 
   const address = httpServer.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
