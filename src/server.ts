@@ -182,7 +182,7 @@ function assemble(
   });
   watchMessageSize(io, httpServer, (_address, refusal) => telemetry.refused('socket.io message', refusal));
   const slowConsumers = new SlowConsumerGuard(io, { maxBufferedBytes: settings.maxBufferedBytes });
-  const metrics = createMetrics({ broker, connections, redis: cluster, backpressure: slowConsumers });
+  const metrics = createMetrics({ broker, connections, redis: cluster, backpressure: slowConsumers, maxMetricEvents: settings.maxMetricEvents });
   app.get('/metrics', metricsHandler(metrics));
   app.use(monitorConfigRouter(broker));
   app.use((_req, res) => {

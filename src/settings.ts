@@ -146,6 +146,7 @@ const SETTINGS: readonly SettingSpec<keyof Settings>[] = [
   { key: 'maxRoutes', env: 'MAX_ROUTES', flag: '--max-routes', read: integer(1, 1e7) },
   { key: 'maxInRooms', env: 'MAX_IN_ROOMS', flag: '--max-in-rooms', read: integer(0, 1e6) },
   { key: 'maxBufferedBytes', env: 'MAX_BUFFERED_BYTES', flag: '--max-buffered-bytes', read: bytes },
+  { key: 'maxMetricEvents', env: 'MAX_METRIC_EVENTS', flag: '--max-metric-events', read: integer(0, 1e6) },
 ] as const;
 
 /** The flags the broker understands, for `--help`. */
