@@ -47,7 +47,8 @@ describe('POST /_notify with an Origin', () => {
     const broker = await startBroker();
     const bus = await listener(broker.url);
     const before = await refusedFor(broker.url, 'bad_origin');
-    for (const origin of [EVIL, 'null', `${broker.url}`]) {
+    const port = new URL(broker.url).port;
+    for (const origin of [EVIL, 'null', `http://localhost:${port}`, `${broker.url}.evil.example`, 'not a url']) {
       const answer = await crossSitePush(broker.url, origin);
       assert.equal(answer.status, 403, origin);
       assert.equal(answer.body.ok, false);
@@ -55,7 +56,14 @@ describe('POST /_notify with an Origin', () => {
     }
     await flush(bus, [bus]);
     assert.equal(bus.count('script_register'), 0, 'nothing was emitted');
-    assert.equal(await refusedFor(broker.url, 'bad_origin'), before + 3);
+    assert.equal(await refusedFor(broker.url, 'bad_origin'), before + 5);
+  });
+
+  it("is let through from the broker's own pages (the monitor page's test push): Origin names the Host it was sent to", async () => {
+    const broker = await startBroker();
+    const bus = await listener(broker.url);
+    assert.deepEqual((await crossSitePush(broker.url, broker.url)).body, { ok: true });
+    assert.deepEqual(await bus.receive('script_register', 1), [BODY]);
   });
 
   it('is let through without an Origin, as OpenSIPS and curl send it, whatever the Content-Type', async () => {

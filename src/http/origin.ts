@@ -8,7 +8,9 @@
  *
  * - `/_notify`: a request with an `Origin` not listed in CORS_ORIGINS is
  *   refused with `403`. The default "any origin" (`*`) of Socket.IO does not
- *   extend to it: without a list, every request with an `Origin` is refused.
+ *   extend to it: without a list, every request with an `Origin` is refused,
+ *   but for the broker's own pages (the monitor page's test push), whose
+ *   `Origin` names the host the request was sent to.
  * - Socket.IO handshakes: with a list, one from an origin not in it is
  *   refused (CORS does not bind WebSocket); now logged and counted too.
  */
@@ -38,17 +40,34 @@ function loggable(origin: string): string {
 }
 
 /**
+ * True when `origin` is the broker's own: its host (and port) is the `Host`
+ * the request was sent to, as for the monitor page the broker serves. A
+ * browser cannot choose `Host`; a page that could only by DNS rebinding,
+ * which would open every other route to it as well.
+ */
+function sameOrigin(origin: string, host: string | undefined): boolean {
+  if (host === undefined) return false;
+  try {
+    return new URL(origin).host === host.toLowerCase();
+  } catch {
+    return false;
+  }
+}
+
+/**
  * True when a request with this `Origin` header may push: no `Origin` at all
- * (not a browser), or one listed. `'*'` lists nothing: a page anywhere on the
- * web is not an OpenSIPS server.
+ * (not a browser), one listed, or the broker's own (`host` is the request's
+ * `Host` header). `'*'` lists nothing: a page anywhere on the web is not an
+ * OpenSIPS server.
  *
  * @example
  * pushOriginAllowed(undefined, '*'); // true: curl, OpenSIPS
  * pushOriginAllowed('https://evil.example', '*'); // false
  * pushOriginAllowed('https://admin.example.net', ['https://admin.example.net']); // true
+ * pushOriginAllowed('http://broker:3000', '*', 'broker:3000'); // true: the monitor page
  */
-export function pushOriginAllowed(origin: string | undefined, allowed: AllowedOrigins): boolean {
-  return origin === undefined || (allowed !== '*' && allowed.includes(origin));
+export function pushOriginAllowed(origin: string | undefined, allowed: AllowedOrigins, host?: string): boolean {
+  return origin === undefined || (allowed !== '*' && allowed.includes(origin)) || sameOrigin(origin, host);
 }
 
 /**
@@ -62,7 +81,7 @@ export function pushOriginAllowed(origin: string | undefined, allowed: AllowedOr
 export function pushOriginGuard(allowed: AllowedOrigins, observe?: AccessObserver): RequestHandler {
   return (req, res, next) => {
     const { origin } = req.headers;
-    if (pushOriginAllowed(origin, allowed)) return next();
+    if (pushOriginAllowed(origin, allowed, req.headers.host)) return next();
     const attempt = { what: `${req.method} ${req.originalUrl.split('?')[0] ?? ''}`, address: req.socket.remoteAddress };
     debug('refused %s from %s: origin %s', attempt.what, attempt.address, loggable(origin ?? ''));
     observe?.(attempt, BAD_ORIGIN);
