@@ -6,8 +6,14 @@
  * Handshakes refused for their origin are logged and counted.
  */
 import assert from 'node:assert/strict';
-import { afterEach, describe, it } from 'node:test';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, afterEach, describe, it } from 'node:test';
+import express from 'express';
+import { Server } from 'socket.io';
 import { io as ioV4 } from 'socket.io-client';
+import { attachBroker, DEFAULT_BUSES, errorHandler, pushOriginGuard } from '../src/index.ts';
 import type { RunningBroker } from '../src/server.ts';
 import { notify, request, spawnBroker, startBroker } from './helpers/broker.ts';
 import { closeAll, connect, flush, withTimeout, type TestClient } from './helpers/clients.ts';
@@ -120,5 +126,26 @@ describe('Socket.IO handshakes from an origin not listed', () => {
     open.push(admin, program);
     assert.equal(await refusedFor(url, 'bad_origin'), 2);
     assert.equal((proc.stderr().match(/refused socket\.io handshake from \S+: origin https:\/\/evil\.example/g) ?? []).length, 2, proc.stderr());
+  });
+});
+
+describe('an embedding host', () => {
+  it('gets the same rule and JSON errors from the exported guard and error handler, as the README shows', async () => {
+    const app = express();
+    const httpServer = createServer(app);
+    const io = new Server(httpServer, { allowEIO3: true });
+    app.use('/_notify', pushOriginGuard([ADMIN]));
+    const broker = attachBroker(io, app, { buses: DEFAULT_BUSES });
+    app.use(errorHandler((attempt, refusal) => broker.telemetry.refused(attempt.what, refusal)));
+    httpServer.listen(0, '127.0.0.1');
+    await once(httpServer, 'listening');
+    after(() => io.close());
+    const url = `http://127.0.0.1:${(httpServer.address() as AddressInfo).port}`;
+    const bus = await listener(url);
+    assert.equal((await crossSitePush(url, EVIL)).status, 403);
+    assert.deepEqual((await crossSitePush(url, ADMIN)).body, { ok: true });
+    assert.deepEqual(await bus.receive('script_register', 1), [BODY]);
+    const broken = await request(`${url}/_notify/%E0%A4%A`, { method: 'POST', body: '{}' });
+    assert.deepEqual([broken.status, broken.body], [400, { ok: false, error: 'the path is not valid: it holds a broken percent-escape' }]);
   });
 });
