@@ -21,6 +21,8 @@ export interface Limits {
   readonly maxInRooms: number;
   /** Unsent bytes a socket may have queued before it is disconnected as a slow consumer. */
   readonly maxBufferedBytes: number;
+  /** Registered event names that get a label of their own in the metrics; the others are counted as `(other)`. */
+  readonly maxMetricEvents: number;
 }
 
 /** The defaults, as the README's settings table gives them. */
@@ -32,4 +34,5 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   maxRoutes: 10_000,
   maxInRooms: 100,
   maxBufferedBytes: 16_000_000,
+  maxMetricEvents: 100,
 });

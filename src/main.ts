@@ -8,6 +8,7 @@ import createDebug from 'debug';
 import { BusesError } from './buses.ts';
 import { DURATION_UNITS, loadSettings, SETTING_NAMES, SettingsError, SIZE_UNITS } from './settings.ts';
 import { NAME, VERSION } from './package-info.ts';
+import { processSecrets, redactText } from './redact.ts';
 import { StartError, startServer, type RunningBroker } from './server.ts';
 
 /** Grace period between SIGTERM and a forced exit. */
@@ -80,10 +81,11 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
-  const message = error instanceof Error ? error.message : String(error);
+  const secrets = processSecrets(process.argv.slice(2), process.env);
+  const message = redactText(error instanceof Error ? error.message : String(error), secrets);
   console.error(`${NAME}: ${message}`);
   // Expected failures say all in their one line; anything else is a bug, and its stack helps.
   const expected = error instanceof SettingsError || error instanceof BusesError || error instanceof StartError;
-  if (!expected && error instanceof Error) debug('%s', error.stack);
+  if (!expected && error instanceof Error) debug('%s', redactText(error.stack ?? '', secrets));
   process.exit(1);
 });

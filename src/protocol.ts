@@ -71,7 +71,10 @@ export type RefusalReason =
   | 'unrouted'
   | 'in_overflow'
   | 'unauthorized'
-  | 'too_large';
+  | 'too_large'
+  | 'bad_origin'
+  | 'bad_request'
+  | 'server_error';
 
 /** A refusal: the reason (for counting) and a sentence for the client. */
 export interface Refusal {

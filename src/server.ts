@@ -8,19 +8,20 @@ import createDebug from 'debug';
 import express, { type Express } from 'express';
 import { Server, type ServerOptions } from 'socket.io';
 import type { Registry } from 'prom-client';
-import { httpAccess, openAccessWarning, socketAccess } from './guards/access.ts';
+import { httpAccess, openAccessWarning, socketAccess, type AccessObserver } from './guards/access.ts';
 import { SlowConsumerGuard } from './guards/backpressure.ts';
 import { attachBroker } from './attach.ts';
 import type { Broker, BrokerServer } from './broker.ts';
 import { loadBuses, type Buses } from './buses.ts';
 import { Cluster, ClusterStartError, startCluster } from './cluster/cluster.ts';
 import type { Settings } from './settings.ts';
+import { errorHandler } from './http/errors.ts';
 import { HealthCheck } from './http/health.ts';
 import { createMetrics, metricsHandler } from './http/metrics.ts';
 import { watchMessageSize } from './guards/message-size.ts';
 import { monitorAssetsRouter, monitorConfigRouter } from './http/monitor.ts';
+import { handshakeOriginCheck, pushOriginGuard } from './http/origin.ts';
 import { NAME, VERSION } from './package-info.ts';
-import type { Refusal } from './protocol.ts';
 import { RouteTable } from './routes.ts';
 import { Telemetry } from './telemetry.ts';
 
@@ -50,8 +51,11 @@ export class StartError extends Error {
   override name = 'StartError';
 }
 
-/** The Socket.IO options that follow from the settings. */
-export function socketOptions(settings: Settings): Partial<ServerOptions> {
+/**
+ * The Socket.IO options that follow from the settings; `observe` hears of
+ * each handshake refused for its origin.
+ */
+export function socketOptions(settings: Settings, observe?: AccessObserver): Partial<ServerOptions> {
   const origins = settings.corsOrigins;
   return {
     // socket.io-client 1.x and 2.x speak Engine.IO 3.
@@ -60,13 +64,7 @@ export function socketOptions(settings: Settings): Partial<ServerOptions> {
     cors: { origin: origins === '*' ? true : [...origins], credentials: true },
     // CORS only binds browsers that honour it, and not WebSocket at all: check the Origin header
     // of every handshake when a list is set. Programs that send no Origin are not browsers.
-    allowRequest:
-      origins === '*'
-        ? undefined
-        : (req, callback) => {
-            const origin = req.headers.origin;
-            callback(null, origin === undefined || origins.includes(origin));
-          },
+    allowRequest: handshakeOriginCheck(origins, observe),
     // A 4.x client back within the window gets what it missed; middlewares (auth) run again. 0 turns it off.
     connectionStateRecovery:
       settings.recoveryWindowMs > 0 ? { maxDisconnectionDuration: settings.recoveryWindowMs, skipMiddlewares: false } : undefined,
@@ -94,6 +92,9 @@ export async function startServer(settings: Settings, buses: Buses = loadBuses(s
   let io: BrokerServer | undefined;
   const connections = (): number => io?.of('/').sockets.size ?? 0;
   const routes = new RouteTable(buses, { maxRoutes: settings.maxRoutes, maxNameLength: settings.maxRoomNameLength });
+  // Every part reports here: the broker, /_notify, and the guards' refusals; metrics listen here.
+  const telemetry = new Telemetry();
+  const refused: AccessObserver = (attempt, refusal) => telemetry.refused(attempt.what, refusal);
   const health = new HealthCheck({
     name: NAME,
     version: VERSION,
@@ -115,12 +116,12 @@ export async function startServer(settings: Settings, buses: Buses = loadBuses(s
     cluster = await startCluster(settings, routes, buses).catch((error: unknown) => {
       throw error instanceof ClusterStartError ? new StartError(error.message) : error;
     });
-    io = new Server(httpServer, { ...socketOptions(settings), adapter: cluster.adapter });
+    io = new Server(httpServer, { ...socketOptions(settings, refused), adapter: cluster.adapter });
   } catch (error) {
     httpServer.close();
     throw error;
   }
-  const running = assemble(settings, buses, { app, httpServer, io, routes, cluster, health, connections });
+  const running = assemble(settings, buses, { app, httpServer, io, routes, cluster, health, connections, telemetry });
   health.ready();
   const warning = openAccessWarning(settings.host, settings.token);
   if (warning) console.warn(`${NAME}: ${warning}`);
@@ -146,15 +147,24 @@ async function listen(httpServer: HttpServer, settings: Settings): Promise<void>
 function assemble(
   settings: Settings,
   buses: Buses,
-  parts: { app: Express; httpServer: HttpServer; io: BrokerServer; routes: RouteTable; cluster: Cluster; health: HealthCheck; connections: () => number },
+  parts: {
+    app: Express;
+    httpServer: HttpServer;
+    io: BrokerServer;
+    routes: RouteTable;
+    cluster: Cluster;
+    health: HealthCheck;
+    connections: () => number;
+    telemetry: Telemetry;
+  },
 ): RunningBroker {
-  const { app, httpServer, io, routes, cluster, health, connections } = parts;
-  // Every part reports here: the broker, /_notify, and the guards' refusals; metrics listen here.
-  const telemetry = new Telemetry();
-  const refused = (attempt: { what: string }, refusal: Refusal): void => telemetry.refused(attempt.what, refusal);
+  const { app, httpServer, io, routes, cluster, health, connections, telemetry } = parts;
+  const refused: AccessObserver = (attempt, refusal) => telemetry.refused(attempt.what, refusal);
   // Access (the README's Security section): /health and the monitor page (which asks for the token) stay open;
   // everything else, the page's configuration included, needs the token when one is set.
   app.use(monitorAssetsRouter());
+  // Pushes come from servers, never from a web page: a browser's Origin not listed is refused, token or not.
+  app.use('/_notify', pushOriginGuard(settings.corsOrigins, refused));
   app.use(httpAccess(settings.token, refused));
   const socketGuard = socketAccess(settings.token, refused);
   if (socketGuard) io.use(socketGuard);
@@ -172,12 +182,14 @@ function assemble(
   });
   watchMessageSize(io, httpServer, (_address, refusal) => telemetry.refused('socket.io message', refusal));
   const slowConsumers = new SlowConsumerGuard(io, { maxBufferedBytes: settings.maxBufferedBytes });
-  const metrics = createMetrics({ broker, connections, redis: cluster, backpressure: slowConsumers });
+  const metrics = createMetrics({ broker, connections, redis: cluster, backpressure: slowConsumers, maxMetricEvents: settings.maxMetricEvents });
   app.get('/metrics', metricsHandler(metrics));
   app.use(monitorConfigRouter(broker));
   app.use((_req, res) => {
     res.status(404).json({ ok: false, error: 'not found' });
   });
+  // Last: whatever failed above (a path that does not decode, a bug) is answered in JSON, without a stack.
+  app.use(errorHandler(refused));
 
   const address = httpServer.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;

@@ -8,6 +8,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_LIMITS, type Limits } from './limits.ts';
+import { quoteArgument, redactUrl } from './redact.ts';
 
 /** Everything the broker process can be told. */
 export interface Settings extends Limits {
@@ -107,7 +108,8 @@ const redisUrl: Reader<string> = (t) => {
   try {
     url = new URL(t);
   } catch {
-    throw new SettingsError(`expected a URL such as redis://127.0.0.1:6379, got "${t}"`);
+    // Its password stays out of the error line (the README's *What is logged*).
+    throw new SettingsError(`expected a URL such as redis://127.0.0.1:6379, got "${redactUrl(t)}"`);
   }
   if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
     throw new SettingsError(`expected a redis:// or rediss:// URL, got "${url.protocol}"`);
@@ -123,7 +125,7 @@ const origins: Reader<'*' | readonly string[]> = (t) => {
     try {
       new URL(origin);
     } catch {
-      throw new SettingsError(`expected origins such as https://admin.example.net, got "${origin}"`);
+      throw new SettingsError(`expected origins such as https://admin.example.net, got "${redactUrl(origin)}"`);
     }
   }
   return Object.freeze(list);
@@ -148,6 +150,7 @@ const SETTINGS: readonly SettingSpec<keyof Settings>[] = [
   { key: 'maxRoutes', env: 'MAX_ROUTES', flag: '--max-routes', read: integer(1, 1e7), shown: '10000', help: 'most routes the route table may hold, built-in ones included' },
   { key: 'maxInRooms', env: 'MAX_IN_ROOMS', flag: '--max-in-rooms', read: integer(0, 1e6), shown: '100', help: 'most _in entries of one event that are used; the rest are ignored' },
   { key: 'maxBufferedBytes', env: 'MAX_BUFFERED_BYTES', flag: '--max-buffered-bytes', read: bytes, shown: '16mb', help: 'unsent bytes a socket may have queued before it is cut as a slow consumer' },
+  { key: 'maxMetricEvents', env: 'MAX_METRIC_EVENTS', flag: '--max-metric-events', read: integer(0, 1e6), shown: '100', help: 'registered event names that get their own metrics label; the rest count as (other)' },
 ] as const;
 
 /** One setting as `--help` shows it. */
@@ -186,7 +189,11 @@ export function loadSettings(argv: readonly string[], env: NodeJS.ProcessEnv): S
     const eq = arg.indexOf('=');
     const flag = eq > 0 ? arg.slice(0, eq) : arg;
     const spec = SETTINGS.find((s) => s.flag === flag);
-    if (!spec) throw new SettingsError(`unknown argument "${arg}" (try --help)`);
+    // Never the text after `=`, nor the next argument: a mistyped `--tokn=s3cret` holds a secret.
+    if (!spec) {
+      const quoted = quoteArgument(arg);
+      throw new SettingsError(quoted ? `unknown argument ${quoted} (try --help)` : `argument ${i + 1} is not a flag: a value follows its flag, as in --port 4000 (try --help)`);
+    }
     const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
     if (value === undefined) throw new SettingsError(`${flag} needs a value`);
     given.set(spec, { text: value, from: flag });

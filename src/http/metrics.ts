@@ -9,15 +9,19 @@
  * when Prometheus scrapes.
  *
  * Label values are bounded, and this module is where that is decided: event
- * names by the route table (an unrouted event or `/_notify` message is
- * counted without its name), buses by the bus lists, statuses and reasons by
- * the code.
+ * names by {@link EventLabels} (the built-in routes, then the first
+ * `maxMetricEvents` registered names; the rest together as `(other)`; an
+ * unrouted event or `/_notify` message is counted without its name), buses
+ * by the bus lists, statuses and reasons by the code. Any client may
+ * register routes, so the route table alone (up to MAX_ROUTES names of up to
+ * 256 characters, never removed) is no bound fit for a time series database.
  */
 import createDebug from 'debug';
 import type { RequestHandler } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { DEFAULT_LIMITS } from '../limits.ts';
 import type { RedisState } from '../protocol.ts';
-import type { RouteTable } from '../routes.ts';
+import { DEFAULT_ROUTES, type RouteTable } from '../routes.ts';
 import type { Telemetry } from '../telemetry.ts';
 import type { RedisStateSource } from './health.ts';
 
@@ -25,6 +29,39 @@ const debug = createDebug('spicy-action:metrics');
 
 /** The `msg` label of `/_notify` requests for a message that has no route. */
 export const UNROUTED_LABEL = '(unrouted)';
+
+/** The `event` and `msg` label of registered events past the `maxMetricEvents` first ones. */
+export const OTHER_LABEL = '(other)';
+
+/**
+ * Which event names are label values: every built-in route, and the first
+ * `max` other names counted (registered at run time by clients), kept for
+ * the life of the broker so that a series never changes its meaning; later
+ * names are all {@link OTHER_LABEL}. At most `DEFAULT_ROUTES.size + max + 1`
+ * values, whatever clients register.
+ *
+ * @example
+ * const labels = new EventLabels(1);
+ * labels.of('call'); // 'call' (built in)
+ * labels.of('queuer'); // 'queuer' (the first registered one)
+ * labels.of('dialer'); // '(other)'
+ */
+export class EventLabels {
+  readonly #admitted = new Set<string>();
+  readonly #max: number;
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  /** The label value counting `event`, a routed event. */
+  of(event: string): string {
+    if (DEFAULT_ROUTES.has(event) || this.#admitted.has(event)) return event;
+    if (this.#admitted.size >= this.#max) return OTHER_LABEL;
+    this.#admitted.add(event);
+    return event;
+  }
+}
 
 const REDIS_STATES: readonly RedisState[] = ['off', 'up', 'down'];
 
@@ -66,6 +103,8 @@ export interface MetricsSources {
   readonly backpressure?: BackpressureSource;
   /** Collect the default process metrics (CPU, memory, event loop, GC); true by default. */
   readonly processMetrics?: boolean;
+  /** Registered event names with a label of their own (MAX_METRIC_EVENTS); the rest are `(other)`. */
+  readonly maxMetricEvents?: number;
 }
 
 /**
@@ -118,15 +157,17 @@ export function createMetrics(sources: MetricsSources): Registry {
   const notified = new Tally();
 
   const { telemetry, routes } = broker;
+  // One bound for both counters that name events: a name has the same label in each.
+  const labels = new EventLabels(sources.maxMetricEvents ?? DEFAULT_LIMITS.maxMetricEvents);
   telemetry.on('connection', () => connectionsTotal++);
   telemetry.on('routed', (event, route) => {
-    received.add(event);
+    received.add(labels.of(event));
     if (route !== null) deliveries.add(route);
   });
   telemetry.on('unrouted', () => unrouted++);
   telemetry.on('refused', (_what, refusal) => refused.add(refusal.reason));
-  // One key per (msg, status): msg is named only when it has a route, status is one of a few codes.
-  telemetry.on('notified', (msg, status) => notified.add(`${status} ${routes.get(msg) === undefined ? UNROUTED_LABEL : msg}`));
+  // One key per (msg, status): msg is named only when it has a route (and within the bound), status is one of a few codes.
+  telemetry.on('notified', (msg, status) => notified.add(`${status} ${routes.get(msg) === undefined ? UNROUTED_LABEL : labels.of(msg)}`));
   redis?.on('undelivered', (n) => (undelivered += n));
   backpressure?.on('disconnected', () => slowConsumers++);
 
@@ -142,12 +183,12 @@ export function createMetrics(sources: MetricsSources): Registry {
     });
   };
   counter('spicy_action_connections_total', 'Socket.IO connections accepted.', () => connectionsTotal);
-  tallyCounter(registry, 'spicy_action_events_received_total', 'Routed events received (from sockets and /_notify), by event name.', 'event', received);
+  tallyCounter(registry, 'spicy_action_events_received_total', `Routed events received (from sockets and /_notify), by event name (${OTHER_LABEL}: registered names past MAX_METRIC_EVENTS).`, 'event', received);
   tallyCounter(registry, 'spicy_action_deliveries_total', 'Routed events published to a bus, by bus (once per event, however many sockets receive it).', 'bus', deliveries);
   counter('spicy_action_unrouted_events_total', 'Events dropped because no route exists for them.', () => unrouted);
   new Counter({
     name: 'spicy_action_notify_requests_total',
-    help: `POST /_notify requests, by message (${UNROUTED_LABEL} when it has no route) and HTTP status.`,
+    help: `POST /_notify requests, by message (${UNROUTED_LABEL} when it has no route, ${OTHER_LABEL} past MAX_METRIC_EVENTS) and HTTP status.`,
     labelNames: ['msg', 'status'],
     registers: [registry],
     collect() {

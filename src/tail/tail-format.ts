@@ -2,6 +2,7 @@
  * The pure half of `spicy-action tail` (docs/protocol.md#watching-the-buses): what it reads from
  * its command line, and the one line it prints per event. No Socket.IO here.
  */
+import { redactText, redactUrl } from '../redact.ts';
 
 /** What `tail` was asked to do. */
 export interface TailOptions {
@@ -98,7 +99,7 @@ function checkUrl(text: string): string {
   try {
     url = new URL(text);
   } catch {
-    throw new TailUsageError(`--url: expected a URL such as ${DEFAULT_TAIL_URL}, got "${text}"`);
+    throw new TailUsageError(`--url: expected a URL such as ${DEFAULT_TAIL_URL}, got "${redactUrl(text)}"`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new TailUsageError(`--url: expected an http:// or https:// URL, got "${url.protocol}"`);
@@ -120,7 +121,9 @@ export interface TailEvent {
  * The line printed for an event, without its newline: text
  * (`<ISO time> <event> <rooms> <payload JSON>`) or, with `json`, one JSON
  * object `{time, event, rooms, data}` (`data` absent for an event without
- * payload). Always exactly one line.
+ * payload). Always exactly one line, and nothing in it that a terminal acts
+ * on: see {@link escapeTerminal}. The JSON stays valid and means the same,
+ * since `\u009b` in a JSON string is the character itself.
  *
  * @example
  * formatEvent({ time: new Date(0), event: 'call', rooms: ['calls'], args: [{ state: 'end' }] }, false);
@@ -131,12 +134,12 @@ export function formatEvent(record: TailEvent, json: boolean): string {
   if (json) {
     const line: Record<string, unknown> = { time, event: record.event, rooms: record.rooms };
     if (record.args.length > 0) line.data = record.args[0];
-    return stringify(line);
+    return escapeTerminal(stringify(line));
   }
-  const rooms = record.rooms.length > 0 ? record.rooms.map(oneLine).join(',') : '-';
-  const parts = [time, oneLine(record.event), rooms];
+  const rooms = record.rooms.length > 0 ? record.rooms.join(',') : '-';
+  const parts = [time, record.event, rooms];
   if (record.args.length > 0) parts.push(stringify(record.args[0]));
-  return parts.join(' ');
+  return escapeTerminal(parts.join(' '));
 }
 
 /** JSON on one line; what JSON cannot hold (a cycle, a BigInt) becomes a string saying so. */
@@ -148,9 +151,40 @@ function stringify(value: unknown): string {
   }
 }
 
-/** Control characters escaped, so that a name cannot break the line. */
-function oneLine(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+/**
+ * Code points a terminal may act on, or that reorder or break what follows:
+ * C0 controls (newline and escape included), DEL, C1 controls (U+009B is a
+ * CSI to xterm), the bidirectional marks, embeddings, overrides and isolates
+ * (U+061C, U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069), the line and
+ * paragraph separators (U+2028, U+2029), and unpaired surrogates.
+ */
+const TERMINAL_UNSAFE =
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/**
+ * `text` with every code point a terminal could act on written as a visible
+ * `\uXXXX` escape, so that what a client sends (a payload, a registered event
+ * name) cannot move the cursor, recolour, clear or reorder the screen, nor
+ * add a line.
+ *
+ * @example
+ * escapeTerminal('a\u009b2Jb'); // 'a\\u009b2Jb', printed as a\u009b2Jb
+ */
+export function escapeTerminal(text: string): string {
+  return text.replace(TERMINAL_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * A status line of `tail` (what it says on stderr) made safe to print: the
+ * token and any secret in a URL hidden (src/redact.ts), and the characters
+ * a terminal acts on escaped (the broker's `welcome` is not to be trusted
+ * more than a payload).
+ *
+ * @example
+ * statusLine('cannot reach http://broker/?token=s3cret', ['s3cret']); // 'cannot reach http://broker/?token=***'
+ */
+export function statusLine(line: string, secrets: readonly (string | undefined)[]): string {
+  return escapeTerminal(redactText(line, secrets));
 }
 
 /**

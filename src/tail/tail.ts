@@ -9,7 +9,7 @@ import { io, type Socket } from 'socket.io-client';
 import { DEFAULT_BUSES } from '../buses.ts';
 import { DEFAULT_ROUTES } from '../routes.ts';
 import { BROKER_EVENTS, isUnauthorized } from '../../monitor/model.js';
-import { eventRooms, formatEvent, parseTailArgs, TAIL_USAGE, TailUsageError, type TailOptions } from './tail-format.ts';
+import { eventRooms, formatEvent, parseTailArgs, statusLine, TAIL_USAGE, TailUsageError, type TailOptions } from './tail-format.ts';
 
 const debug = createDebug('spicy-action:tail');
 
@@ -56,7 +56,7 @@ export async function runTail(argv: readonly string[], context: TailContext = PR
 
 function watch(options: TailOptions, context: TailContext): Promise<TailExit> {
   const { url, token, json, rooms } = options;
-  const say = (line: string): void => void context.stderr.write(`tail: ${line}\n`);
+  const say = (line: string): void => void context.stderr.write(`tail: ${statusLine(line, [token])}\n`);
   const joined = new Set(rooms);
   let routes: ReadonlyMap<string, string | null> = DEFAULT_ROUTES;
   let hostBuses: readonly string[] = DEFAULT_BUSES.hostBuses;

@@ -1,0 +1,151 @@
+/**
+ * Web pages cannot push (README, *Security*, *Origins*): a browser may POST
+ * `/_notify` as a `text/plain` simple request, without a CORS preflight, and
+ * names the page in `Origin`. Such a request is refused unless its origin is
+ * in CORS_ORIGINS; OpenSIPS and curl send no Origin and keep working.
+ * Handshakes refused for their origin are logged and counted.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, afterEach, describe, it } from 'node:test';
+import express from 'express';
+import { Server } from 'socket.io';
+import { io as ioV4 } from 'socket.io-client';
+import { attachBroker, DEFAULT_BUSES, errorHandler, pushOriginGuard } from '../src/index.ts';
+import type { RunningBroker } from '../src/server.ts';
+import { notify, request, spawnBroker, startBroker } from './helpers/broker.ts';
+import { closeAll, connect, flush, withTimeout, type TestClient } from './helpers/clients.ts';
+import { parseMetrics } from './helpers/metrics.ts';
+
+const EVIL = 'https://evil.example';
+const ADMIN = 'https://admin.example.net';
+const BODY = { name: 'invalid_source', endpoint: 'alice@example.net', ip: '192.0.2.7' };
+
+const open: TestClient[] = [];
+afterEach(() => closeAll(open.splice(0)));
+
+/** A client in `support`, the bus of `script_register`. */
+async function listener(url: string, token?: string): Promise<TestClient> {
+  const client = await connect('v4', url, token ? { token } : {});
+  open.push(client);
+  assert.equal(await client.ack('join', 'support'), true);
+  return client;
+}
+
+/** What a page's `fetch(url, {method: 'POST', mode: 'no-cors', body})` sends: text/plain, with the page's Origin. */
+function crossSitePush(url: string, origin: string | undefined, query = ''): Promise<{ status: number; body: any }> {
+  return request(`${url}/_notify/script_register${query}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'text/plain;charset=UTF-8', ...(origin === undefined ? {} : { Origin: origin }) },
+    body: JSON.stringify(BODY),
+  });
+}
+
+async function refusedFor(url: string, reason: string, headers: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`, { headers })).text();
+  return parseMetrics(text).value('spicy_action_refused_total', { reason });
+}
+
+describe('POST /_notify with an Origin', () => {
+  it('is refused with 403 by default (CORS_ORIGINS unset: any origin connects, none pushes), emits nothing, and is counted', async () => {
+    const broker = await startBroker();
+    const bus = await listener(broker.url);
+    const before = await refusedFor(broker.url, 'bad_origin');
+    const port = new URL(broker.url).port;
+    for (const origin of [EVIL, 'null', `http://localhost:${port}`, `${broker.url}.evil.example`, 'not a url']) {
+      const answer = await crossSitePush(broker.url, origin);
+      assert.equal(answer.status, 403, origin);
+      assert.equal(answer.body.ok, false);
+      assert.match(answer.body.error, /origin/);
+    }
+    await flush(bus, [bus]);
+    assert.equal(bus.count('script_register'), 0, 'nothing was emitted');
+    assert.equal(await refusedFor(broker.url, 'bad_origin'), before + 5);
+  });
+
+  it("is let through from the broker's own pages (the monitor page's test push): Origin names the Host it was sent to", async () => {
+    const broker = await startBroker();
+    const bus = await listener(broker.url);
+    assert.deepEqual((await crossSitePush(broker.url, broker.url)).body, { ok: true });
+    assert.deepEqual(await bus.receive('script_register', 1), [BODY]);
+  });
+
+  it('is let through without an Origin, as OpenSIPS and curl send it, whatever the Content-Type', async () => {
+    const broker = await startBroker();
+    const bus = await listener(broker.url);
+    assert.deepEqual((await crossSitePush(broker.url, undefined)).body, { ok: true });
+    assert.deepEqual((await notify(broker.url, 'script_register', BODY)).body, { ok: true });
+    assert.deepEqual(await bus.receive('script_register', 2), [BODY, BODY]);
+  });
+
+  it('is let through from an origin in CORS_ORIGINS, and refused from any other', async () => {
+    const broker = await startBroker({ corsOrigins: [ADMIN] });
+    const bus = await listener(broker.url);
+    assert.equal((await crossSitePush(broker.url, EVIL)).status, 403);
+    assert.equal((await crossSitePush(broker.url, `${ADMIN}.evil.example`)).status, 403);
+    assert.deepEqual((await crossSitePush(broker.url, ADMIN)).body, { ok: true });
+    assert.deepEqual(await bus.receive('script_register', 1), [BODY]);
+    await flush(bus, [bus]);
+    assert.equal(bus.count('script_register'), 1);
+  });
+
+  it('is refused even with the right token (a page may hold a URL with ?token=)', async () => {
+    const token = 'origin-token';
+    const broker = await startBroker({ token });
+    const bus = await listener(broker.url, token);
+    assert.equal((await crossSitePush(broker.url, EVIL, `?token=${token}`)).status, 403);
+    assert.deepEqual((await crossSitePush(broker.url, undefined, `?token=${token}`)).body, { ok: true });
+    assert.equal((await bus.receive('script_register', 1)).length, 1);
+    assert.equal(await refusedFor(broker.url, 'bad_origin', { Authorization: `Bearer ${token}` }), 1);
+  });
+
+  it('leaves the other routes to CORS and the token: GET / and /metrics answer a page of any origin', async () => {
+    const broker: RunningBroker = await startBroker();
+    assert.equal((await request(`${broker.url}/`, { headers: { Origin: EVIL } })).status, 200);
+    assert.equal((await request(`${broker.url}/metrics`, { headers: { Origin: EVIL } })).status, 200);
+  });
+});
+
+describe('Socket.IO handshakes from an origin not listed', () => {
+  it('are refused, logged with the origin and counted as bad_origin; listed origins and programs connect', async () => {
+    const proc = spawnBroker({ CORS_ORIGINS: ADMIN, DEBUG: 'spicy-action:origin' });
+    const url = await proc.ready;
+    for (const transports of [['polling'], ['websocket']]) {
+      const socket = ioV4(url, { transports, reconnection: false, extraHeaders: { Origin: EVIL } });
+      const refused = await withTimeout(
+        new Promise<Error>((resolve) => socket.once('connect_error', resolve)),
+        `a ${transports[0]} handshake from ${EVIL} to be refused`,
+      );
+      socket.close();
+      assert.ok(refused instanceof Error);
+    }
+    const admin = await connect('v4', url, { extra: { extraHeaders: { Origin: ADMIN } } });
+    const program = await connect('v2', url);
+    open.push(admin, program);
+    assert.equal(await refusedFor(url, 'bad_origin'), 2);
+    assert.equal((proc.stderr().match(/refused socket\.io handshake from \S+: origin https:\/\/evil\.example/g) ?? []).length, 2, proc.stderr());
+  });
+});
+
+describe('an embedding host', () => {
+  it('gets the same rule and JSON errors from the exported guard and error handler, as the README shows', async () => {
+    const app = express();
+    const httpServer = createServer(app);
+    const io = new Server(httpServer, { allowEIO3: true });
+    app.use('/_notify', pushOriginGuard([ADMIN]));
+    const broker = attachBroker(io, app, { buses: DEFAULT_BUSES });
+    app.use(errorHandler((attempt, refusal) => broker.telemetry.refused(attempt.what, refusal)));
+    httpServer.listen(0, '127.0.0.1');
+    await once(httpServer, 'listening');
+    after(() => io.close());
+    const url = `http://127.0.0.1:${(httpServer.address() as AddressInfo).port}`;
+    const bus = await listener(url);
+    assert.equal((await crossSitePush(url, EVIL)).status, 403);
+    assert.deepEqual((await crossSitePush(url, ADMIN)).body, { ok: true });
+    assert.deepEqual(await bus.receive('script_register', 1), [BODY]);
+    const broken = await request(`${url}/_notify/%E0%A4%A`, { method: 'POST', body: '{}' });
+    assert.deepEqual([broken.status, broken.body], [400, { ok: false, error: 'the path is not valid: it holds a broken percent-escape' }]);
+  });
+});
