@@ -9,6 +9,7 @@ export type { AccessAttempt, AccessObserver } from './guards/access.ts';
 export { SlowConsumerGuard, unsentBytes } from './guards/backpressure.ts';
 export type { SlowConsumerEvents } from './guards/backpressure.ts';
 export { attachBroker } from './attach.ts';
+export type { AttachOptions } from './attach.ts';
 export { Broker } from './broker.ts';
 export type { BrokerEvents, BrokerLimits, BrokerOptions, BrokerServer, BrokerSocket } from './broker.ts';
 export { DEFAULT_BUSES, loadBuses, parseBuses, BusesError } from './buses.ts';

@@ -20,7 +20,7 @@ import { HealthCheck } from './http/health.ts';
 import { createMetrics, metricsHandler } from './http/metrics.ts';
 import { watchMessageSize } from './guards/message-size.ts';
 import { monitorAssetsRouter, monitorConfigRouter } from './http/monitor.ts';
-import { handshakeOriginCheck, pushOriginGuard } from './http/origin.ts';
+import { handshakeOriginCheck } from './http/origin.ts';
 import { NAME, VERSION } from './package-info.ts';
 import { RouteTable } from './routes.ts';
 import { Telemetry } from './telemetry.ts';
@@ -163,8 +163,6 @@ function assemble(
   // Access (the README's Security section): /health and the monitor page (which asks for the token) stay open;
   // everything else, the page's configuration included, needs the token when one is set.
   app.use(monitorAssetsRouter());
-  // Pushes come from servers, never from a web page: a browser's Origin not listed is refused, token or not.
-  app.use('/_notify', pushOriginGuard(settings.corsOrigins, refused));
   app.use(httpAccess(settings.token, refused));
   const socketGuard = socketAccess(settings.token, refused);
   if (socketGuard) io.use(socketGuard);
@@ -179,6 +177,8 @@ function assemble(
     skipUnheard: settings.redisUrl === undefined,
     limits: settings,
     telemetry,
+    // Pushes come from servers, never from a web page: a browser's Origin not listed is refused.
+    corsOrigins: settings.corsOrigins,
   });
   watchMessageSize(io, httpServer, (_address, refusal) => telemetry.refused('socket.io message', refusal));
   const slowConsumers = new SlowConsumerGuard(io, { maxBufferedBytes: settings.maxBufferedBytes });

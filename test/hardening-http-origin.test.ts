@@ -13,7 +13,7 @@ import { after, afterEach, describe, it } from 'node:test';
 import express from 'express';
 import { Server } from 'socket.io';
 import { io as ioV4 } from 'socket.io-client';
-import { attachBroker, DEFAULT_BUSES, errorHandler, pushOriginGuard } from '../src/index.ts';
+import { attachBroker, DEFAULT_BUSES, errorHandler } from '../src/index.ts';
 import type { RunningBroker } from '../src/server.ts';
 import { notify, request, spawnBroker, startBroker } from './helpers/broker.ts';
 import { closeAll, connect, flush, withTimeout, type TestClient } from './helpers/clients.ts';
@@ -130,12 +130,11 @@ describe('Socket.IO handshakes from an origin not listed', () => {
 });
 
 describe('an embedding host', () => {
-  it('gets the same rule and JSON errors from the exported guard and error handler, as the README shows', async () => {
+  it('gets the same Origin rule from attachBroker by default, and JSON errors from the exported error handler, as the README shows', async () => {
     const app = express();
     const httpServer = createServer(app);
     const io = new Server(httpServer, { allowEIO3: true });
-    app.use('/_notify', pushOriginGuard([ADMIN]));
-    const broker = attachBroker(io, app, { buses: DEFAULT_BUSES });
+    const broker = attachBroker(io, app, { buses: DEFAULT_BUSES, corsOrigins: [ADMIN] });
     app.use(errorHandler((attempt, refusal) => broker.telemetry.refused(attempt.what, refusal)));
     httpServer.listen(0, '127.0.0.1');
     await once(httpServer, 'listening');
@@ -147,5 +146,21 @@ describe('an embedding host', () => {
     assert.deepEqual(await bus.receive('script_register', 1), [BODY]);
     const broken = await request(`${url}/_notify/%E0%A4%A`, { method: 'POST', body: '{}' });
     assert.deepEqual([broken.status, broken.body], [400, { ok: false, error: 'the path is not valid: it holds a broken percent-escape' }]);
+  });
+
+  it('refuses every cross-site push when attachBroker is given no origins', async () => {
+    const app = express();
+    const httpServer = createServer(app);
+    const io = new Server(httpServer, { allowEIO3: true });
+    attachBroker(io, app);
+    httpServer.listen(0, '127.0.0.1');
+    await once(httpServer, 'listening');
+    after(() => io.close());
+    const url = `http://127.0.0.1:${(httpServer.address() as AddressInfo).port}`;
+    const bus = await listener(url);
+    assert.equal((await crossSitePush(url, ADMIN)).status, 403);
+    assert.equal((await crossSitePush(url, EVIL)).status, 403);
+    assert.deepEqual((await request(`${url}/_notify/script_register`, { method: 'POST', body: JSON.stringify(BODY) })).body, { ok: true });
+    assert.deepEqual(await bus.receive('script_register', 1), [BODY]);
   });
 });
