@@ -2,6 +2,7 @@
  * The pure half of `spicy-action tail` (docs/protocol.md#watching-the-buses): what it reads from
  * its command line, and the one line it prints per event. No Socket.IO here.
  */
+import { DEFAULT_LIMITS } from '../limits.ts';
 import { redactText, redactUrl } from '../redact.ts';
 
 /** What `tail` was asked to do. */
@@ -30,7 +31,8 @@ export class TailUsageError extends Error {
 }
 
 export const DEFAULT_TAIL_URL = 'http://127.0.0.1:3000';
-const MAX_ROOM_NAME_LENGTH = 256;
+/** The broker's default room-name limit: a longer name would be refused by any broker left at its default. */
+const MAX_ROOM_NAME_LENGTH = DEFAULT_LIMITS.maxRoomNameLength;
 
 export const TAIL_USAGE = `usage: spicy-action tail [--url URL] [--token TOKEN] [--json] BUS|ROOM ...
 
