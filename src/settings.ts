@@ -46,8 +46,8 @@ interface SettingSpec<K extends keyof Settings> {
   readonly env: string;
   readonly flag: string;
   readonly read: Reader<Settings[K]>;
-  /** The default as an operator would write it, for `--help`. */
-  readonly shown: string;
+  /** The default as an operator would write it, for `--help`, where it is not the default value itself. */
+  readonly shown?: string;
   /** What the setting does, one line for `--help`. */
   readonly help: string;
 }
@@ -133,24 +133,24 @@ const origins: Reader<'*' | readonly string[]> = (t) => {
 
 /** One line per setting: environment variable, flag, reader. */
 const SETTINGS: readonly SettingSpec<keyof Settings>[] = [
-  { key: 'port', env: 'PORT', flag: '--port', read: integer(0, 65_535), shown: '3000', help: 'TCP port to listen on (0: any free port)' },
-  { key: 'host', env: 'HOST', flag: '--host', read: text, shown: '127.0.0.1', help: 'address to listen on' },
+  { key: 'port', env: 'PORT', flag: '--port', read: integer(0, 65_535), help: 'TCP port to listen on (0: any free port)' },
+  { key: 'host', env: 'HOST', flag: '--host', read: text, help: 'address to listen on' },
   { key: 'busesFile', env: 'BUSES_FILE', flag: '--buses', read: text, shown: 'buses.json beside package.json', help: 'the bus lists (JSON)' },
-  { key: 'corsOrigins', env: 'CORS_ORIGINS', flag: '--cors-origins', read: origins, shown: '*', help: 'comma-separated browser origins allowed to connect; * allows any' },
+  { key: 'corsOrigins', env: 'CORS_ORIGINS', flag: '--cors-origins', read: origins, shown: '*', help: 'comma-separated browser origins allowed to connect and to push to /_notify; * lets any connect and none push' },
   { key: 'redisUrl', env: 'REDIS_URL', flag: '--redis', read: redisUrl, shown: 'unset (one process, in memory)', help: 'redis:// or rediss:// URL of the Redis the cluster shares' },
-  { key: 'redisConnectTimeoutMs', env: 'REDIS_CONNECT_TIMEOUT', flag: '--redis-connect-timeout', read: duration, shown: '30s', help: 'how long an unreachable Redis is retried at start-up' },
-  { key: 'redisOutageGraceMs', env: 'REDIS_OUTAGE_GRACE', flag: '--redis-outage-grace', read: duration, shown: '30s', help: 'how long a Redis outage may delay events before each node serves only its own clients' },
-  { key: 'recoveryWindowMs', env: 'RECOVERY_WINDOW', flag: '--recovery-window', read: duration, shown: '2m', help: 'how long a 4.x client may stay away and still recover missed events; 0 turns recovery off' },
-  { key: 'streamMaxLen', env: 'REDIS_STREAM_MAXLEN', flag: '--redis-stream-maxlen', read: integer(1_000, 1e9), shown: '100000', help: "entries the Redis event stream keeps (the cluster's recovery backlog)" },
+  { key: 'redisConnectTimeoutMs', env: 'REDIS_CONNECT_TIMEOUT', flag: '--redis-connect-timeout', read: duration, help: 'how long an unreachable Redis is retried at start-up' },
+  { key: 'redisOutageGraceMs', env: 'REDIS_OUTAGE_GRACE', flag: '--redis-outage-grace', read: duration, help: 'how long a Redis outage may delay events before each node serves only its own clients' },
+  { key: 'recoveryWindowMs', env: 'RECOVERY_WINDOW', flag: '--recovery-window', read: duration, help: 'how long a 4.x client may stay away and still recover missed events; 0 turns recovery off' },
+  { key: 'streamMaxLen', env: 'REDIS_STREAM_MAXLEN', flag: '--redis-stream-maxlen', read: integer(1_000, 1e9), help: "entries the Redis event stream keeps (the cluster's recovery backlog)" },
   { key: 'token', env: 'BROKER_TOKEN', flag: '--token', read: text, shown: 'unset (no check)', help: 'shared secret every client and HTTP request must present (/health excepted)' },
-  { key: 'maxMessageBytes', env: 'MAX_MESSAGE_BYTES', flag: '--max-message-bytes', read: bytes, shown: '1mb', help: 'largest Socket.IO message accepted; a sender past it is disconnected' },
-  { key: 'maxBodyBytes', env: 'MAX_BODY_BYTES', flag: '--max-body-bytes', read: bytes, shown: '1mb', help: 'largest /_notify body accepted (413 past it)' },
-  { key: 'maxRoomNameLength', env: 'MAX_ROOM_NAME_LENGTH', flag: '--max-room-name-length', read: integer(1, 65_536), shown: '256', help: 'longest room or event name accepted, in characters' },
-  { key: 'maxRoomsPerSocket', env: 'MAX_ROOMS_PER_SOCKET', flag: '--max-rooms-per-socket', read: integer(1, 1e7), shown: '1000', help: 'most rooms one socket may join' },
-  { key: 'maxRoutes', env: 'MAX_ROUTES', flag: '--max-routes', read: integer(1, 1e7), shown: '10000', help: 'most routes the route table may hold, built-in ones included' },
-  { key: 'maxInRooms', env: 'MAX_IN_ROOMS', flag: '--max-in-rooms', read: integer(0, 1e6), shown: '100', help: 'most _in entries of one event that are used; the rest are ignored' },
-  { key: 'maxBufferedBytes', env: 'MAX_BUFFERED_BYTES', flag: '--max-buffered-bytes', read: bytes, shown: '16mb', help: 'unsent bytes a socket may have queued before it is cut as a slow consumer' },
-  { key: 'maxMetricEvents', env: 'MAX_METRIC_EVENTS', flag: '--max-metric-events', read: integer(0, 1e6), shown: '100', help: 'registered event names that get their own metrics label; the rest count as (other)' },
+  { key: 'maxMessageBytes', env: 'MAX_MESSAGE_BYTES', flag: '--max-message-bytes', read: bytes, help: 'largest Socket.IO message accepted; a sender past it is disconnected' },
+  { key: 'maxBodyBytes', env: 'MAX_BODY_BYTES', flag: '--max-body-bytes', read: bytes, help: 'largest /_notify body accepted (413 past it)' },
+  { key: 'maxRoomNameLength', env: 'MAX_ROOM_NAME_LENGTH', flag: '--max-room-name-length', read: integer(1, 65_536), help: 'longest room or event name accepted, in characters' },
+  { key: 'maxRoomsPerSocket', env: 'MAX_ROOMS_PER_SOCKET', flag: '--max-rooms-per-socket', read: integer(1, 1e7), help: 'most rooms one socket may join' },
+  { key: 'maxRoutes', env: 'MAX_ROUTES', flag: '--max-routes', read: integer(1, 1e7), help: 'most routes the route table may hold, built-in ones included' },
+  { key: 'maxInRooms', env: 'MAX_IN_ROOMS', flag: '--max-in-rooms', read: integer(0, 1e6), help: 'most _in entries of one event that are used; the rest are ignored' },
+  { key: 'maxBufferedBytes', env: 'MAX_BUFFERED_BYTES', flag: '--max-buffered-bytes', read: bytes, help: 'unsent bytes a socket may have queued before it is cut as a slow consumer' },
+  { key: 'maxMetricEvents', env: 'MAX_METRIC_EVENTS', flag: '--max-metric-events', read: integer(0, 1e6), help: 'registered event names that get their own metrics label; the rest count as (other)' },
 ] as const;
 
 /** One setting as `--help` shows it. */
@@ -162,8 +162,23 @@ export interface SettingHelp {
   readonly help: string;
 }
 
+/** `value` in the largest of `units` that writes it whole: 30000 ms → `30s`, 16000000 bytes → `16mb`. */
+function showQuantity(value: number, units: Record<string, number>, order: readonly string[]): string {
+  const unit = order.find((u) => value % (units[u] as number) === 0 && value >= (units[u] as number)) ?? (order[order.length - 1] as string);
+  return `${value / (units[unit] as number)}${unit}`;
+}
+
+/** How a default is written for `--help`, by the reader of its setting. */
+function showDefault(spec: SettingSpec<keyof Settings>): string {
+  const value = DEFAULT_SETTINGS[spec.key];
+  if (spec.shown !== undefined) return spec.shown;
+  if (spec.read === duration) return showQuantity(value as number, UNITS_MS, ['h', 'm', 's', 'ms']);
+  if (spec.read === bytes) return showQuantity(value as number, UNITS_BYTES, ['gb', 'mb', 'kb', 'b']);
+  return String(value);
+}
+
 /** The settings the broker understands, for `--help`. */
-export const SETTING_NAMES: readonly SettingHelp[] = SETTINGS.map(({ env, flag, shown, help }) => ({ env, flag, shown, help }));
+export const SETTING_NAMES: readonly SettingHelp[] = SETTINGS.map((spec) => ({ env: spec.env, flag: spec.flag, shown: showDefault(spec), help: spec.help }));
 
 /** The units durations and sizes take, for `--help` and the README. */
 export const DURATION_UNITS: readonly string[] = Object.keys(UNITS_MS);
