@@ -21,6 +21,10 @@ export interface Limits {
   readonly maxInRooms: number;
   /** Unsent bytes a socket may have queued before it is disconnected as a slow consumer. */
   readonly maxBufferedBytes: number;
+  /** Deepest nesting of arrays and objects accepted in a payload (socket event or `/_notify` body). */
+  readonly maxPayloadDepth: number;
+  /** Bytes (encoded) of events a single process keeps for connection state recovery; the oldest go first. */
+  readonly recoveryBacklogBytes: number;
 }
 
 /** The defaults, as the README's settings table gives them. */
@@ -32,4 +36,6 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   maxRoutes: 10_000,
   maxInRooms: 100,
   maxBufferedBytes: 16_000_000,
+  maxPayloadDepth: 64,
+  recoveryBacklogBytes: 64_000_000,
 });

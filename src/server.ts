@@ -18,6 +18,9 @@ import type { Settings } from './settings.ts';
 import { HealthCheck } from './http/health.ts';
 import { createMetrics, metricsHandler } from './http/metrics.ts';
 import { watchMessageSize } from './guards/message-size.ts';
+import { catchAsyncBroadcast, jsonOnlyParser } from './guards/engine-internals.ts';
+import { bindSessions } from './guards/session-binding.ts';
+import { capBacklog, type BacklogState } from './recovery-backlog.ts';
 import { monitorAssetsRouter, monitorConfigRouter } from './http/monitor.ts';
 import { NAME, VERSION } from './package-info.ts';
 import type { Refusal } from './protocol.ts';
@@ -41,9 +44,14 @@ export interface RunningBroker {
   readonly metrics: Registry;
   /** The link to Redis: `state` `'off'` | `'up'` | `'down'`, events `state` and `undelivered` (the README's *Running several brokers*). */
   readonly cluster: Cluster;
+  /** The in-memory recovery backlog under its byte cap (`RECOVERY_BACKLOG_BYTES`); undefined in a cluster or without recovery. */
+  readonly recoveryBacklog: { state(): BacklogState } | undefined;
   /** Stops accepting, disconnects every client, and resolves once all is closed. */
   close(): Promise<void>;
 }
+
+/** How a binary packet is refused and counted. */
+const BINARY_REFUSAL: Refusal = Object.freeze({ reason: 'binary', error: 'binary packets are not accepted' });
 
 /** A broker could not start; the message says why in one line. */
 export class StartError extends Error {
@@ -92,6 +100,8 @@ export async function startServer(settings: Settings, buses: Buses = loadBuses(s
   const httpServer = createServer(app);
   let cluster: Cluster | undefined;
   let io: BrokerServer | undefined;
+  // Every part reports here: the broker, /_notify, and the guards' refusals; metrics listen here.
+  const telemetry = new Telemetry();
   const connections = (): number => io?.of('/').sockets.size ?? 0;
   const routes = new RouteTable(buses, { maxRoutes: settings.maxRoutes, maxNameLength: settings.maxRoomNameLength });
   const health = new HealthCheck({
@@ -115,12 +125,17 @@ export async function startServer(settings: Settings, buses: Buses = loadBuses(s
     cluster = await startCluster(settings, routes, buses).catch((error: unknown) => {
       throw error instanceof ClusterStartError ? new StartError(error.message) : error;
     });
-    io = new Server(httpServer, { ...socketOptions(settings), adapter: cluster.adapter });
+    io = new Server(httpServer, {
+      ...socketOptions(settings),
+      adapter: cluster.adapter,
+      // The platform's clients send JSON only: a binary packet closes its connection before anything of it is held.
+      parser: jsonOnlyParser(() => telemetry.refused('socket.io message', BINARY_REFUSAL)),
+    });
   } catch (error) {
     httpServer.close();
     throw error;
   }
-  const running = assemble(settings, buses, { app, httpServer, io, routes, cluster, health, connections });
+  const running = assemble(settings, buses, { app, httpServer, io, routes, cluster, health, connections, telemetry });
   health.ready();
   const warning = openAccessWarning(settings.host, settings.token);
   if (warning) console.warn(`${NAME}: ${warning}`);
@@ -146,11 +161,18 @@ async function listen(httpServer: HttpServer, settings: Settings): Promise<void>
 function assemble(
   settings: Settings,
   buses: Buses,
-  parts: { app: Express; httpServer: HttpServer; io: BrokerServer; routes: RouteTable; cluster: Cluster; health: HealthCheck; connections: () => number },
+  parts: {
+    app: Express;
+    httpServer: HttpServer;
+    io: BrokerServer;
+    routes: RouteTable;
+    cluster: Cluster;
+    health: HealthCheck;
+    connections: () => number;
+    telemetry: Telemetry;
+  },
 ): RunningBroker {
-  const { app, httpServer, io, routes, cluster, health, connections } = parts;
-  // Every part reports here: the broker, /_notify, and the guards' refusals; metrics listen here.
-  const telemetry = new Telemetry();
+  const { app, httpServer, io, routes, cluster, health, connections, telemetry } = parts;
   const refused = (attempt: { what: string }, refusal: Refusal): void => telemetry.refused(attempt.what, refusal);
   // Access (the README's Security section): /health and the monitor page (which asks for the token) stay open;
   // everything else, the page's configuration included, needs the token when one is set.
@@ -158,6 +180,12 @@ function assemble(
   app.use(httpAccess(settings.token, refused));
   const socketGuard = socketAccess(settings.token, refused);
   if (socketGuard) io.use(socketGuard);
+  // An Engine.IO session id is not a credential: every request on a session must come from its owner.
+  bindSessions(io, settings.token, (refusal) => telemetry.refused('engine.io', refusal));
+  // Nothing a broadcast throws asynchronously (the cluster adapter's) may end the process.
+  catchAsyncBroadcast(io, (error) => debug('a broadcast failed: %s', error instanceof Error ? error.stack : String(error)));
+  // One process keeps the recovery backlog in memory: hold it under its byte cap (a cluster keeps it in Redis).
+  const recoveryBacklog = settings.redisUrl === undefined ? capBacklog(io, settings.recoveryBacklogBytes) : undefined;
   app.get('/', (_req, res) => {
     res.json({ ok: true, name: NAME, version: VERSION });
   });
@@ -192,6 +220,7 @@ function assemble(
     health,
     metrics,
     cluster,
+    recoveryBacklog,
     close() {
       closing ??= new Promise<void>((resolve) => {
         health.stopping();

@@ -144,6 +144,8 @@ const SETTINGS: readonly SettingSpec<keyof Settings>[] = [
   { key: 'maxRoutes', env: 'MAX_ROUTES', flag: '--max-routes', read: integer(1, 1e7) },
   { key: 'maxInRooms', env: 'MAX_IN_ROOMS', flag: '--max-in-rooms', read: integer(0, 1e6) },
   { key: 'maxBufferedBytes', env: 'MAX_BUFFERED_BYTES', flag: '--max-buffered-bytes', read: bytes },
+  { key: 'maxPayloadDepth', env: 'MAX_PAYLOAD_DEPTH', flag: '--max-payload-depth', read: integer(1, 10_000) },
+  { key: 'recoveryBacklogBytes', env: 'RECOVERY_BACKLOG_BYTES', flag: '--recovery-backlog-bytes', read: bytes },
 ] as const;
 
 /** The flags the broker understands, for `--help`. */
