@@ -118,8 +118,9 @@ const COMPACT_AFTER = 1_024;
  * backlog?.state().bytes; // ≤ 64 MB after every broadcast
  */
 export function capBacklog(io: BrokerServer, maxBytes: number): { state(): BacklogState } | undefined {
-  // The sizes of the kept packets, in the adapter's order, from `head` on.
-  const queue: { packet: KeptPacket; bytes: number }[] = [];
+  // The sizes of the kept packets, in the adapter's order, from `head` on; entries before `head`
+  // are cleared as they are passed, so that a dropped packet is not held here until compaction.
+  const queue: ({ packet: KeptPacket; bytes: number } | undefined)[] = [];
   let head = 0;
   let total = 0;
   let pruned = 0;
@@ -135,9 +136,9 @@ export function capBacklog(io: BrokerServer, maxBytes: number): { state(): Backl
   /** Forgets the sizes of packets the adapter's expiry timer took off the front. */
   const sync = (): void => {
     const first = packets[0];
-    while (head < queue.length && (queue[head] as { packet: KeptPacket }).packet !== first) {
-      total -= (queue[head] as { bytes: number }).bytes;
-      head++;
+    while (head < queue.length && queue[head]?.packet !== first) {
+      total -= queue[head]?.bytes ?? 0;
+      queue[head++] = undefined;
     }
     if (head > COMPACT_AFTER && head * 2 > queue.length) {
       queue.splice(0, head);
@@ -150,7 +151,8 @@ export function capBacklog(io: BrokerServer, maxBytes: number): { state(): Backl
     const target = maxBytes * PRUNE_TO;
     let drop = 0;
     while (total > target && head + drop < queue.length) {
-      total -= (queue[head + drop] as { bytes: number }).bytes;
+      total -= queue[head + drop]?.bytes ?? 0;
+      queue[head + drop] = undefined;
       drop++;
     }
     packets.splice(0, drop);

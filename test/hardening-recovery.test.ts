@@ -11,9 +11,15 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { RunningBroker } from '../src/server.ts';
 import { notify, startBroker } from './helpers/broker.ts';
 import { closeAll, connect, withTimeout, type TestClient } from './helpers/clients.ts';
+
+// A full GC on demand, to see that what the cap dropped is really let go.
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
 
 /** What a 4.x client offers to drop its transport and come back with its session. */
 interface Recovering {
@@ -62,13 +68,21 @@ describe('recovery backlog byte cap', async () => {
 
     const big = { call: 'flood', pad: 'x'.repeat(1_000_000) };
     const FLOOD = 12;
+    const packets = (broker.io.of('/').adapter as unknown as { packets: object[] }).packets;
+    let firstOfFlood: WeakRef<object> | undefined;
     for (let i = 0; i < FLOOD; i += 4) {
       const answers = await Promise.all([0, 1, 2, 3].map(() => notify(broker.url, 'call', big)));
       for (const answer of answers) assert.equal(answer.status, 200);
       const state = backlog();
       assert.ok(state.bytes <= CAP, `backlog ${state.bytes} bytes, cap ${CAP}`);
+      firstOfFlood ??= new WeakRef(packets[packets.length - 1] as object);
     }
     assert.ok(backlog().pruned > 0, 'the oldest events were dropped');
+    for (let i = 0; i < 3 && firstOfFlood?.deref(); i++) {
+      await new Promise((r) => setImmediate(r));
+      gc();
+    }
+    assert.equal(firstOfFlood?.deref(), undefined, 'a dropped event is let go, not held by the cap itself');
     await subscriber.receive('call', 1 + FLOOD, 20_000);
 
     assert.equal(await comeBack(away), false, 'its last event is gone: a fresh session, not a gap');
