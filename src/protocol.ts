@@ -132,14 +132,26 @@ export function tooDeep(value: unknown, maxDepth: number): boolean {
   const values: object[] = [value];
   const depths: number[] = [1];
   while (values.length > 0) {
-    const current = values.pop() as object;
+    const current = values.pop() as Record<string, unknown>;
     const depth = depths.pop() as number;
     if (depth > maxDepth) return true;
-    const children: readonly unknown[] = Array.isArray(current) ? current : Object.values(current);
-    for (const child of children) {
-      if (typeof child === 'object' && child !== null && !ArrayBuffer.isView(child) && !(child instanceof ArrayBuffer)) {
-        values.push(child);
-        depths.push(depth + 1);
+    // Scalars are skipped where they stand; only containers are pushed. `for...in` walks an
+    // object's keys without building an array of its values (parsed JSON has no inherited keys).
+    if (Array.isArray(current)) {
+      for (let i = 0; i < current.length; i++) {
+        const child: unknown = current[i];
+        if (typeof child === 'object' && child !== null && !ArrayBuffer.isView(child)) {
+          values.push(child);
+          depths.push(depth + 1);
+        }
+      }
+    } else {
+      for (const key in current) {
+        const child = current[key];
+        if (typeof child === 'object' && child !== null && !ArrayBuffer.isView(child)) {
+          values.push(child);
+          depths.push(depth + 1);
+        }
       }
     }
   }
