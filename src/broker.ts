@@ -10,7 +10,10 @@ import type { Server, Socket } from 'socket.io';
 import { DEFAULT_BUSES, type Buses } from './buses.ts';
 import { DEFAULT_LIMITS, type Limits } from './limits.ts';
 import { NAME, VERSION } from './package-info.ts';
-import { isObject, roomRefusal, type ClientToServerEvents, type Refusal, type ServerToClientEvents } from './protocol.ts';
+import { engineProtocol, looksLikeSocketId, recoveryEnabled } from './guards/engine-internals.ts';
+import { depthRefusal, isObject, roomRefusal, type ClientToServerEvents, type Refusal, type ServerToClientEvents } from './protocol.ts';
+import { PublicIds } from './public-id.ts';
+import { WaitingRooms } from './recovery-backlog.ts';
 import { RouteTable, type Route } from './routes.ts';
 import { computeTargets, notifyTargets, type TargetLimits, type Targets } from './targets.ts';
 import { Telemetry, type TelemetryEvents } from './telemetry.ts';
@@ -24,7 +27,7 @@ export type BrokerSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
 
 /** The limits the broker and its `/_notify` route enforce (the README's Security section). */
 export type BrokerLimits = Pick<Limits, (typeof BROKER_LIMITS)[number]>;
-const BROKER_LIMITS = ['maxRoomNameLength', 'maxRoomsPerSocket', 'maxRoutes', 'maxInRooms', 'maxBodyBytes'] as const;
+const BROKER_LIMITS = ['maxRoomNameLength', 'maxRoomsPerSocket', 'maxRoutes', 'maxInRooms', 'maxBodyBytes', 'maxPayloadDepth'] as const;
 
 /** The broker's limits out of `given` (settings, say), each missing one at its default. */
 function brokerLimits(given: Partial<BrokerLimits> = {}): BrokerLimits {
@@ -57,6 +60,8 @@ export interface BrokerOptions {
 export type BrokerEvents = TelemetryEvents;
 
 type AckFn = (answer: unknown) => void;
+/** Control events whose acknowledgement is a boolean (docs/protocol.md). */
+const BOOLEAN_ACK_EVENTS: ReadonlySet<string> = new Set(['join', 'subscribe', 'leave', 'unsubscribe']);
 type Control = (socket: BrokerSocket, args: unknown[], ack: AckFn | undefined, event: string) => void;
 
 /**
@@ -79,11 +84,13 @@ export class Broker {
   readonly #recovery: boolean;
   /** Tells whether a broadcast to these rooms can reach anyone; undefined: always assume it can. */
   readonly #heard: ((rooms: readonly string[]) => boolean) | undefined;
+  /** What others and the logs see of a socket instead of its id. */
+  readonly #publicIds = new PublicIds();
   #closed = false;
 
   constructor(io: BrokerServer, options: BrokerOptions = {}) {
     this.#io = io;
-    this.#recovery = Boolean(io._opts.connectionStateRecovery);
+    this.#recovery = recoveryEnabled(io);
     this.#heard = options.skipUnheard ? hearing(io, this.#recovery) : undefined;
     this.buses = options.buses ?? DEFAULT_BUSES;
     this.limits = brokerLimits(options.limits);
@@ -177,18 +184,30 @@ export class Broker {
     this.#io.off('connection', this.#onConnection);
   }
 
+  /**
+   * What others and the logs see of `socket`: never its id, which for a
+   * 1.x/2.x client is its Engine.IO session id (src/public-id.ts).
+   */
+  publicId(socket: BrokerSocket): string {
+    return this.#publicIds.of(socket.id);
+  }
+
   readonly #onConnection = (socket: BrokerSocket): void => {
-    debug('connect %s from %s (EIO%d over %s)', socket.id, socket.handshake.address, socket.conn.protocol, socket.conn.transport.name);
+    const publicId = this.publicId(socket);
+    debug('connect %s from %s (EIO%d over %s)', publicId, socket.handshake.address, engineProtocol(socket), socket.conn.transport.name);
     socket.onAny((event: string, ...args: unknown[]) => this.#dispatch(socket, event, args));
-    socket.once('disconnect', (reason) => debug('disconnect %s: %s', socket.id, reason));
-    socket.emit('welcome', { id: socket.id, ...this.#welcome, public: false });
-    this.telemetry.connection(socket.id);
+    socket.once('disconnect', (reason) => debug('disconnect %s: %s', publicId, reason));
+    socket.emit('welcome', { id: socket.id, publicId, ...this.#welcome, public: false });
+    this.telemetry.connection(publicId);
   };
 
   #dispatch(socket: BrokerSocket, event: string, args: unknown[]): void {
     if (this.#closed) return;
     const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as AckFn) : undefined;
     try {
+      // Before anything reads or re-encodes it: Socket.IO's encoder recurses once per level.
+      const deep = depthRefusal(args, this.limits.maxPayloadDepth);
+      if (deep) return this.#refuse(socket, event, ack, deep, BOOLEAN_ACK_EVENTS.has(event));
       const control = this.#controls.get(event);
       if (control) return control(socket, args, ack, event);
       const targets = this.route(event, args);
@@ -203,14 +222,14 @@ export class Broker {
       ack?.({ ok: true, rooms: targets.rooms.length });
     } catch (error) {
       // A bug of ours must not stop the broker or leave the client waiting.
-      debug('failure handling %s from %s: %s', event, socket.id, (error as Error).stack);
+      debug('failure handling %s from %s: %s', event, this.publicId(socket), (error as Error).stack);
       this.#refuse(socket, event, ack, { reason: 'bad_payload', error: 'the broker could not handle this event' });
     }
   }
 
   /** Tells the client why its input was refused: through its callback, else with `failed`. */
   #refuse(socket: BrokerSocket, event: string, ack: AckFn | undefined, refusal: Refusal, booleanAck = false): void {
-    debug('refused %s from %s: %s', event, socket.id, refusal.error);
+    debug('refused %s from %s: %s', event, this.publicId(socket), refusal.error);
     this.telemetry.refused(event, refusal);
     if (ack) ack(booleanAck ? false : { ok: false, error: refusal.error });
     else socket.emit('failed', { event, msg: refusal.error });
@@ -241,6 +260,10 @@ export class Broker {
     const refusal = roomRefusal(room, this.limits.maxRoomNameLength);
     if (refusal) return this.#refuse(socket, event, ack, refusal, true);
     const name = room as string;
+    if (name !== socket.id && looksLikeSocketId(name) && !this.buses.known.has(name)) {
+      // Another socket's own room would give it everything sent to that socket alone.
+      return this.#refuse(socket, event, ack, { reason: 'bad_room', error: "a socket cannot join another socket's own room" }, true);
+    }
     if (!socket.rooms.has(name) && socket.rooms.size - 1 >= this.limits.maxRoomsPerSocket) {
       return this.#refuse(socket, event, ack, { reason: 'too_many_rooms', error: `a socket may be in at most ${this.limits.maxRoomsPerSocket} rooms` }, true);
     }
@@ -265,7 +288,7 @@ export class Broker {
 
   // `shout`: a note for the admins on `internal`, signed with the sender's id.
   readonly #shout: Control = (socket, [data], ack) => {
-    this.publish('shouted', [{ id: socket.id, data }], ['internal']);
+    this.publish('shouted', [{ id: this.publicId(socket), data }], ['internal']);
     ack?.({ ok: true });
   };
 
@@ -279,7 +302,7 @@ export class Broker {
   readonly #register: Control = (socket, [request], ack) => {
     const result = this.routes.register(request);
     if (!result.ok) return this.#refuse(socket, 'register', ack, result);
-    debug('%s registered %s → %s', socket.id, result.event, result.bus ?? '(_in only)');
+    debug('%s registered %s → %s', this.publicId(socket), result.event, result.bus ?? '(_in only)');
     ack?.({ ok: true, event: result.event, bus: result.bus });
   };
 }
@@ -290,21 +313,19 @@ export class Broker {
  * disconnected session, kept for recovery, that was in one. Socket.IO's
  * adapter encodes (and, with recovery, stores) every broadcast even when
  * nobody listens; skipping those saves that work, and the memory of
- * events nobody could ever recover. Undefined (never skip) when the
- * adapter's session table is not there to read.
+ * events nobody could ever recover. The waiting sessions' rooms are counted
+ * as sessions are kept and dropped ({@link WaitingRooms}), so the answer
+ * costs two lookups per room whatever the number of waiting sessions.
+ * Undefined (never skip) when the adapter's session table is not there.
  */
 function hearing(io: BrokerServer, recovery: boolean): ((rooms: readonly string[]) => boolean) | undefined {
   const adapter = io.of('/').adapter;
-  const sessions = (adapter as unknown as { sessions?: unknown }).sessions;
-  if (recovery && !(sessions instanceof Map)) return undefined;
-  const waiting = sessions as Map<string, { rooms?: unknown }> | undefined;
+  const waiting = recovery ? WaitingRooms.attach(io) : undefined;
+  if (recovery && !waiting) return undefined;
   return (rooms) => {
     for (const room of rooms) if ((adapter.rooms.get(room)?.size ?? 0) > 0) return true;
-    if (!recovery || !waiting) return false;
-    for (const session of waiting.values()) {
-      if (!Array.isArray(session.rooms)) return true; // not the shape we know: assume it listens
-      for (const room of rooms) if (session.rooms.includes(room)) return true;
-    }
+    if (!waiting) return false;
+    for (const room of rooms) if (waiting.holds(room)) return true;
     return false;
   };
 }

@@ -23,6 +23,10 @@ export interface Limits {
   readonly maxBufferedBytes: number;
   /** Registered event names that get a label of their own in the metrics; the others are counted as `(other)`. */
   readonly maxMetricEvents: number;
+  /** Deepest nesting of arrays and objects accepted in a payload (socket event or `/_notify` body). */
+  readonly maxPayloadDepth: number;
+  /** Bytes (encoded) of events a single process keeps for connection state recovery; the oldest go first. */
+  readonly recoveryBacklogBytes: number;
 }
 
 /** The defaults, as the README's settings table gives them. */
@@ -35,4 +39,6 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   maxInRooms: 100,
   maxBufferedBytes: 16_000_000,
   maxMetricEvents: 100,
+  maxPayloadDepth: 64,
+  recoveryBacklogBytes: 64_000_000,
 });

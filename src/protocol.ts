@@ -17,13 +17,17 @@ export interface RegisterRequest {
 
 /** Events the broker sends to clients. Routed events carry whatever their sender gave. */
 export interface ServerToClientEvents {
-  /** Sent to every socket on connection. */
-  welcome: (info: { id: string; name: string; version: string; public: false }) => void;
+  /**
+   * Sent to every socket on connection: `id` is its own Socket.IO id (for a
+   * 1.x/2.x client, its Engine.IO session id, told to it alone), `publicId`
+   * what others see of it (`shouted`).
+   */
+  welcome: (info: { id: string; publicId: string; name: string; version: string; public: false }) => void;
   /** Answer to `configure`, with the object that was sent. */
   configured: (request: Record<string, unknown>) => void;
   /** Bad input from a client that gave no acknowledgement callback. */
   failed: (failure: { event: string; msg: string }) => void;
-  /** A `shout`, relayed to `internal`. */
+  /** A `shout`, relayed to `internal`; `id` is the sender's public id (never its session id). */
   shouted: (shout: { id: string; data: unknown }) => void;
   /** A `notify_users`, relayed to `internal` and `everyone`. */
   notify: (data: unknown) => void;
@@ -74,7 +78,9 @@ export type RefusalReason =
   | 'too_large'
   | 'bad_origin'
   | 'bad_request'
-  | 'server_error';
+  | 'server_error'
+  | 'too_deep'
+  | 'binary';
 
 /** A refusal: the reason (for counting) and a sentence for the client. */
 export interface Refusal {
@@ -107,6 +113,67 @@ export function eventRefusal(event: unknown, maxLength: number): Refusal | undef
   }
   if (CONTROL_EVENTS.has(event)) return { reason: 'bad_event', error: `"${event}" is a control event and cannot be registered` };
   if (RESERVED_EVENTS.has(event)) return { reason: 'bad_event', error: `"${event}" is reserved by Socket.IO and cannot be registered` };
+  return undefined;
+}
+
+/**
+ * True when `value` nests arrays and objects deeper than `maxDepth` (a
+ * scalar has depth 0, `{}` and `[]` depth 1). Iterative, so no payload can
+ * overflow the stack, and it stops at the first branch past the limit: a
+ * deep payload costs at most `maxDepth` steps down one branch, a shallow one
+ * one look at each value. Socket.IO's encoder and the cluster's serializer
+ * recurse once per level, so a payload past a few thousand levels would
+ * throw where no one catches it; {@link depthRefusal} keeps those out.
+ *
+ * @example
+ * tooDeep({ a: [1, { b: 2 }] }, 3); // false: depth 3
+ * tooDeep({ a: [1, { b: 2 }] }, 2); // true
+ */
+export function tooDeep(value: unknown, maxDepth: number): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  // Pending containers and their depth, as two parallel stacks (no recursion, no pair objects).
+  const values: object[] = [value];
+  const depths: number[] = [1];
+  while (values.length > 0) {
+    const current = values.pop() as Record<string, unknown>;
+    const depth = depths.pop() as number;
+    if (depth > maxDepth) return true;
+    // Scalars are skipped where they stand; only containers are pushed. `for...in` walks an
+    // object's keys without building an array of its values (parsed JSON has no inherited keys).
+    if (Array.isArray(current)) {
+      for (let i = 0; i < current.length; i++) {
+        const child: unknown = current[i];
+        if (typeof child === 'object' && child !== null && !ArrayBuffer.isView(child)) {
+          values.push(child);
+          depths.push(depth + 1);
+        }
+      }
+    } else {
+      for (const key in current) {
+        const child = current[key];
+        if (typeof child === 'object' && child !== null && !ArrayBuffer.isView(child)) {
+          values.push(child);
+          depths.push(depth + 1);
+        }
+      }
+    }
+  }
+  return false;
+}
+
+/**
+ * The refusal of a payload nested deeper than `maxDepth` (the README's
+ * `MAX_PAYLOAD_DEPTH`); undefined when it is fine. `args` are all the
+ * arguments of an event (or a body alone): the limit applies to each.
+ *
+ * @example
+ * depthRefusal([{ a: 1 }], 64); // undefined
+ * depthRefusal([JSON.parse('['.repeat(100) + ']'.repeat(100))], 64)?.reason; // 'too_deep'
+ */
+export function depthRefusal(args: readonly unknown[], maxDepth: number): Refusal | undefined {
+  for (const arg of args) {
+    if (tooDeep(arg, maxDepth)) return { reason: 'too_deep', error: `payload nested deeper than ${maxDepth} levels` };
+  }
   return undefined;
 }
 

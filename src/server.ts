@@ -19,9 +19,13 @@ import { errorHandler } from './http/errors.ts';
 import { HealthCheck } from './http/health.ts';
 import { createMetrics, metricsHandler } from './http/metrics.ts';
 import { watchMessageSize } from './guards/message-size.ts';
+import { catchAsyncBroadcast, jsonOnlyParser } from './guards/engine-internals.ts';
+import { bindSessions } from './guards/session-binding.ts';
+import { capBacklog, type BacklogState } from './recovery-backlog.ts';
 import { monitorAssetsRouter, monitorConfigRouter } from './http/monitor.ts';
 import { handshakeOriginCheck } from './http/origin.ts';
 import { NAME, VERSION } from './package-info.ts';
+import type { Refusal } from './protocol.ts';
 import { RouteTable } from './routes.ts';
 import { Telemetry } from './telemetry.ts';
 
@@ -42,9 +46,14 @@ export interface RunningBroker {
   readonly metrics: Registry;
   /** The link to Redis: `state` `'off'` | `'up'` | `'down'`, events `state` and `undelivered` (the README's *Running several brokers*). */
   readonly cluster: Cluster;
+  /** The in-memory recovery backlog under its byte cap (`RECOVERY_BACKLOG_BYTES`); undefined in a cluster or without recovery. */
+  readonly recoveryBacklog: { state(): BacklogState } | undefined;
   /** Stops accepting, disconnects every client, and resolves once all is closed. */
   close(): Promise<void>;
 }
+
+/** How a binary packet is refused and counted. */
+const BINARY_REFUSAL: Refusal = Object.freeze({ reason: 'binary', error: 'binary packets are not accepted' });
 
 /** A broker could not start; the message says why in one line. */
 export class StartError extends Error {
@@ -116,7 +125,12 @@ export async function startServer(settings: Settings, buses: Buses = loadBuses(s
     cluster = await startCluster(settings, routes, buses).catch((error: unknown) => {
       throw error instanceof ClusterStartError ? new StartError(error.message) : error;
     });
-    io = new Server(httpServer, { ...socketOptions(settings, refused), adapter: cluster.adapter });
+    io = new Server(httpServer, {
+      ...socketOptions(settings, refused),
+      adapter: cluster.adapter,
+      // The platform's clients send JSON only: a binary packet closes its connection before anything of it is held.
+      parser: jsonOnlyParser(() => telemetry.refused('socket.io message', BINARY_REFUSAL)),
+    });
   } catch (error) {
     httpServer.close();
     throw error;
@@ -166,6 +180,12 @@ function assemble(
   app.use(httpAccess(settings.token, refused));
   const socketGuard = socketAccess(settings.token, refused);
   if (socketGuard) io.use(socketGuard);
+  // An Engine.IO session id is not a credential: every request on a session must come from its owner.
+  bindSessions(io, settings.token, (refusal) => telemetry.refused('engine.io', refusal));
+  // Nothing a broadcast throws asynchronously (the cluster adapter's) may end the process.
+  catchAsyncBroadcast(io, (error) => debug('a broadcast failed: %s', error instanceof Error ? error.stack : String(error)));
+  // One process keeps the recovery backlog in memory: hold it under its byte cap (a cluster keeps it in Redis).
+  const recoveryBacklog = settings.redisUrl === undefined ? capBacklog(io, settings.recoveryBacklogBytes) : undefined;
   app.get('/', (_req, res) => {
     res.json({ ok: true, name: NAME, version: VERSION });
   });
@@ -204,6 +224,7 @@ function assemble(
     health,
     metrics,
     cluster,
+    recoveryBacklog,
     close() {
       closing ??= new Promise<void>((resolve) => {
         health.stopping();

@@ -151,6 +151,8 @@ const SETTINGS: readonly SettingSpec<keyof Settings>[] = [
   { key: 'maxInRooms', env: 'MAX_IN_ROOMS', flag: '--max-in-rooms', read: integer(0, 1e6), help: 'most _in entries of one event that are used; the rest are ignored' },
   { key: 'maxBufferedBytes', env: 'MAX_BUFFERED_BYTES', flag: '--max-buffered-bytes', read: bytes, help: 'unsent bytes a socket may have queued before it is cut as a slow consumer' },
   { key: 'maxMetricEvents', env: 'MAX_METRIC_EVENTS', flag: '--max-metric-events', read: integer(0, 1e6), help: 'registered event names that get their own metrics label; the rest count as (other)' },
+  { key: 'maxPayloadDepth', env: 'MAX_PAYLOAD_DEPTH', flag: '--max-payload-depth', read: integer(1, 10_000), help: 'deepest nesting of arrays and objects accepted in a payload (socket event or /_notify body)' },
+  { key: 'recoveryBacklogBytes', env: 'RECOVERY_BACKLOG_BYTES', flag: '--recovery-backlog-bytes', read: bytes, help: 'encoded bytes of events one process keeps for connection state recovery; the oldest go first' },
 ] as const;
 
 /** One setting as `--help` shows it. */

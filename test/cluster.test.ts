@@ -86,7 +86,7 @@ describe('cluster on Redis', { skip: redisMissing() }, async () => {
       assert.deepEqual(client.payloads('trace_started'), [{ host: 'sbc1', _in: TRACE }], `trace_started to ${where}`);
       assert.deepEqual(client.payloads('report_ops'), [{ error: 'registrant_failure', endpoint: 'alice@example.net' }], `report_ops to ${where}`);
       const bus = onBuses.includes(client);
-      assert.deepEqual(client.payloads('shouted'), bus ? [{ id: publisherC.id, data: { note: 'hello admins' } }] : [], `shouted to ${where}`);
+      assert.deepEqual(client.payloads('shouted'), bus ? [{ id: publisherC.welcome.publicId, data: { note: 'hello admins' } }] : [], `shouted to ${where}`);
       assert.deepEqual(client.payloads('notify'), bus ? [{ msg: 'maintenance' }] : [], `notify to ${where}`);
       if (client.generation === 'v4') assert.deepEqual(client.payloads('ping'), bus ? [{ from: 'a' }] : [], `ping to ${where}`);
     }

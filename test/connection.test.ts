@@ -14,7 +14,8 @@ describe('connection', () => {
       it(`welcomes socket.io-client ${generation} over ${transports?.[0] ?? 'polling then websocket'}`, async () => {
         const client = await connect(generation, broker.url, transports ? { transports } : {});
         try {
-          assert.deepEqual(client.welcome, { id: client.welcome.id, name: NAME, version: VERSION, public: false });
+          assert.deepEqual(client.welcome, { id: client.welcome.id, publicId: client.welcome.publicId, name: NAME, version: VERSION, public: false });
+          assert.match(client.welcome.publicId, /^[\w-]{16}$/, 'a public id, not the socket id');
           assert.ok(broker.io.sockets.sockets.has(client.id), 'welcome.id is the socket id on the broker');
           // The client can use the broker straight away: join and receive a routed event.
           assert.equal(await client.ack('join', 'calls'), true);

@@ -172,7 +172,7 @@ describe('ping, shout and notify_users', () => {
       await outsider.ack('join', 'everyone');
       const shouted = admin.next('shouted');
       sender.emit('shout', { text: 'maintenance at 22:00' });
-      assert.deepEqual((await shouted)[0], { id: sender.id, data: { text: 'maintenance at 22:00' } });
+      assert.deepEqual((await shouted)[0], { id: sender.welcome.publicId, data: { text: 'maintenance at 22:00' } });
       await flush(sender, [outsider]);
       assert.equal(outsider.count('shouted'), 0);
     });

@@ -33,7 +33,7 @@ describe('attachBroker', () => {
     const { url } = await host();
     const client = await connect('v1', url);
     open.push(client);
-    assert.deepEqual(client.welcome, { id: client.id, name: NAME, version: VERSION, public: false });
+    assert.deepEqual(client.welcome, { id: client.id, publicId: client.welcome.publicId, name: NAME, version: VERSION, public: false });
     assert.deepEqual((await request(`${url}/status`)).body, { host: 'alive' });
     assert.deepEqual((await notify(url, 'report_ops', { error: 'x' })).body, { ok: true });
   });

@@ -116,7 +116,7 @@ describe('connection state recovery, one process', () => {
       const [update] = await client.receive('location:update', 1);
       assert.deepEqual(update, { aor: 'alice@example.net' });
       const [shout] = await client.receive('shouted', 1);
-      assert.deepEqual(shout, { id: legacy[1]!.id, data: 'hello' });
+      assert.deepEqual(shout, { id: legacy[1]!.welcome.publicId, data: 'hello' });
     }
   });
 });

@@ -37,6 +37,8 @@ export interface QueuedPacket {
 /** What the guard reads of an Engine.IO connection (engine.io 6 `Socket`). */
 export interface EngineConnection {
   readonly id: string;
+  /** The client's address, for logs (the id names the session and is never logged). */
+  readonly remoteAddress?: string;
   readonly readyState: string;
   readonly writeBuffer: readonly QueuedPacket[];
   readonly transport: {
@@ -129,13 +131,15 @@ export class SlowConsumerGuard extends EventEmitter<SlowConsumerEvents> {
   }
 
   #disconnect(conn: EngineConnection, bytes: number): void {
-    debug('disconnecting %s: %d bytes unsent (limit %d)', conn.id, bytes, this.maxBufferedBytes);
+    // Logged by address: the Engine.IO id is a session's name and stays out of logs.
+    const address = conn.remoteAddress;
+    debug('disconnecting a client at %s: %d bytes unsent (limit %d)', address, bytes, this.maxBufferedBytes);
     // Drop the TCP connection at once: a WebSocket close handshake would wait
     // 30 s behind the unread data, holding it in memory all along.
     try {
       conn.transport.socket?.terminate?.();
     } catch (error) {
-      debug('terminate %s failed: %s', conn.id, (error as Error).message);
+      debug('terminate of a client at %s failed: %s', address, (error as Error).message);
     }
     // "forced close": the write buffer is dropped and Socket.IO keeps the
     // session for recovery.

@@ -31,7 +31,7 @@ export function watchMessageSize(io: BrokerServer, httpServer: HttpServer, refus
       if (reason !== 'transport error') return;
       const message = description instanceof Error ? description.message : '';
       if (!message.includes('Max payload size exceeded')) return;
-      debug('%s from %s sent a message larger than %d bytes over websocket', socket.id, socket.handshake.address, limit);
+      debug('a client at %s sent a message larger than %d bytes over websocket', socket.handshake.address, limit);
       refused(socket.handshake.address, refusal);
     });
   });

@@ -7,7 +7,7 @@
 import bodyParser from 'body-parser';
 import createDebug from 'debug';
 import { Router, type ErrorRequestHandler, type RequestHandler, type Response } from 'express';
-import { isObject } from '../protocol.ts';
+import { depthRefusal, isObject } from '../protocol.ts';
 import type { Targets } from '../targets.ts';
 import type { Telemetry } from '../telemetry.ts';
 
@@ -33,7 +33,7 @@ function refuseEmpty(_req: unknown, _res: unknown, body: Buffer): void {
 export interface PushTarget {
   /** True once the broker is detached: pushes are answered 503. */
   readonly closed: boolean;
-  readonly limits: { readonly maxBodyBytes: number };
+  readonly limits: { readonly maxBodyBytes: number; readonly maxPayloadDepth: number };
   /** Where requests and refusals are reported. */
   readonly telemetry: Telemetry;
   /** Routes `msg` with `body`; undefined when it has no route or a null one (nothing sent). */
@@ -69,6 +69,11 @@ export function notifyRouter(broker: PushTarget): Router {
     }
     const body: unknown = req.body;
     if (!isObject(body)) return answer(res, msg, 400, { ok: false, error: 'body must be a JSON object' });
+    const deep = depthRefusal([body], broker.limits.maxPayloadDepth);
+    if (deep) {
+      telemetry.refused(msg, deep);
+      return answer(res, msg, 400, { ok: false, error: deep.error });
+    }
     if (broker.push(msg, body) === undefined) {
       debug('ignored %s: no route, or a null one', msg);
       return answer(res, msg, 200, { ok: false, ignore: true });

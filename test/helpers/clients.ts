@@ -51,7 +51,7 @@ export class TestClient {
     readonly generation: Generation,
     readonly raw: RawSocket,
     /** The `welcome` payload. */
-    readonly welcome: { id: string; name: string; version: string; public: boolean },
+    readonly welcome: { id: string; publicId: string; name: string; version: string; public: boolean },
   ) {}
 
   /** The socket id the broker gave in `welcome`. */

@@ -1,0 +1,79 @@
+/**
+ * Engine.IO session ids are not credentials (the README's *Security*, "Sessions").
+ *
+ * After its handshake, an Engine.IO session is named by its `sid` alone:
+ * every poll, every post and the WebSocket upgrade carry `?sid=`, and
+ * Engine.IO hands whoever presents it the session's traffic. The token is
+ * checked by Socket.IO when the socket connects to the namespace, once; for
+ * a 1.x/2.x client the socket id *is* the `sid`, so anyone who learnt it
+ * could upgrade that session to a WebSocket of their own without the token.
+ *
+ * With a token set, this guard checks every request to the Engine.IO path
+ * that names a session (`sid`); handshakes go on to Socket.IO's namespace
+ * middleware, which refuses a wrong or missing token with `unauthorized`:
+ * - a session whose handshake presented the right token is *bound* to it:
+ *   every later request on that `sid` must present it again. socket.io-client
+ *   1.x and 2.x repeat their query on every request, so they always do; a
+ *   4.x client that also puts the token in its query (or an `Authorization`
+ *   header) gets the same binding;
+ * - a session whose handshake presented no token, or a wrong one (a 4.x
+ *   client, whose token travels in the Socket.IO CONNECT packet instead; or
+ *   a client about to be refused) is bound to the address it came from:
+ *   a request from elsewhere must present the right token. Its `sid` is
+ *   never told to anyone but that client: the
+ *   4.x socket id is a different random value, and the broker logs and
+ *   sends neither (`shouted` carries a public id).
+ * A refused request gets `400` from Engine.IO (an upgrade has its socket
+ * destroyed) and is counted as `unauthorized`.
+ */
+import createDebug from 'debug';
+import type { BrokerServer } from '../broker.ts';
+import type { Refusal } from '../protocol.ts';
+import { httpToken, tokenChecker, UNAUTHORIZED } from './access.ts';
+import { engineSession, onEngineSession, useEngineMiddleware, type EngineRequest, type EngineSession } from './engine-internals.ts';
+
+const debug = createDebug('spicy-action:session-binding');
+
+/** What a session is bound to, from its handshake. */
+type Binding = { readonly kind: 'token' } | { readonly kind: 'address'; readonly address: string | undefined };
+
+/**
+ * Binds every Engine.IO session of `io` to the token (or, without one, the
+ * address) its handshake presented, as the module comment says. Does
+ * nothing when `token` is undefined (the broker then trusts its network).
+ *
+ * @example
+ * bindSessions(io, settings.token, (refusal) => telemetry.refused('engine.io', refusal));
+ */
+export function bindSessions(io: BrokerServer, token: string | undefined, refused: (refusal: Refusal) => void): void {
+  if (token === undefined) return;
+  const check = tokenChecker(token);
+  const bindings = new WeakMap<EngineSession, Binding>();
+  const presented = (req: { url?: string; headers: { authorization?: string } }): string | undefined => httpToken(req.url ?? '', req.headers.authorization);
+
+  onEngineSession(io, (session) => {
+    const binding: Binding = check(presented(session.request)) ? { kind: 'token' } : { kind: 'address', address: session.remoteAddress };
+    bindings.set(session, binding);
+  });
+
+  const refuse = (req: EngineRequest, next: (error?: Error) => void, why: string): void => {
+    debug('refused an engine.io request from %s: %s', req.socket.remoteAddress, why);
+    refused(UNAUTHORIZED);
+    next(new Error(UNAUTHORIZED.error));
+  };
+
+  useEngineMiddleware(io, (req, _res, next) => {
+    const sid = req._query.sid;
+    if (!sid) return next(); // a handshake: the namespace middleware decides (and tells the client why)
+    const session = engineSession(io, sid);
+    if (!session) return next(); // Engine.IO answers an unknown sid itself
+    const binding = bindings.get(session);
+    if (binding === undefined) return refuse(req, next, 'a session of unknown origin');
+    const rightToken = check(presented(req));
+    if (binding.kind === 'token' && !rightToken) return refuse(req, next, 'a session bound to the token, without it');
+    if (binding.kind === 'address' && !rightToken && req.socket.remoteAddress !== binding.address) {
+      return refuse(req, next, 'a session bound to another address');
+    }
+    next();
+  });
+}
