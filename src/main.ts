@@ -8,6 +8,7 @@ import createDebug from 'debug';
 import { BusesError } from './buses.ts';
 import { DURATION_UNITS, loadSettings, SETTING_NAMES, SettingsError, SIZE_UNITS } from './settings.ts';
 import { NAME, VERSION } from './package-info.ts';
+import { installLastResort } from './guards/last-resort.ts';
 import { processSecrets, redactText } from './redact.ts';
 import { StartError, startServer, type RunningBroker } from './server.ts';
 
@@ -56,6 +57,9 @@ async function serve(argv: string[]): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // What no one caught: a rejection is logged and the broker goes on; an exception is logged and the process exits 1.
+  const secrets = processSecrets(argv, process.env);
+  installLastResort(process, (line) => console.error(`${NAME}: ${redactText(line, secrets)}`));
   running = await startServer(settings);
   console.log(`${NAME} ${VERSION} listening on ${running.url}`);
 }
