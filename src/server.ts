@@ -19,6 +19,7 @@ import { HealthCheck } from './http/health.ts';
 import { createMetrics, metricsHandler } from './http/metrics.ts';
 import { watchMessageSize } from './guards/message-size.ts';
 import { monitorAssetsRouter, monitorConfigRouter } from './http/monitor.ts';
+import { routeAdminRouter } from './http/routes.ts';
 import { NAME, VERSION } from './package-info.ts';
 import type { Refusal } from './protocol.ts';
 import { RouteTable } from './routes.ts';
@@ -174,6 +175,7 @@ function assemble(
   const slowConsumers = new SlowConsumerGuard(io, { maxBufferedBytes: settings.maxBufferedBytes });
   const metrics = createMetrics({ broker, connections, redis: cluster, backpressure: slowConsumers });
   app.get('/metrics', metricsHandler(metrics));
+  app.use(routeAdminRouter(broker));
   app.use(monitorConfigRouter(broker));
   app.use((_req, res) => {
     res.status(404).json({ ok: false, error: 'not found' });
