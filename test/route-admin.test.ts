@@ -10,7 +10,8 @@ import { hostname } from 'node:os';
 import { format } from 'node:util';
 import { afterEach, describe, it } from 'node:test';
 import createDebug from 'debug';
-import { DEFAULT_ROUTES } from '../src/routes.ts';
+import { DEFAULT_BUSES } from '../src/buses.ts';
+import { DEFAULT_ROUTES, RouteTable, type RouteChange, type RouteRemoval } from '../src/routes.ts';
 import { request, startBroker, type HttpAnswer } from './helpers/broker.ts';
 import { closeAll, connect, flush, type TestClient } from './helpers/clients.ts';
 import { parseMetrics } from './helpers/metrics.ts';
@@ -75,6 +76,50 @@ async function logged(namespace: string, run: () => Promise<void>): Promise<stri
   }
   return lines;
 }
+
+describe('route table: stamps and removal', () => {
+  it('stamps each change with its time and node, and lists routes with their origin', () => {
+    const table = new RouteTable(DEFAULT_BUSES, { node: 'b1:42' });
+    assert.equal(table.node, 'b1:42');
+    assert.equal(new RouteTable(DEFAULT_BUSES).node, NODE, 'host name and process id by default');
+    const before = Date.now();
+    table.register({ event: 'queuer', default_room: 'calls' });
+    const stamp = table.stampOf('queuer');
+    assert.equal(stamp?.node, 'b1:42');
+    assert.ok(stamp && stamp.at >= before && stamp.at <= Date.now());
+    table.set('remote', 'support', { at: 1_000, node: 'b2:7' });
+    table.set('legacy', null, null);
+    assert.equal(table.stampOf('call'), undefined, 'a built-in route never changed has no stamp');
+    const listed = new Map([...table.list()].map((info) => [info.event, info]));
+    assert.deepEqual(listed.get('call'), { event: 'call', bus: 'calls', kind: 'built-in', default: 'calls' });
+    assert.deepEqual(listed.get('remote'), { event: 'remote', bus: 'support', kind: 'registered', stamp: { at: 1_000, node: 'b2:7' } });
+    assert.deepEqual(listed.get('legacy'), { event: 'legacy', bus: null, kind: 'registered' }, 'a route of unknown origin has no stamp');
+    assert.equal(listed.size, table.size);
+  });
+
+  it('removes a registered route, returns a built-in one to its default, and tells only real removals', () => {
+    const table = new RouteTable(DEFAULT_BUSES);
+    const removals: RouteRemoval[] = [];
+    const changes: RouteChange[] = [];
+    table.onRemove((removal) => removals.push(removal));
+    table.onChange((change) => changes.push(change));
+    table.register({ event: 'queuer', default_room: 'calls' });
+    table.register({ event: 'call', default_room: 'support' });
+    assert.deepEqual(table.remove('queuer'), { event: 'queuer', bus: undefined, changed: true });
+    assert.deepEqual(table.remove('call'), { event: 'call', bus: 'calls', changed: true });
+    assert.deepEqual(table.remove('call'), { event: 'call', bus: 'calls', changed: false }, 'already at its default');
+    assert.equal(table.remove('queuer'), undefined);
+    assert.equal(table.remove('__proto__'), undefined);
+    assert.deepEqual(removals, [
+      { event: 'queuer', bus: undefined },
+      { event: 'call', bus: 'calls' },
+    ]);
+    assert.equal(changes.length, 2, 'removals are not told as changes');
+    assert.equal(table.get('queuer'), undefined);
+    assert.equal(table.stampOf('call'), undefined);
+    assert.equal(table.size, DEFAULT_ROUTES.size);
+  });
+});
 
 describe('GET /routes', () => {
   it('lists every built-in route with its default, and no stamp while never changed', async () => {
