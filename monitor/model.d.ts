@@ -44,3 +44,12 @@ export declare function parsePayload(
   text: unknown,
   options?: { objectOnly?: boolean },
 ): { ok: true; value: unknown } | { ok: false; error: string };
+
+export interface RouteRow {
+  readonly event: string;
+  readonly bus: string;
+  readonly origin: 'registered' | 'built-in, changed' | 'built-in';
+  readonly set: string;
+}
+export declare function formatStamp(iso: unknown): string;
+export declare function routeTable(answer: unknown): { rows: RouteRow[]; summary: string };

@@ -233,3 +233,50 @@ export function parsePayload(text, { objectOnly = false } = {}) {
   }
   return { ok: true, value };
 }
+
+/** Order of the route table on the page: what someone registered first, then built-in routes changed, then the rest. */
+const ROUTE_ORIGINS = ['registered', 'built-in, changed', 'built-in'];
+
+/**
+ * A time from `GET /routes` (ISO 8601) to the second, in UTC: `2026-11-27 00:42:01Z`.
+ *
+ * @example
+ * formatStamp('2026-11-27T00:42:01.123Z'); // '2026-11-27 00:42:01Z'
+ */
+export function formatStamp(iso) {
+  const ms = Date.parse(iso);
+  if (Number.isNaN(ms)) return String(iso);
+  return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+}
+
+/**
+ * The answer of `GET /routes` as rows to show, and a one-line summary.
+ * Each row: `event`, `bus` (a bus, or `(_in only)`), `origin` (`registered`,
+ * `built-in, changed`, `built-in`) and `set` (`set <time> by <node>`, or '').
+ * Registered routes come first, then changed built-in ones, each by name.
+ * Entries that are not routes are skipped.
+ *
+ * @example
+ * routeTable({ routes: [{ event: 'queuer', bus: 'calls', kind: 'registered', set_at: '2026-11-27T00:42:01.000Z', set_by: 'b1:42' }] });
+ * // { rows: [{ event: 'queuer', bus: 'calls', origin: 'registered', set: 'set 2026-11-27 00:42:01Z by b1:42' }],
+ * //   summary: '1 route: 1 registered, 0 built-in' }
+ */
+export function routeTable(answer) {
+  const listed = Array.isArray(answer?.routes) ? answer.routes : [];
+  const rows = [];
+  for (const route of listed) {
+    if (typeof route?.event !== 'string') continue;
+    const builtIn = route.kind === 'built-in';
+    const stamped = typeof route.set_at === 'string';
+    const origin = builtIn ? (stamped ? 'built-in, changed' : 'built-in') : 'registered';
+    const by = typeof route.set_by === 'string' ? ` by ${route.set_by}` : '';
+    rows.push({ event: route.event, bus: typeof route.bus === 'string' ? route.bus : '(_in only)', origin, set: stamped ? `set ${formatStamp(route.set_at)}${by}` : '' });
+  }
+  const rank = (row) => ROUTE_ORIGINS.indexOf(row.origin);
+  rows.sort((a, b) => rank(a) - rank(b) || (a.event < b.event ? -1 : a.event > b.event ? 1 : 0));
+  const registered = rows.filter((row) => row.origin === 'registered').length;
+  const changed = rows.filter((row) => row.origin === 'built-in, changed').length;
+  const total = rows.length;
+  const summary = `${total.toLocaleString('en')} route${total === 1 ? '' : 's'}: ${registered.toLocaleString('en')} registered, ${(total - registered).toLocaleString('en')} built-in${changed > 0 ? ` (${changed} changed)` : ''}`;
+  return { rows, summary };
+}

@@ -15,6 +15,7 @@ import {
   parseLimit,
   parsePayload,
   prettyJson,
+  routeTable,
   summary,
 } from './model.js';
 
@@ -51,6 +52,9 @@ const el = {
   sendPayload: $('send-payload'),
   sendResult: $('send-result'),
   knownEvents: $('known-events'),
+  routes: $('routes').tBodies[0],
+  routesStatus: $('routes-status'),
+  routesRefresh: $('routes-refresh'),
   events: $('events'),
 };
 
@@ -175,6 +179,7 @@ async function loadConfig() {
   }
   if (res.status === 401) {
     needToken('The broker asks for a token.');
+    el.routesStatus.textContent = 'The broker asks for a token to show its routes.';
     return;
   }
   if (!res.ok) {
@@ -191,7 +196,63 @@ async function loadConfig() {
   for (const name of state.routes.keys()) state.knownEventNames.add(name);
   drawBuses();
   drawKnownEvents();
+  void loadRoutes();
 }
+
+// ---------------------------------------------------------------- route table
+
+/** Reads `GET /routes` (behind the token, like the configuration) and shows the table. */
+async function loadRoutes() {
+  let res;
+  try {
+    res = await fetch(new URL('routes', base), { headers: authHeaders(), cache: 'no-store' });
+  } catch (error) {
+    el.routesStatus.textContent = `Cannot load the route table: ${error.message}`;
+    return;
+  }
+  if (res.status === 401) {
+    el.routesStatus.textContent = 'The broker asks for a token to show its routes.';
+    return;
+  }
+  if (!res.ok) {
+    el.routesStatus.textContent = `Cannot load the route table (HTTP ${res.status}).`;
+    return;
+  }
+  const answer = await res.json();
+  const { rows, summary: line } = routeTable(answer);
+  // The table is also what the rooms column reads: keep it as fresh.
+  state.routes = new Map(rows.map((row) => [row.event, row.bus === '(_in only)' ? null : row.bus]));
+  drawRoutes(rows);
+  el.routesStatus.textContent = `${line}${typeof answer.node === 'string' ? `, from ${answer.node}` : ''}.`;
+}
+
+function drawRoutes(rows) {
+  const frag = document.createDocumentFragment();
+  for (const row of rows) {
+    const tr = document.createElement('tr');
+    tr.dataset.event = row.event;
+    const event = document.createElement('td');
+    event.textContent = row.event;
+    const bus = document.createElement('td');
+    bus.textContent = row.bus;
+    const origin = document.createElement('td');
+    origin.textContent = row.origin;
+    if (row.set) {
+      const set = document.createElement('span');
+      set.className = 'set';
+      set.textContent = row.set;
+      origin.append(set);
+    }
+    tr.append(event, bus, origin);
+    frag.append(tr);
+  }
+  el.routes.replaceChildren(frag);
+}
+
+el.routesRefresh.addEventListener('click', () => {
+  el.routesStatus.textContent = 'Loading the route table…';
+  void loadRoutes();
+});
 
 /** An event of unknown name may come from a route registered since: ask again, at most every 2 s. */
 function refreshConfigSoon() {

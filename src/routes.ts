@@ -4,6 +4,7 @@
  * event the platform knows, and reading the defaults below is the quickest
  * way to learn who talks to whom.
  */
+import { hostname } from 'node:os';
 import createDebug from 'debug';
 import type { Buses } from './buses.ts';
 import { DEFAULT_LIMITS } from './limits.ts';
@@ -18,6 +19,50 @@ export type Route = string | null;
 export interface RouteChange {
   readonly event: string;
   readonly bus: Route;
+}
+
+/**
+ * A route removed ({@link RouteTable.remove}): a registered route is gone
+ * (`bus` undefined), a built-in one is back to its default (`bus` is it).
+ */
+export interface RouteRemoval {
+  readonly event: string;
+  /** The route after the removal: the built-in default, or undefined when the event has no route any more. */
+  readonly bus: Route | undefined;
+}
+
+/** When, and on which node, a route was last changed. */
+export interface RouteStamp {
+  /** Milliseconds since the epoch. */
+  readonly at: number;
+  /** The node's name, such as `broker1:4242` (host name and process id). */
+  readonly node: string;
+}
+
+/** Where a route comes from: the defaults below, or a `register` (or a host's `set`). */
+export type RouteKind = 'built-in' | 'registered';
+
+/** One route as operators see it (`GET /routes`). */
+export interface RouteInfo {
+  readonly event: string;
+  readonly bus: Route;
+  readonly kind: RouteKind;
+  /** A built-in route's default bus (what a removal brings back); absent for registered routes. */
+  readonly default?: Route;
+  /** When and where it was last changed; absent for a built-in route never changed since this node started (or in the cluster). */
+  readonly stamp?: RouteStamp;
+}
+
+/**
+ * This process's name for the route table's stamps: the host name and the
+ * process id, `broker1:4242`. Human enough to tell which machine changed a
+ * route, and different for two brokers on one host.
+ *
+ * @example
+ * defaultNodeName(); // 'broker1:4242'
+ */
+export function defaultNodeName(): string {
+  return `${hostname()}:${process.pid}`;
 }
 
 /** The default routes, grouped by who sends the events. */
@@ -60,25 +105,34 @@ export const DEFAULT_ROUTES: ReadonlyMap<string, Route> = new Map<string, Route>
 
 /**
  * The event→bus table. A `Map`, so `__proto__` or `constructor` are plain event
- * names. Listeners hear every change, whoever made it.
+ * names. Listeners hear every change, whoever made it: additions and
+ * replacements through {@link onChange}, removals through {@link onRemove}.
+ * Each change is stamped with its time and node ({@link stampOf}).
  *
  * @example
  * const routes = new RouteTable(buses, { maxRoutes: 10_000 });
  * routes.get('call'); // 'calls'
  * routes.register({ event: 'queuer', default_room: 'calls' }); // { ok: true, event: 'queuer', bus: 'calls' }
+ * routes.remove('queuer'); // { event: 'queuer', bus: undefined, changed: true }
  */
 export class RouteTable {
   readonly #routes: Map<string, Route>;
+  /** When and where each route was last changed; built-in routes never changed have none. */
+  readonly #stamps = new Map<string, RouteStamp>();
   readonly #buses: Buses;
   readonly #maxRoutes: number;
   readonly #maxNameLength: number;
   readonly #listeners = new Set<(change: RouteChange) => void>();
+  readonly #removalListeners = new Set<(removal: RouteRemoval) => void>();
+  /** This node's name, in the stamps of the changes made here. */
+  readonly node: string;
 
-  constructor(buses: Buses, options: { maxRoutes?: number; maxNameLength?: number } = {}) {
+  constructor(buses: Buses, options: { maxRoutes?: number; maxNameLength?: number; node?: string } = {}) {
     this.#buses = buses;
     this.#routes = new Map(DEFAULT_ROUTES);
     this.#maxRoutes = options.maxRoutes ?? DEFAULT_LIMITS.maxRoutes;
     this.#maxNameLength = options.maxNameLength ?? DEFAULT_LIMITS.maxRoomNameLength;
+    this.node = options.node ?? defaultNodeName();
   }
 
   /** The route of `event`: a bus, null for `_in` delivery only, undefined when the event is unknown. */
@@ -118,20 +172,80 @@ export class RouteTable {
 
   /**
    * Adds or replaces a route without checks (for routes that were checked
-   * elsewhere, such as on another node of a cluster). Returns false when the
-   * route was already so.
+   * elsewhere, such as on another node of a cluster), stamped `stamp` (now,
+   * on this node, by default; null when unknown, as for a route written by an
+   * older version). Returns false when the route was already so (its stamp
+   * then stays).
    */
-  set(event: string, bus: Route): boolean {
+  set(event: string, bus: Route, stamp: RouteStamp | null = { at: Date.now(), node: this.node }): boolean {
     if (this.#routes.get(event) === bus && this.#routes.has(event)) return false;
     this.#routes.set(event, bus);
+    if (stamp) this.#stamps.set(event, stamp);
+    else this.#stamps.delete(event);
     debug('route %s → %s', event, bus ?? '(_in only)');
     for (const listener of this.#listeners) listener({ event, bus });
     return true;
   }
 
-  /** Calls `listener` after every change; returns a function that stops it. */
+  /**
+   * Removes the route of `event`: a registered route goes, a built-in one
+   * returns to its default and loses its stamp. Undefined when `event` has
+   * no route; `changed` is false for a built-in route that was at its
+   * default already (nothing to tell the listeners then).
+   *
+   * @example
+   * routes.remove('queuer'); // { event: 'queuer', bus: undefined, changed: true }
+   * routes.remove('call'); // { event: 'call', bus: 'calls', changed: false }
+   * routes.remove('nothing'); // undefined
+   */
+  remove(event: string): (RouteRemoval & { changed: boolean }) | undefined {
+    if (!this.#routes.has(event)) return undefined;
+    const builtIn = DEFAULT_ROUTES.has(event);
+    const bus = builtIn ? DEFAULT_ROUTES.get(event) : undefined;
+    const changed = !builtIn || this.#stamps.has(event) || this.#routes.get(event) !== bus;
+    if (!changed) return { event, bus, changed };
+    if (builtIn) this.#routes.set(event, bus as Route);
+    else this.#routes.delete(event);
+    this.#stamps.delete(event);
+    debug('route %s removed%s', event, builtIn ? `: back to ${bus ?? '(_in only)'}` : '');
+    for (const listener of this.#removalListeners) listener({ event, bus });
+    return { event, bus, changed };
+  }
+
+  /** When and where the route of `event` was last changed; undefined for a built-in route never changed, or an unknown event. */
+  stampOf(event: string): RouteStamp | undefined {
+    return this.#stamps.get(event);
+  }
+
+  /**
+   * Every route as operators see it, in the order they were first added.
+   *
+   * @example
+   * [...routes.list()][0]; // { event: 'report_dev', bus: 'support', kind: 'built-in', default: 'support' }
+   */
+  *list(): IterableIterator<RouteInfo> {
+    for (const [event, bus] of this.#routes) {
+      const stamp = this.#stamps.get(event);
+      const kind: RouteKind = DEFAULT_ROUTES.has(event) ? 'built-in' : 'registered';
+      yield {
+        event,
+        bus,
+        kind,
+        ...(kind === 'built-in' ? { default: DEFAULT_ROUTES.get(event) as Route } : {}),
+        ...(stamp ? { stamp } : {}),
+      };
+    }
+  }
+
+  /** Calls `listener` after every addition or replacement; returns a function that stops it. */
   onChange(listener: (change: RouteChange) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /** Calls `listener` after every removal that changed the table; returns a function that stops it. */
+  onRemove(listener: (removal: RouteRemoval) => void): () => void {
+    this.#removalListeners.add(listener);
+    return () => this.#removalListeners.delete(listener);
   }
 }

@@ -24,6 +24,7 @@ import { bindSessions } from './guards/session-binding.ts';
 import { capBacklog, type BacklogState } from './recovery-backlog.ts';
 import { monitorAssetsRouter, monitorConfigRouter } from './http/monitor.ts';
 import { handshakeOriginCheck } from './http/origin.ts';
+import { routeAdminRouter } from './http/routes.ts';
 import { NAME, VERSION } from './package-info.ts';
 import type { Refusal } from './protocol.ts';
 import { RouteTable } from './routes.ts';
@@ -204,6 +205,7 @@ function assemble(
   const slowConsumers = new SlowConsumerGuard(io, { maxBufferedBytes: settings.maxBufferedBytes });
   const metrics = createMetrics({ broker, connections, redis: cluster, backpressure: slowConsumers, maxMetricEvents: settings.maxMetricEvents });
   app.get('/metrics', metricsHandler(metrics));
+  app.use(routeAdminRouter(broker));
   app.use(monitorConfigRouter(broker));
   app.use((_req, res) => {
     res.status(404).json({ ok: false, error: 'not found' });

@@ -22,7 +22,12 @@ export interface TelemetryEvents {
   refused: [what: string, refusal: Refusal];
   /** A `POST /_notify/:msg` request was answered with `status`. */
   notified: [msg: string, status: number];
+  /** A route administration request (`GET /routes`, `DELETE /routes/:event`) was answered with `status`. */
+  route_admin: [action: RouteAdminAction, status: number];
 }
+
+/** What a route administration request did: `list` (`GET /routes`) or `remove` (`DELETE /routes/:event`). */
+export type RouteAdminAction = 'list' | 'remove';
 
 /**
  * The one channel of what the broker does.
@@ -65,5 +70,9 @@ export class Telemetry {
 
   notified(msg: string, status: number): void {
     this.#emitter.emit('notified', msg, status);
+  }
+
+  routeAdmin(action: RouteAdminAction, status: number): void {
+    this.#emitter.emit('route_admin', action, status);
   }
 }

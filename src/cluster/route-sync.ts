@@ -5,7 +5,11 @@
  *   loads before it listens;
  * - a change log, a stream (`<prefix>:routes:log`), that every running node
  *   reads from where it is, so changes arrive in the order Redis took them and
- *   none is missed across a Redis outage or restart.
+ *   none is missed across a Redis outage or restart;
+ * and beside them a hash of stamps (`<prefix>:routes:meta`, event → JSON
+ * `{at, node}`), so that every node can tell when and where a route was last
+ * changed (`GET /routes`). A removal (`DELETE /routes/:event`) deletes the
+ * event from both hashes and is logged with a `removed` field.
  * A local `register` is applied at once, then written to both in one MULTI.
  * Every node applies the log in the same order, so when two nodes change the
  * same event at once, all end on the change Redis took last.
@@ -15,7 +19,7 @@ import createDebug from 'debug';
 import type { Redis } from 'ioredis';
 import type { Buses } from '../buses.ts';
 import { eventRefusal } from '../protocol.ts';
-import type { Route, RouteChange, RouteTable } from '../routes.ts';
+import type { Route, RouteChange, RouteRemoval, RouteStamp, RouteTable } from '../routes.ts';
 
 const debug = createDebug('spicy-action:route-sync');
 
@@ -42,6 +46,7 @@ export class RouteSync {
   readonly #reader: Redis;
   readonly #hashKey: string;
   readonly #logKey: string;
+  readonly #metaKey: string;
   /** This node, as written in the log, to know its own changes when they come back. */
   readonly #node = randomBytes(8).toString('hex');
   /** Own changes written (or being written) but not yet read back from the log, by event. */
@@ -50,6 +55,7 @@ export class RouteSync {
   #applying = false;
   #closed = false;
   #stopListening: (() => void) | undefined;
+  #stopRemovals: (() => void) | undefined;
 
   constructor(routes: RouteTable, buses: Buses, writer: Redis, reader: Redis, prefix: string) {
     this.#routes = routes;
@@ -58,24 +64,27 @@ export class RouteSync {
     this.#reader = reader;
     this.#hashKey = `${prefix}:routes`;
     this.#logKey = `${prefix}:routes:log`;
+    this.#metaKey = `${prefix}:routes:meta`;
   }
 
   /** Loads the cluster's routes into the table, then follows changes from everywhere. */
   async start(): Promise<void> {
-    const results = await this.#writer.multi().hgetall(this.#hashKey).xrevrange(this.#logKey, '+', '-', 'COUNT', 1).exec();
-    const [hashResult, lastResult] = results ?? [];
-    if (!hashResult || hashResult[0] || !lastResult || lastResult[0]) {
-      throw new Error(`cannot read the route table from Redis: ${String(hashResult?.[0] ?? lastResult?.[0] ?? 'transaction aborted')}`);
+    const results = await this.#writer.multi().hgetall(this.#hashKey).xrevrange(this.#logKey, '+', '-', 'COUNT', 1).hgetall(this.#metaKey).exec();
+    const [hashResult, lastResult, metaResult] = results ?? [];
+    if (!hashResult || hashResult[0] || !lastResult || lastResult[0] || !metaResult || metaResult[0]) {
+      throw new Error(`cannot read the route table from Redis: ${String(hashResult?.[0] ?? lastResult?.[0] ?? metaResult?.[0] ?? 'transaction aborted')}`);
     }
     const table = hashResult[1] as Record<string, string>;
+    const stamps = metaResult[1] as Record<string, string>;
     let loaded = 0;
     for (const [event, json] of Object.entries(table)) {
-      if (this.#apply(event, json)) loaded++;
+      if (this.#apply(event, json, parseStamp(Object.hasOwn(stamps, event) ? stamps[event] : undefined))) loaded++;
     }
     const last = lastResult[1] as StreamEntry[];
     this.#offset = last[0]?.[0] ?? '0';
     debug('loaded %d routes from Redis (%d changed this table); following the log from %s', Object.keys(table).length, loaded, this.#offset);
     this.#stopListening = this.#routes.onChange(this.#onLocalChange);
+    this.#stopRemovals = this.#routes.onRemove(this.#onLocalRemoval);
     void this.#follow();
   }
 
@@ -83,17 +92,20 @@ export class RouteSync {
   close(): void {
     this.#closed = true;
     this.#stopListening?.();
+    this.#stopRemovals?.();
   }
 
   readonly #onLocalChange = (change: RouteChange): void => {
     if (this.#applying || this.#closed) return;
     const { event, bus } = change;
     const json = JSON.stringify(bus);
+    const stamp = this.#routes.stampOf(event) ?? { at: Date.now(), node: this.#routes.node };
     this.#pending.set(event, (this.#pending.get(event) ?? 0) + 1);
     this.#writer
       .multi()
       .hset(this.#hashKey, event, json)
-      .xadd(this.#logKey, 'MAXLEN', '~', LOG_MAX_LEN, '*', 'event', event, 'bus', json, 'node', this.#node)
+      .hset(this.#metaKey, event, JSON.stringify(stamp))
+      .xadd(this.#logKey, 'MAXLEN', '~', LOG_MAX_LEN, '*', 'event', event, 'bus', json, 'node', this.#node, 'name', stamp.node, 'at', String(stamp.at))
       .exec()
       .then((results) => {
         const failure = results === null ? 'transaction aborted' : results.find(([error]) => error)?.[0];
@@ -103,6 +115,27 @@ export class RouteSync {
         // Not in the log, so it will not come back: stop waiting for it.
         this.#settle(event);
         debug('could not write the route of %s to Redis; other nodes keep their own: %s', event, (error as Error).message);
+      });
+  };
+
+  /** A removal here: gone from both hashes (a node starting later keeps the default, or nothing), and logged for the running nodes. */
+  readonly #onLocalRemoval = (removal: RouteRemoval): void => {
+    if (this.#applying || this.#closed) return;
+    const { event } = removal;
+    this.#pending.set(event, (this.#pending.get(event) ?? 0) + 1);
+    this.#writer
+      .multi()
+      .hdel(this.#hashKey, event)
+      .hdel(this.#metaKey, event)
+      .xadd(this.#logKey, 'MAXLEN', '~', LOG_MAX_LEN, '*', 'event', event, 'removed', '1', 'node', this.#node, 'name', this.#routes.node, 'at', String(Date.now()))
+      .exec()
+      .then((results) => {
+        const failure = results === null ? 'transaction aborted' : results.find(([error]) => error)?.[0];
+        if (failure) throw failure instanceof Error ? failure : new Error(String(failure));
+      })
+      .catch((error: unknown) => {
+        this.#settle(event);
+        debug('could not write the removal of the route of %s to Redis; other nodes keep theirs: %s', event, (error as Error).message);
       });
   };
 
@@ -120,24 +153,30 @@ export class RouteSync {
       }
       for (const [id, fields] of response?.[0]?.[1] ?? []) {
         this.#offset = id;
-        this.#onLogEntry(fields);
+        this.#onLogEntry(fields, id);
       }
     }
   }
 
-  #onLogEntry(fields: string[]): void {
-    const entry: Record<string, string> = {};
-    for (let i = 0; i + 1 < fields.length; i += 2) entry[fields[i] as string] = fields[i + 1] as string;
-    const { event, bus, node } = entry;
-    if (event === undefined || bus === undefined) return debug('ignored a malformed route log entry');
+  #onLogEntry(fields: string[], id: string): void {
+    const entry = new Map<string, string>();
+    for (let i = 0; i + 1 < fields.length; i += 2) entry.set(fields[i] as string, fields[i + 1] as string);
+    const event = entry.get('event');
+    // A removal carries no bus: `undefined` below stands for it.
+    const bus = entry.has('removed') ? undefined : entry.get('bus');
+    const node = entry.get('node');
+    if (event === undefined || (bus === undefined && !entry.has('removed'))) return debug('ignored a malformed route log entry');
+    // Entries of older versions have no name and no time: the node's id and the time Redis took the entry.
+    const at = Number(entry.get('at') ?? id.split('-')[0]);
+    const stamp: RouteStamp | null = Number.isFinite(at) ? { at, node: entry.get('name') ?? `node ${node ?? '?'}` } : null;
     if (node === this.#node) {
       // Our own change, back in Redis order: apply it only if it is our latest for this event.
-      if (this.#settle(event) === 0) this.#apply(event, bus);
+      if (this.#settle(event) === 0) this.#apply(event, bus, stamp);
       return;
     }
     // Another node's change. If a change of ours to this event is still coming, it comes later in the log and wins.
     if ((this.#pending.get(event) ?? 0) > 0) return;
-    if (this.#apply(event, bus)) debug('route %s changed on another node', event);
+    if (this.#apply(event, bus, stamp)) debug('route %s %s on another node', event, bus === undefined ? 'removed' : 'changed');
   }
 
   /** One own change of `event` came back or failed; returns how many are still coming. */
@@ -148,13 +187,13 @@ export class RouteSync {
     return left;
   }
 
-  /** Applies a route read from Redis without writing it back; true if the table changed. */
-  #apply(event: string, json: string): boolean {
-    const bus = this.#parse(event, json);
-    if (bus === undefined) return false;
+  /** Applies a route read from Redis (json undefined: a removal) without writing it back; true if the table changed. */
+  #apply(event: string, json: string | undefined, stamp: RouteStamp | null): boolean {
+    const bus = json === undefined ? undefined : this.#parse(event, json);
+    if (json !== undefined && bus === undefined) return false;
     this.#applying = true;
     try {
-      return this.#routes.set(event, bus);
+      return bus === undefined ? (this.#routes.remove(event)?.changed ?? false) : this.#routes.set(event, bus, stamp);
     } finally {
       this.#applying = false;
     }
@@ -179,5 +218,18 @@ export class RouteSync {
     }
     // A bus this node does not know (another buses.json): `_in` delivery only, as `register` would do here.
     return this.#buses.known.has(bus) ? bus : null;
+  }
+}
+
+/** A stamp from the meta hash, or null when absent or unreadable (a route written by an older version). */
+function parseStamp(json: string | undefined): RouteStamp | null {
+  if (json === undefined) return null;
+  try {
+    const value: unknown = JSON.parse(json);
+    if (typeof value !== 'object' || value === null) return null;
+    const { at, node } = value as Record<string, unknown>;
+    return typeof at === 'number' && Number.isFinite(at) && typeof node === 'string' ? { at, node } : null;
+  } catch {
+    return null;
   }
 }

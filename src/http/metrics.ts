@@ -203,6 +203,23 @@ export function createMetrics(sources: MetricsSources): Registry {
   counter('spicy_action_slow_consumers_disconnected_total', 'Sockets disconnected because their unsent data passed MAX_BUFFERED_BYTES.', () => slowConsumers);
   counter('spicy_action_cluster_undelivered_events_total', 'Events that could not reach the cluster (Redis down past its grace) and reached only local clients.', () => undelivered);
 
+  // Route administration (http/routes.ts): one key per (action, status), both bounded by the code.
+  const routeAdmin = new Tally();
+  telemetry.on('route_admin', (action, status) => routeAdmin.add(`${action} ${status}`));
+  new Counter({
+    name: 'spicy_action_route_admin_requests_total',
+    help: 'Route administration requests (GET /routes: list, DELETE /routes/:event: remove), by action and HTTP status.',
+    labelNames: ['action', 'status'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [key, n] of routeAdmin.counts) {
+        const [action = '', status = ''] = key.split(' ');
+        this.inc({ action, status }, n);
+      }
+    },
+  });
+
   return registry;
 }
 
