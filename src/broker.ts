@@ -51,6 +51,14 @@ export interface BrokerOptions {
    * broker then turns it off by itself if it cannot see the waiting sessions.
    */
   readonly skipUnheard?: boolean;
+  /**
+   * On a cluster: runs `publish` (one emit to rooms) and returns what became
+   * of the event's publication to Redis, or undefined when it is not known.
+   * A sender's acknowledgement then waits for it, and says `{ok: false, error}`
+   * when the event reached this node's clients only (Redis refused it, or is
+   * down past the grace). Omitted (one process): acknowledgements are sent at once.
+   */
+  readonly track?: (publish: () => void) => Promise<PublicationOutcome> | undefined;
   /** Name and version told in `welcome`; this package's own by default. */
   readonly name?: string;
   readonly version?: string;
@@ -78,6 +86,9 @@ export const DEFAULT_LIMITS: BrokerLimits = Object.freeze({
   maxBodyBytes: 1_000_000,
 });
 
+/** What became of one event's publication to the cluster (see {@link BrokerOptions.track}). */
+export type PublicationOutcome = { readonly ok: true } | { readonly ok: false; readonly error: string };
+
 type AckFn = (answer: unknown) => void;
 type Control = (socket: BrokerSocket, args: unknown[], ack: AckFn | undefined, event: string) => void;
 
@@ -97,6 +108,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #recovery: boolean;
   /** Tells whether a broadcast to these rooms can reach anyone; undefined: always assume it can. */
   readonly #heard: ((rooms: readonly string[]) => boolean) | undefined;
+  readonly #track: BrokerOptions['track'];
   #closed = false;
 
   constructor(io: BrokerServer, options: BrokerOptions) {
@@ -104,6 +116,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#io = io;
     this.#recovery = Boolean(io._opts.connectionStateRecovery);
     this.#heard = options.skipUnheard ? hearing(io, this.#recovery) : undefined;
+    this.#track = options.track;
     this.buses = options.buses;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.routes =
@@ -202,7 +215,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
     try {
       const control = this.#controls.get(event);
       if (control) return control(socket, args, ack, event);
-      const targets = this.route(event, args);
+      // On a cluster, an acknowledgement waits to learn whether Redis took the event.
+      const routed: { targets?: Targets } = {};
+      const outcome = ack && this.#track ? this.#track(() => (routed.targets = this.route(event, args))) : undefined;
+      if (!(ack && this.#track)) routed.targets = this.route(event, args);
+      const { targets } = routed;
       if (targets === undefined) {
         this.emit('unrouted', event);
         ack?.({ ok: false, error: `no route for "${event}"` });
@@ -211,7 +228,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
       if (targets.overflow > 0) {
         this.emit('refused', event, { reason: 'in_overflow', error: `${targets.overflow} _in rooms past the limit of ${this.limits.maxInRooms} were ignored` });
       }
-      ack?.({ ok: true, rooms: targets.rooms.length });
+      const rooms = targets.rooms.length;
+      if (outcome === undefined) ack?.({ ok: true, rooms });
+      else void outcome.then((result) => ack?.(result.ok ? { ok: true, rooms } : { ok: false, error: result.error }));
     } catch (error) {
       // A bug of ours must not stop the broker or leave the client waiting.
       debug('failure handling %s from %s: %s', event, socket.id, (error as Error).stack);

@@ -24,6 +24,8 @@ export interface Settings {
   readonly redisConnectTimeoutMs: number;
   /** How long (ms) a Redis outage may delay events before nodes serve only their own clients. */
   readonly redisOutageGraceMs: number;
+  /** How long (ms) Redis may leave a command or a PING unanswered before it is taken as down (a hung process or a partition). */
+  readonly redisTimeoutMs: number;
   /** How long (ms) a 4.x client may stay away and still recover missed events; 0 turns recovery off. */
   readonly recoveryWindowMs: number;
   /** Approximate number of entries the Redis stream keeps (the recovery backlog of the cluster). */
@@ -71,6 +73,7 @@ export const DEFAULT_SETTINGS: Settings = Object.freeze({
   redisUrl: undefined,
   redisConnectTimeoutMs: 30_000,
   redisOutageGraceMs: 30_000,
+  redisTimeoutMs: 5_000,
   recoveryWindowMs: 120_000,
   streamMaxLen: 100_000,
   token: undefined,
@@ -153,6 +156,7 @@ const SETTINGS: readonly SettingSpec<keyof Settings>[] = [
   { key: 'redisUrl', env: 'REDIS_URL', flag: '--redis', read: redisUrl },
   { key: 'redisConnectTimeoutMs', env: 'REDIS_CONNECT_TIMEOUT', flag: '--redis-connect-timeout', read: duration },
   { key: 'redisOutageGraceMs', env: 'REDIS_OUTAGE_GRACE', flag: '--redis-outage-grace', read: duration },
+  { key: 'redisTimeoutMs', env: 'REDIS_TIMEOUT', flag: '--redis-timeout', read: duration },
   { key: 'recoveryWindowMs', env: 'RECOVERY_WINDOW', flag: '--recovery-window', read: duration },
   { key: 'streamMaxLen', env: 'REDIS_STREAM_MAXLEN', flag: '--redis-stream-maxlen', read: integer(1_000, 1e9) },
   { key: 'token', env: 'BROKER_TOKEN', flag: '--token', read: text },

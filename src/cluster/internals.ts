@@ -1,0 +1,169 @@
+/**
+ * Every reach of the broker into the private parts of Socket.IO, Engine.IO,
+ * socket.io-adapter, the Redis Streams adapter and ioredis, in one place.
+ *
+ * These are not public API: a minor upgrade may rename or reshape them. Each
+ * accessor here names what it relies on, and {@link internalsProblems} checks
+ * all of it against a live server, so that `test/internals.test.ts` fails
+ * loudly, naming the part, when an upgrade changes one.
+ *
+ * What relies on what:
+ * - `Server#_opts.connectionStateRecovery` ({@link recoveryOptions}): the broker
+ *   (null payload for recovery offsets, skipping unheard broadcasts).
+ * - `SessionAwareAdapter#sessions` ({@link waitingSessions}): the broker's
+ *   "anyone listening?" test on one process.
+ * - Engine.IO `Socket#writeBuffer`, `transport.writable`,
+ *   `transport.socket.bufferedAmount` ({@link engineBacklog}): the slow
+ *   consumer guard.
+ * - `ClusterAdapter#doPublish` and the Streams adapter's `restoreSession`
+ *   ({@link hookAdapter}): the cluster's outage grace and refusal accounting.
+ * - `MessageType.BROADCAST` of socket.io-adapter ({@link ADAPTER_BROADCAST}).
+ * - `Redis#duplicate`, `Redis#set`, `Redis#publish` of ioredis
+ *   ({@link keepDuplicates}, {@link catchFireAndForget}): the Streams adapter
+ *   opens connections and fires commands without handling their promise.
+ */
+import type { Redis } from 'ioredis';
+import type { Server } from 'socket.io';
+
+/** `MessageType.BROADCAST` of socket.io-adapter 2.5: a cluster message carrying an event to rooms. */
+export const ADAPTER_BROADCAST = 3;
+
+/** The few fields of a socket.io-adapter cluster message the cluster looks at. */
+export interface ClusterMessage {
+  type: number;
+  data?: { requestId?: string; opts?: { rooms?: readonly string[] } };
+}
+
+/** What the Streams adapter gives back on restore (socket.io-adapter `Session`), as far as it is read here. */
+export interface RestoredSession {
+  readonly sid: string;
+  readonly pid: string;
+  readonly rooms: readonly string[];
+  readonly missedPackets: unknown[][];
+}
+
+/** Writes one cluster message to Redis; resolves with its stream offset ('' for pub/sub messages). */
+export type Publish = (message: ClusterMessage) => Promise<string>;
+/** Restores a session from Redis: its rooms and the packets missed since `offset`. */
+export type Restore = (pid: string, offset: string) => Promise<unknown>;
+
+/** What replaces an adapter's own publish and restore: each is given the original. */
+export interface AdapterHooks {
+  readonly publish: (original: Publish, message: ClusterMessage) => Promise<string>;
+  readonly restore: (original: Restore, pid: string, offset: string) => Promise<unknown>;
+}
+
+interface HookableAdapter {
+  doPublish: Publish;
+  restoreSession: Restore;
+}
+
+/**
+ * Routes a Streams adapter instance's `doPublish` and `restoreSession`
+ * through `hooks`. Throws if the instance no longer has them (an upgrade).
+ *
+ * @example
+ * hookAdapter(streams(nsp), { publish: (send, m) => grace.publish(kind(m), () => send(m)), restore: (r, pid, o) => r(pid, o) });
+ */
+export function hookAdapter(adapter: object, hooks: AdapterHooks): void {
+  const target = adapter as HookableAdapter;
+  if (typeof target.doPublish !== 'function' || typeof target.restoreSession !== 'function') {
+    throw new Error('the Socket.IO adapter has no doPublish/restoreSession: @socket.io/redis-streams-adapter changed');
+  }
+  const publish = target.doPublish.bind(adapter);
+  const restore = target.restoreSession.bind(adapter);
+  target.doPublish = (message) => hooks.publish(publish, message);
+  target.restoreSession = (pid, offset) => hooks.restore(restore, pid, offset);
+}
+
+/**
+ * Calls `onConnection` with every connection `client.duplicate()` opens from
+ * now on (the Streams adapter opens its readers so), to close them all.
+ */
+export function keepDuplicates(client: Redis, onConnection: (connection: Redis) => void): void {
+  const duplicate = client.duplicate.bind(client);
+  client.duplicate = (override) => {
+    const connection = duplicate(override);
+    onConnection(connection);
+    return connection;
+  };
+}
+
+/**
+ * Makes `client[command]` never reject: the Streams adapter fires SET (a
+ * disconnected socket's session) and PUBLISH (cluster requests) without
+ * handling their promise, and a rejection (Redis gone, or refusing writes)
+ * must not become an unhandled rejection that stops the process. Each
+ * failure is given to `onError`; the promise then resolves with undefined.
+ */
+export function catchFireAndForget(client: Redis, commands: readonly ('set' | 'publish')[], onError: (command: string, error: Error) => void): void {
+  for (const command of commands) {
+    const original = (client[command] as (...args: unknown[]) => Promise<unknown>).bind(client);
+    (client as unknown as Record<string, unknown>)[command] = (...args: unknown[]) =>
+      original(...args).catch((error: unknown) => onError(command.toUpperCase(), error instanceof Error ? error : new Error(String(error))));
+  }
+}
+
+/** Connection state recovery as the server was configured (`Server#_opts`); undefined when off. */
+export function recoveryOptions(io: Server): { readonly maxDisconnectionDuration?: number } | undefined {
+  const opts = (io as unknown as { _opts?: { connectionStateRecovery?: { maxDisconnectionDuration?: number } } })._opts;
+  return opts?.connectionStateRecovery || undefined;
+}
+
+/**
+ * The sessions the in-memory adapter keeps for recovery (`SessionAwareAdapter#sessions`),
+ * pid → session; undefined when the adapter keeps none here (a cluster adapter, or an upgrade).
+ */
+export function waitingSessions(io: Server): ReadonlyMap<string, { readonly rooms?: unknown }> | undefined {
+  const sessions = (io.of('/').adapter as unknown as { sessions?: unknown }).sessions;
+  return sessions instanceof Map ? (sessions as ReadonlyMap<string, { readonly rooms?: unknown }>) : undefined;
+}
+
+/** What waits to be sent on one Engine.IO connection (engine.io 6 `Socket`). */
+export interface EngineBacklog {
+  /** Packets not yet handed to the transport. */
+  readonly writeBuffer: readonly { readonly data?: unknown }[];
+  /** The transport takes more now. */
+  readonly writable: boolean;
+  /** Bytes `ws` holds for the socket (WebSocket only), 0 otherwise. */
+  readonly bufferedAmount: number;
+}
+
+/** Reads the unsent data of an Engine.IO connection (`socket.conn`). */
+export function engineBacklog(conn: unknown): EngineBacklog {
+  const c = conn as { writeBuffer: { data?: unknown }[]; transport: { writable: boolean; socket?: { bufferedAmount?: number } } };
+  return { writeBuffer: c.writeBuffer, writable: c.transport.writable, bufferedAmount: c.transport.socket?.bufferedAmount ?? 0 };
+}
+
+/**
+ * What of the above does not hold on this server, one line each; empty when
+ * all does. `io` should have connection state recovery on and, to check the
+ * adapter hooks, the cluster adapter; `conn` is one connected socket's `conn`.
+ *
+ * @example
+ * assert.deepEqual(internalsProblems({ io, conn: socket.conn }), []);
+ */
+export function internalsProblems(parts: { io: Server; conn?: unknown; clusterAdapter?: boolean; inMemoryAdapter?: boolean; redis?: Redis }): string[] {
+  const problems: string[] = [];
+  const { io, conn } = parts;
+  const opts = (io as unknown as { _opts?: unknown })._opts;
+  if (typeof opts !== 'object' || opts === null || !('connectionStateRecovery' in opts)) problems.push('Server#_opts.connectionStateRecovery is gone (socket.io)');
+  const adapter = io.of('/').adapter as unknown as Record<string, unknown>;
+  if (parts.inMemoryAdapter && !(adapter.sessions instanceof Map)) problems.push('SessionAwareAdapter#sessions is not a Map (socket.io-adapter)');
+  if (parts.clusterAdapter) {
+    for (const method of ['doPublish', 'restoreSession', 'persistSession', 'onMessage', 'broadcast']) {
+      if (typeof adapter[method] !== 'function') problems.push(`the Streams adapter has no ${method}()`);
+    }
+  }
+  if (conn !== undefined) {
+    const c = conn as { writeBuffer?: unknown; transport?: { writable?: unknown } };
+    if (!Array.isArray(c.writeBuffer)) problems.push('Engine.IO Socket#writeBuffer is not an array (engine.io)');
+    if (typeof c.transport?.writable !== 'boolean') problems.push('Engine.IO transport.writable is not a boolean (engine.io)');
+  }
+  if (parts.redis) {
+    for (const method of ['duplicate', 'set', 'publish'] as const) {
+      if (typeof parts.redis[method] !== 'function') problems.push(`ioredis has no ${method}()`);
+    }
+  }
+  return problems;
+}
