@@ -316,8 +316,9 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
 
   /** What to tell the sender of an event being published as `result`. */
   const outcomeOf = (result: Promise<string>): Promise<PublishOutcome> => {
+    const down = cluster.state === 'down';
     // Held for the grace: accepted, it will reach the cluster when Redis is back (or be counted).
-    if (cluster.state === 'down' && !grace.expired) return Promise.resolve({ ok: true });
+    if (down && !grace.expired) return Promise.resolve({ ok: true });
     const written = result.then(
       (): PublishOutcome => ({ ok: true }),
       (error: unknown): PublishOutcome => {
@@ -326,7 +327,8 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
         return { ok: false, error: `not published to the cluster: ${(error as Error).message}` };
       },
     );
-    return Promise.race([written, onNextDown.promise]);
+    // Past the grace, it is released at once; else it waits for Redis, or for Redis to be seen down (then it is held).
+    return down ? written : Promise.race([written, onNextDown.promise]);
   };
 
   /** Up, degraded or down, from what is known of the link. */

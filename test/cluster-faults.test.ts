@@ -1,0 +1,230 @@
+/**
+ * SPEC section 8, Redis failing in the ways a closed connection does not
+ * show: a Redis that stops answering (SIGSTOP: a hung process, or a
+ * partition), a Redis that answers but refuses writes (maxmemory with
+ * noeviction), and a node stopping while its events are held for Redis.
+ */
+import assert from 'node:assert/strict';
+import { format } from 'node:util';
+import { after, describe, it, type TestContext } from 'node:test';
+import createDebug from 'debug';
+import { Redis } from 'ioredis';
+import { request, startBroker } from './helpers/broker.ts';
+import { closeAll, connect, flush, type Generation, type TestClient } from './helpers/clients.ts';
+import { parseMetrics } from './helpers/metrics.ts';
+import { RedisServer, redisMissing } from './helpers/redis.ts';
+
+/** Polls `check` until it is true; fails naming `what` after `ms` (a liveness bound, not a performance target). */
+async function until(check: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A Redis the test can freeze (SIGSTOP), thaw (SIGCONT) and configure, beside the helper's process control. */
+async function control(redis: RedisServer): Promise<{ admin: Redis; freeze(): void; thaw(): void }> {
+  const admin = new Redis(redis.url, { maxRetriesPerRequest: null, lazyConnect: true });
+  admin.on('error', () => {});
+  await admin.connect();
+  const info = await admin.info('server');
+  const pid = Number(/process_id:(\d+)/.exec(info)?.[1]);
+  assert.ok(pid > 0, 'redis-server pid from INFO');
+  let frozen = false;
+  const thaw = (): void => {
+    if (!frozen) return;
+    frozen = false;
+    try {
+      process.kill(pid, 'SIGCONT');
+    } catch {
+      // already gone
+    }
+  };
+  // A frozen Redis would hold up the helper's SIGTERM at the end of the file.
+  after(() => {
+    thaw();
+    admin.disconnect();
+  });
+  return {
+    admin,
+    freeze() {
+      frozen = true;
+      process.kill(pid, 'SIGSTOP');
+    },
+    thaw,
+  };
+}
+
+/** Collects the lines of the `spicy-action:cluster` log for the rest of the test. */
+function captureLog(t: TestContext): string[] {
+  const logged: string[] = [];
+  const originalLog = createDebug.log;
+  const wasEnabled = createDebug.disable();
+  createDebug.log = (...args: unknown[]) => logged.push(format(...(args as [string])));
+  createDebug.enable('spicy-action:cluster');
+  t.after(() => {
+    createDebug.log = originalLog;
+    createDebug.enable(wasEnabled);
+  });
+  return logged;
+}
+
+const seqs = (r: TestClient, event = 'call'): number[] => (r.payloads(event) as { seq: number }[]).map((p) => p.seq);
+const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
+
+describe('Redis faults a closed connection does not show', { skip: redisMissing() }, async () => {
+  const clients: TestClient[] = [];
+  after(() => closeAll(clients));
+  const open = async (generation: Generation, url: string): Promise<TestClient> => {
+    const client = await connect(generation, url, { transports: ['websocket'] });
+    clients.push(client);
+    return client;
+  };
+
+  it('sees a Redis that stops answering (SIGSTOP) as down within REDIS_TIMEOUT, holds events, and delivers them in order on SIGCONT', async (t) => {
+    const redis = await RedisServer.start();
+    const { freeze, thaw } = await control(redis);
+    const settings = { redisUrl: redis.url, redisTimeoutMs: 1_000, redisOutageGraceMs: 30_000 };
+    const [a, b] = await Promise.all([startBroker(settings), startBroker(settings)]);
+    const receivers = [await open('v4', a.url), await open('v2', a.url), await open('v4', b.url), await open('v1', b.url)];
+    for (const r of receivers) assert.equal(await r.ack('join', 'calls'), true);
+    const publisher = await open('v4', a.url);
+    publisher.emit('call', { seq: 0 });
+    for (const r of receivers) await r.receive('call', 1);
+
+    freeze();
+    const frozenAt = Date.now();
+    // Events published while Redis hangs, before the node has noticed: in flight, answered on SIGCONT.
+    for (let seq = 1; seq <= 5; seq++) publisher.emit('call', { seq });
+    await until(() => a.cluster.state === 'down' && b.cluster.state === 'down', 'both nodes see the hung Redis as down');
+    const detection = Date.now() - frozenAt;
+    // What an operator sees.
+    const health = await request(`${a.url}/health`);
+    assert.equal(health.status, 200, 'the broker still serves');
+    assert.equal(health.body.redis, 'down');
+    const metrics = parseMetrics((await request(`${a.url}/metrics`)).body as string);
+    assert.equal(metrics.value('spicy_action_redis_state', { state: 'down' }), 1);
+    // Within the grace: held, and acknowledged at once (not after the outage).
+    for (let seq = 6; seq <= 10; seq++) {
+      assert.deepEqual(await publisher.ack('call', { seq }), { ok: true, rooms: 1 });
+    }
+    // New clients are still let in and greeted.
+    await open('v4', b.url);
+
+    thaw();
+    await until(() => a.cluster.state === 'up' && b.cluster.state === 'up', 'both nodes see Redis answering again');
+    for (const r of receivers) await r.receive('call', 11);
+    await flush(publisher, receivers);
+    for (const [i, r] of receivers.entries()) assert.deepEqual(seqs(r), range(0, 11), `receiver ${i} (${r.generation}): every event once, in order`);
+    assert.equal(a.cluster.undelivered + b.cluster.undelivered, 0, 'nothing missed the cluster within the grace');
+    t.diagnostic(`SIGSTOP seen as down after ${detection} ms (REDIS_TIMEOUT 1 s)`);
+    assert.ok(detection < 10_000, `detected in ${detection} ms`);
+  });
+
+  it('serves only local clients past the grace while Redis hangs, counting each event, and carries on when it answers', async () => {
+    const redis = await RedisServer.start();
+    const { freeze, thaw } = await control(redis);
+    const settings = { redisUrl: redis.url, redisTimeoutMs: 500, redisOutageGraceMs: 1_000 };
+    const [c, d] = await Promise.all([startBroker(settings), startBroker(settings)]);
+    const local = await open('v4', c.url);
+    const remote = await open('v4', d.url);
+    for (const r of [local, remote]) assert.equal(await r.ack('join', 'calls'), true);
+    const publisher = await open('v4', c.url);
+
+    freeze();
+    await until(() => c.cluster.state === 'down', 'node C sees Redis down');
+    publisher.emit('call', { seq: 0 });
+    await until(() => c.cluster.undelivered === 1, 'the grace runs out and the held event is counted');
+    await local.receive('call', 1);
+    // Past the grace, the sender is told its event reached this node's clients only.
+    const answer = await publisher.ack<{ ok: boolean; error?: string }>('call', { seq: 1 });
+    assert.equal(answer.ok, false);
+    assert.match(answer.error ?? '', /Redis is down/);
+    await local.receive('call', 2);
+    assert.equal(c.cluster.undelivered, 2);
+    const metrics = parseMetrics((await request(`${c.url}/metrics`)).body as string);
+    assert.equal(metrics.value('spicy_action_cluster_undelivered_events_total'), 2);
+
+    thaw();
+    await until(() => c.cluster.state === 'up' && d.cluster.state === 'up', 'Redis answering again on both nodes');
+    assert.deepEqual(await publisher.ack('call', { seq: 2 }), { ok: true, rooms: 1 });
+    await remote.receive('call', 1);
+    await flush(publisher, [local, remote]);
+    assert.deepEqual(seqs(local), [0, 1, 2]);
+    assert.deepEqual(seqs(remote), [2], 'the other node never got what missed the cluster');
+  });
+
+  it('counts every write Redis refuses (maxmemory, noeviction), says degraded, answers {ok:false}, delivers locally, and recovers', async (t) => {
+    const logged = captureLog(t);
+    const redis = await RedisServer.start();
+    const { admin } = await control(redis);
+    const settings = { redisUrl: redis.url, redisTimeoutMs: 500 };
+    const [a, b] = await Promise.all([startBroker(settings), startBroker(settings)]);
+    const local = await open('v4', a.url);
+    const remote = await open('v4', b.url);
+    for (const r of [local, remote]) assert.equal(await r.ack('join', 'calls'), true);
+    const publisher = await open('v4', a.url);
+    assert.deepEqual(await publisher.ack('call', { seq: 0 }), { ok: true, rooms: 1 });
+    await remote.receive('call', 1);
+
+    await admin.config('SET', 'maxmemory-policy', 'noeviction');
+    await admin.config('SET', 'maxmemory', '1');
+    const REFUSED = 5;
+    for (let seq = 1; seq <= REFUSED; seq++) {
+      const answer = await publisher.ack<{ ok: boolean; error?: string }>('call', { seq });
+      assert.equal(answer.ok, false, `event ${seq} refused`);
+      assert.match(answer.error ?? '', /OOM/);
+    }
+    // Delivered to this node's clients, not to the other node.
+    await local.receive('call', 1 + REFUSED);
+    assert.equal(a.cluster.state, 'degraded');
+    const health = await request(`${a.url}/health`);
+    assert.equal(health.status, 200);
+    assert.equal(health.body.redis, 'degraded');
+    const metrics = parseMetrics((await request(`${a.url}/metrics`)).body as string);
+    assert.ok(metrics.value('spicy_action_cluster_refused_writes_total', { reason: 'oom' }) >= REFUSED);
+    assert.equal(metrics.value('spicy_action_cluster_undelivered_events_total'), REFUSED);
+    assert.equal(metrics.value('spicy_action_redis_state', { state: 'degraded' }), 1);
+
+    await admin.config('SET', 'maxmemory', '0');
+    await until(() => a.cluster.state === 'up', 'node A sees Redis take writes again (its probe)');
+    assert.deepEqual(await publisher.ack('call', { seq: 6 }), { ok: true, rooms: 1 });
+    await remote.receive('call', 2);
+    await flush(publisher, [local, remote]);
+    assert.deepEqual(seqs(local), range(0, 7));
+    assert.deepEqual(seqs(remote), [0, 6]);
+    assert.equal(a.cluster.undelivered, REFUSED);
+
+    const starts = logged.filter((line) => line.includes('Redis refuses writes'));
+    const ends = logged.filter((line) => line.includes('Redis takes writes again after'));
+    assert.ok(starts.length >= 1 && starts.length <= 2, `once per node that saw it:\n${logged.join('\n')}`);
+    assert.equal(starts.filter((line) => line.includes('oom')).length, starts.length);
+    assert.equal(ends.length, starts.length, `each episode's end is told once:\n${logged.join('\n')}`);
+    assert.ok(logged.length < 20, `a few lines per episode, not one per write:\n${logged.join('\n')}`);
+  });
+
+  it('delivers the events it holds for Redis to its own clients when it stops, and counts and logs them', async (t) => {
+    const logged = captureLog(t);
+    const redis = await RedisServer.start();
+    const { freeze, thaw } = await control(redis);
+    const node = await startBroker({ redisUrl: redis.url, redisTimeoutMs: 500, redisOutageGraceMs: 60_000 });
+    const subscriber = await connect('v4', node.url, { transports: ['websocket'], reconnection: false });
+    clients.push(subscriber);
+    assert.equal(await subscriber.ack('join', 'calls'), true);
+    const publisher = await open('v2', node.url);
+
+    freeze();
+    await until(() => node.cluster.state === 'down', 'the node sees Redis down');
+    for (let seq = 0; seq < 5; seq++) assert.deepEqual(await publisher.ack('call', { seq }), { ok: true, rooms: 1 });
+    assert.equal(subscriber.count('call'), 0, 'held within the grace');
+
+    const gone = new Promise((resolve) => subscriber.raw.on('disconnect', resolve));
+    await node.close(); // SIGTERM
+    await gone;
+    assert.deepEqual(seqs(subscriber), range(0, 5), 'the 5 held events, in order, before the connection closed');
+    assert.equal(node.cluster.undelivered, 5);
+    thaw();
+    assert.equal(logged.filter((line) => line.includes('5 held events delivered to this node')).length, 1, logged.join('\n'));
+  });
+});
