@@ -306,11 +306,16 @@ export class Broker extends EventEmitter<BrokerEvents> {
   };
 
   // `register {event, default_room}`: servers declaring the events they emit.
+  // On a cluster, the acknowledgement waits for Redis to take the change (a refused change is undone).
   readonly #register: Control = (socket, [request], ack) => {
-    const result = this.routes.register(request);
+    const registered: { result?: ReturnType<RouteTable['register']> } = {};
+    const outcome = ack && this.#track ? this.#track(() => (registered.result = this.routes.register(request))) : undefined;
+    const result = registered.result ?? this.routes.register(request);
     if (!result.ok) return this.#refuse(socket, 'register', ack, result);
     debug('%s registered %s → %s', socket.id, result.event, result.bus ?? '(_in only)');
-    ack?.({ ok: true, event: result.event, bus: result.bus });
+    const answer = { ok: true, event: result.event, bus: result.bus };
+    if (outcome === undefined) ack?.(answer);
+    else void outcome.then((written) => ack?.(written.ok ? answer : { ok: false, error: written.error }));
   };
 }
 

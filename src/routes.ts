@@ -126,6 +126,14 @@ export class RouteTable {
     return true;
   }
 
+  /**
+   * Removes a route without telling the listeners: for undoing a change that
+   * never reached the cluster (Redis refused it). Returns false when absent.
+   */
+  unset(event: string): boolean {
+    return this.#routes.delete(event);
+  }
+
   /** Calls `listener` after every change; returns a function that stops it. */
   onChange(listener: (change: RouteChange) => void): () => void {
     this.#listeners.add(listener);

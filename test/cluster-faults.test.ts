@@ -204,6 +204,35 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     assert.ok(logged.length < 20, `a few lines per episode, not one per write:\n${logged.join('\n')}`);
   });
 
+  it('undoes a route change Redis refuses and answers register {ok:false}, so that no node keeps a route the others lack', async () => {
+    const redis = await RedisServer.start();
+    const { admin } = await control(redis);
+    const settings = { redisUrl: redis.url, redisTimeoutMs: 500 };
+    const [a, b] = await Promise.all([startBroker(settings), startBroker(settings)]);
+    const registrar = await open('v4', a.url);
+    assert.deepEqual(await registrar.ack('register', { event: 'kept', default_room: 'support' }), { ok: true, event: 'kept', bus: 'support' });
+    await until(() => b.broker.routes.get('kept') === 'support', 'node B has the first route');
+
+    await admin.config('SET', 'maxmemory-policy', 'noeviction');
+    await admin.config('SET', 'maxmemory', '1');
+    const refusedNew = await registrar.ack<{ ok: boolean; error?: string }>('register', { event: 'refused-new', default_room: 'calls' });
+    assert.equal(refusedNew.ok, false);
+    assert.match(refusedNew.error ?? '', /OOM/);
+    const refusedChange = await registrar.ack<{ ok: boolean; error?: string }>('register', { event: 'kept', default_room: 'calls' });
+    assert.equal(refusedChange.ok, false);
+    assert.equal(a.broker.routes.get('refused-new'), undefined, 'a new route Redis refused is removed');
+    assert.equal(a.broker.routes.get('kept'), 'support', 'a changed route Redis refused goes back');
+    assert.equal(b.broker.routes.get('kept'), 'support');
+    assert.deepEqual(await registrar.ack('refused-new', {}), { ok: false, error: 'no route for "refused-new"' });
+    const metrics = parseMetrics((await request(`${a.url}/metrics`)).body as string);
+    assert.ok(metrics.value('spicy_action_cluster_refused_writes_total', { reason: 'oom' }) >= 2);
+
+    await admin.config('SET', 'maxmemory', '0');
+    await until(() => a.cluster.state === 'up', 'node A sees Redis take writes again');
+    assert.deepEqual(await registrar.ack('register', { event: 'kept', default_room: 'calls' }), { ok: true, event: 'kept', bus: 'calls' });
+    await until(() => b.broker.routes.get('kept') === 'calls', 'node B has the change Redis took');
+  });
+
   it('delivers the events it holds for Redis to its own clients when it stops, and counts and logs them', async (t) => {
     const logged = captureLog(t);
     const redis = await RedisServer.start();

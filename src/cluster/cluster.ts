@@ -248,7 +248,14 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
 
   const routeReader = client.duplicate();
   routeReader.on('error', () => {}); // the main connection reports the same trouble
-  const routeSync = new RouteSync(routes, buses, client, routeReader, REDIS_PREFIX);
+  const routeSync = new RouteSync(routes, buses, client, routeReader, REDIS_PREFIX, {
+    // Called only for changes made once the cluster runs (the listener starts with the route table loaded).
+    outcome: (write) => cluster.setOutcome(() => routeOutcome(write)),
+    failed: (error) => {
+      const reason = refusalReason(error);
+      if (reason) refusals.refused(reason, error.message);
+    },
+  });
   try {
     // Redis lost (or hung) between ready and reply must not leave the node starting for ever.
     await withDeadline(routeSync.start(), Math.max(0, deadline - Date.now()), `loading the route table within ${settings.redisConnectTimeoutMs / 1000} s`);
@@ -329,6 +336,17 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
     );
     // Past the grace, it is released at once; else it waits for Redis, or for Redis to be seen down (then it is held).
     return down ? written : Promise.race([written, onNextDown.promise]);
+  };
+
+  /** What to tell the sender of a `register` whose write to Redis is `write`. */
+  const routeOutcome = (write: Promise<void>): Promise<PublishOutcome> => {
+    // Queued for a lost Redis: written when it is back.
+    if (cluster.state === 'down') return Promise.resolve({ ok: true });
+    const written = write.then(
+      (): PublishOutcome => ({ ok: true }),
+      (error: unknown): PublishOutcome => ({ ok: false, error: `Redis refused the route (${(error as Error).message}): the route is unchanged` }),
+    );
+    return Promise.race([written, onNextDown.promise]);
   };
 
   /** Up, degraded or down, from what is known of the link. */

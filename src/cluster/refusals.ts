@@ -25,6 +25,20 @@ const KNOWN: ReadonlyMap<string, RefusalReason> = new Map([
 ]);
 
 /**
+ * The error that made a MULTI fail: ioredis rejects EXEC with EXECABORT and
+ * keeps the refused command's own reply (OOM...) in `previousErrors`.
+ *
+ * @example
+ * await redis.multi().set('k', 'v').exec().catch((error) => causeOf(error).message); // "OOM command not allowed..."
+ */
+export function causeOf(error: unknown): Error {
+  const failure = error instanceof Error ? error : new Error(String(error));
+  const previous = (failure as { previousErrors?: unknown }).previousErrors;
+  if (Array.isArray(previous) && previous[0] instanceof Error) return previous[0];
+  return failure;
+}
+
+/**
  * The reason of a Redis error reply, or undefined when `error` is not one
  * (a lost connection, a timeout: an outage, not a refusal).
  *

@@ -9,6 +9,13 @@
  * A local `register` is applied at once, then written to both in one MULTI.
  * Every node applies the log in the same order, so when two nodes change the
  * same event at once, all end on the change Redis took last.
+ *
+ * A write Redis refuses (OOM, READONLY, MISCONF) is undone here: the event
+ * goes back to the last route Redis confirmed (or is removed if Redis never
+ * had it), so no node keeps a route the others do not have; the change's
+ * outcome is handed to {@link RouteSyncOptions.outcome}, for the `register`
+ * acknowledgement. A write waiting for a lost Redis is not undone: ioredis
+ * holds it and sends it when Redis is back.
  */
 import { randomBytes } from 'node:crypto';
 import createDebug from 'debug';
@@ -16,6 +23,7 @@ import type { Redis } from 'ioredis';
 import type { Buses } from '../buses.ts';
 import { eventRefusal } from '../protocol.ts';
 import type { Route, RouteChange, RouteTable } from '../routes.ts';
+import { causeOf } from './refusals.ts';
 
 const debug = createDebug('spicy-action:route-sync');
 
@@ -25,6 +33,14 @@ const LOG_MAX_LEN = 10_000;
 const BLOCK_MS = 5_000;
 
 type StreamEntry = [id: string, fields: string[]];
+
+/** What a {@link RouteSync} reports to the cluster. */
+export interface RouteSyncOptions {
+  /** Each local change's write, as it is made: resolves once Redis took it, rejects with Redis's error. */
+  readonly outcome?: (write: Promise<void>) => void;
+  /** A write failed with `error` (the cluster counts refusals). */
+  readonly failed?: (error: Error) => void;
+}
 
 /**
  * The route table's link to Redis.
@@ -46,13 +62,17 @@ export class RouteSync {
   readonly #node = randomBytes(8).toString('hex');
   /** Own changes written (or being written) but not yet read back from the log, by event. */
   readonly #pending = new Map<string, number>();
+  /** The route of each event as Redis last confirmed it (loaded, or read from the log); what a refused change goes back to. */
+  readonly #confirmed = new Map<string, Route>();
+  readonly #options: RouteSyncOptions;
   #offset = '0';
   #applying = false;
   #closed = false;
   #stopListening: (() => void) | undefined;
 
-  constructor(routes: RouteTable, buses: Buses, writer: Redis, reader: Redis, prefix: string) {
+  constructor(routes: RouteTable, buses: Buses, writer: Redis, reader: Redis, prefix: string, options: RouteSyncOptions = {}) {
     this.#routes = routes;
+    this.#options = options;
     this.#buses = buses;
     this.#writer = writer;
     this.#reader = reader;
@@ -67,11 +87,14 @@ export class RouteSync {
     if (!hashResult || hashResult[0] || !lastResult || lastResult[0]) {
       throw new Error(`cannot read the route table from Redis: ${String(hashResult?.[0] ?? lastResult?.[0] ?? 'transaction aborted')}`);
     }
+    // Given up on (past the start-up deadline): leave the table as it is.
+    if (this.#closed) return;
     const table = hashResult[1] as Record<string, string>;
     let loaded = 0;
     for (const [event, json] of Object.entries(table)) {
       if (this.#apply(event, json)) loaded++;
     }
+    for (const [event, bus] of this.#routes.entries()) this.#confirmed.set(event, bus);
     const last = lastResult[1] as StreamEntry[];
     this.#offset = last[0]?.[0] ?? '0';
     debug('loaded %d routes from Redis (%d changed this table); following the log from %s', Object.keys(table).length, loaded, this.#offset);
@@ -90,7 +113,7 @@ export class RouteSync {
     const { event, bus } = change;
     const json = JSON.stringify(bus);
     this.#pending.set(event, (this.#pending.get(event) ?? 0) + 1);
-    this.#writer
+    const write = this.#writer
       .multi()
       .hset(this.#hashKey, event, json)
       .xadd(this.#logKey, 'MAXLEN', '~', LOG_MAX_LEN, '*', 'event', event, 'bus', json, 'node', this.#node)
@@ -100,11 +123,29 @@ export class RouteSync {
         if (failure) throw failure instanceof Error ? failure : new Error(String(failure));
       })
       .catch((error: unknown) => {
-        // Not in the log, so it will not come back: stop waiting for it.
-        this.#settle(event);
-        debug('could not write the route of %s to Redis; other nodes keep their own: %s', event, (error as Error).message);
+        throw causeOf(error);
       });
+    this.#options.outcome?.(write);
+    write.catch((error: unknown) => {
+      const failure = causeOf(error);
+      this.#options.failed?.(failure);
+      // Not in the log, so it will not come back: stop waiting for it, and undo it unless a later change of ours is coming.
+      if (this.#settle(event) > 0 || this.#closed) return;
+      this.#revert(event);
+      debug('Redis refused the route of %s (%s): back to the route the cluster has', event, failure.message);
+    });
   };
+
+  /** Puts `event` back to the route Redis last confirmed, or removes it if Redis never had it. */
+  #revert(event: string): void {
+    this.#applying = true;
+    try {
+      if (this.#confirmed.has(event)) this.#routes.set(event, this.#confirmed.get(event) as Route);
+      else this.#routes.unset(event);
+    } finally {
+      this.#applying = false;
+    }
+  }
 
   /** Reads the change log for ever, from the last entry seen. */
   async #follow(): Promise<void> {
@@ -130,14 +171,17 @@ export class RouteSync {
     for (let i = 0; i + 1 < fields.length; i += 2) entry[fields[i] as string] = fields[i + 1] as string;
     const { event, bus, node } = entry;
     if (event === undefined || bus === undefined) return debug('ignored a malformed route log entry');
+    const route = this.#parse(event, bus);
+    if (route === undefined) return;
+    this.#confirmed.set(event, route);
     if (node === this.#node) {
       // Our own change, back in Redis order: apply it only if it is our latest for this event.
-      if (this.#settle(event) === 0) this.#apply(event, bus);
+      if (this.#settle(event) === 0) this.#set(event, route);
       return;
     }
     // Another node's change. If a change of ours to this event is still coming, it comes later in the log and wins.
     if ((this.#pending.get(event) ?? 0) > 0) return;
-    if (this.#apply(event, bus)) debug('route %s changed on another node', event);
+    if (this.#set(event, route)) debug('route %s changed on another node', event);
   }
 
   /** One own change of `event` came back or failed; returns how many are still coming. */
@@ -151,7 +195,11 @@ export class RouteSync {
   /** Applies a route read from Redis without writing it back; true if the table changed. */
   #apply(event: string, json: string): boolean {
     const bus = this.#parse(event, json);
-    if (bus === undefined) return false;
+    return bus !== undefined && this.#set(event, bus);
+  }
+
+  /** Sets a route that came from Redis without writing it back; true if the table changed. */
+  #set(event: string, bus: Route): boolean {
     this.#applying = true;
     try {
       return this.#routes.set(event, bus);
