@@ -17,10 +17,11 @@ import { Redis } from 'ioredis';
 import type { Namespace, ServerOptions } from 'socket.io';
 import type { Buses } from '../buses.ts';
 import type { Settings } from '../settings.ts';
-import { ADAPTER_BROADCAST, catchFireAndForget, hookAdapter, keepDuplicates, type ClusterMessage } from './internals.ts';
+import { ADAPTER_BROADCAST, catchFireAndForget, hookAdapter, keepDuplicates, recoveryOptions, type ClusterMessage } from './internals.ts';
 import { Liveness } from './liveness.ts';
 import { MissedClusterError, OutageGrace, type PublicationKind } from './outage-grace.ts';
 import type { RedisState } from '../protocol.ts';
+import { ExactRecovery } from './recovery.ts';
 import { refusalReason, WriteRefusals, type RefusalReason } from './refusals.ts';
 import type { RouteTable } from '../routes.ts';
 import { RouteSync } from './route-sync.ts';
@@ -29,6 +30,10 @@ const debug = createDebug('spicy-action:cluster');
 
 /** Prefix of every Redis key and channel the broker uses. */
 export const REDIS_PREFIX = 'spicy-action';
+/** The stream every event of the cluster is written to. */
+const STREAM_NAME = `${REDIS_PREFIX}:events`;
+/** Where disconnected sockets' sessions wait for recovery. */
+const SESSION_KEY_PREFIX = `${REDIS_PREFIX}:session:`;
 /** Longest wait for a session to be restored from Redis before the client gets a fresh one. */
 const RESTORE_TIMEOUT_MS = 5_000;
 /** Longest wait for pending commands to be written on shutdown. */
@@ -279,21 +284,31 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
   const liveness = watchdog ? new Liveness(watchdog, settings.redisTimeoutMs, `${REDIS_PREFIX}:probe:${process.pid}:${Date.now()}`) : undefined;
 
   const streams = createAdapter(client, {
-    streamName: `${REDIS_PREFIX}:events`,
+    streamName: STREAM_NAME,
     maxLen: settings.streamMaxLen,
     channelPrefix: REDIS_PREFIX,
-    sessionKeyPrefix: `${REDIS_PREFIX}:session:`,
+    sessionKeyPrefix: SESSION_KEY_PREFIX,
   });
   // Socket.IO calls the adapter with `new`: a plain function returning the (wrapped) adapter instance.
   const adapter = function (nsp: Namespace) {
     const instance = streams(nsp);
+    // Exact recovery replaces the adapter's own restore (see recovery.ts).
+    const recovery = recoveryOptions(nsp.server)
+      ? new ExactRecovery(nsp, instance, {
+          redis: client,
+          streamName: STREAM_NAME,
+          sessionKeyPrefix: SESSION_KEY_PREFIX,
+          usable: () => cluster.state !== 'down',
+        })
+      : undefined;
     hookAdapter(instance, {
       // Through the grace while Redis is down; refused writes counted, and told to the sender.
       publish: (original, message) => publish(nsp, () => original(message), kindOf(message, nsp)),
       // Never let a session restore wait for a lost Redis.
       restore: (original, pid, offset) => {
         if (cluster.state === 'down') return Promise.reject(new Error('Redis is down: no session to recover'));
-        return withDeadline(original(pid, offset), RESTORE_TIMEOUT_MS, 'restoring the session from Redis');
+        const restoring = recovery ? recovery.restore(pid, offset) : original(pid, offset);
+        return withDeadline(restoring, RESTORE_TIMEOUT_MS, 'restoring the session from Redis');
       },
     });
     return instance;

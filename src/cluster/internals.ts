@@ -18,12 +18,18 @@
  * - `ClusterAdapter#doPublish` and the Streams adapter's `restoreSession`
  *   ({@link hookAdapter}): the cluster's outage grace and refusal accounting.
  * - `MessageType.BROADCAST` of socket.io-adapter ({@link ADAPTER_BROADCAST}).
+ * - socket.io-adapter's `Adapter#_encode` and `Adapter#apply`, and
+ *   `Socket#packet` ({@link hookLocalDelivery}, {@link sendEvent}): exact
+ *   recovery holds, filters and sends events for restored sockets.
+ * - The Streams adapter's session format (msgpack, base64) and its static
+ *   `decode` of stream entries ({@link decodeSession}, {@link decodeStreamMessage}).
  * - `Redis#duplicate`, `Redis#set`, `Redis#publish` of ioredis
  *   ({@link keepDuplicates}, {@link catchFireAndForget}): the Streams adapter
  *   opens connections and fires commands without handling their promise.
  */
+import { decode as msgpackDecode } from '@msgpack/msgpack';
 import type { Redis } from 'ioredis';
-import type { Server } from 'socket.io';
+import type { Server, Socket } from 'socket.io';
 
 /** `MessageType.BROADCAST` of socket.io-adapter 2.5: a cluster message carrying an event to rooms. */
 export const ADAPTER_BROADCAST = 3;
@@ -39,6 +45,7 @@ export interface RestoredSession {
   readonly sid: string;
   readonly pid: string;
   readonly rooms: readonly string[];
+  readonly data: unknown;
   readonly missedPackets: unknown[][];
 }
 
@@ -166,4 +173,106 @@ export function internalsProblems(parts: { io: Server; conn?: unknown; clusterAd
     }
   }
   return problems;
+}
+
+/** An event the adapter is about to write to one of this node's sockets. */
+export interface LocalDelivery {
+  /** Its stream offset (the last argument, appended for recovery); undefined when it has none. */
+  readonly offset: string | undefined;
+  /** The rooms it was broadcast to, and those left out. */
+  readonly rooms: ReadonlySet<string>;
+  readonly except: ReadonlySet<string>;
+  /** Writes it to the socket now (nothing if the socket is gone). */
+  send(): void;
+}
+
+interface DeliveringAdapter {
+  _encode(packet: AdapterPacket, packetOpts: object): unknown;
+  apply(opts: { rooms: ReadonlySet<string>; except?: ReadonlySet<string> }, callback: (socket: Socket) => void): void;
+}
+
+interface AdapterPacket {
+  type: number;
+  id?: number;
+  data?: unknown[];
+}
+
+/** `PacketType.EVENT` of socket.io-parser. */
+const EVENT_PACKET = 2;
+const STREAM_OFFSET = /^[0-9]+-[0-9]+$/;
+
+/**
+ * Lets `deliver` decide when (and whether) each broadcast reaches the
+ * sockets for which `lookup` gives a gate; other sockets are served as
+ * before. Relies on socket-io-adapter 2.5's `Adapter#broadcast`, which
+ * calls `this._encode(packet)` and then `this.apply(opts, write)` at once.
+ */
+export function hookLocalDelivery<G>(adapter: object, lookup: (socketId: string) => G | undefined, deliver: (gate: G, delivery: LocalDelivery) => void): void {
+  const target = adapter as DeliveringAdapter;
+  if (typeof target._encode !== 'function' || typeof target.apply !== 'function') {
+    throw new Error('the Socket.IO adapter has no _encode/apply: socket.io-adapter changed');
+  }
+  const encode = target._encode.bind(adapter);
+  const apply = target.apply.bind(adapter);
+  let encoding: AdapterPacket | undefined;
+  target._encode = (packet, packetOpts) => {
+    encoding = packet;
+    return encode(packet, packetOpts);
+  };
+  target.apply = (opts, callback) => {
+    const packet = encoding;
+    encoding = undefined;
+    if (packet === undefined) return apply(opts, callback);
+    const last = packet.type === EVENT_PACKET && packet.id === undefined ? packet.data?.[packet.data.length - 1] : undefined;
+    const offset = typeof last === 'string' && STREAM_OFFSET.test(last) ? last : undefined;
+    apply(opts, (socket) => {
+      const gate = lookup(socket.id);
+      if (gate === undefined) return callback(socket);
+      deliver(gate, {
+        offset,
+        rooms: opts.rooms,
+        except: opts.except ?? new Set(),
+        send: () => {
+          if (socket.connected) callback(socket);
+        },
+      });
+    });
+  };
+}
+
+/** Sends one event packet (`[event, ...args, offset]`) to `socket` as the adapter would (`Socket#packet`). */
+export function sendEvent(socket: Socket, data: unknown[]): void {
+  (socket as unknown as { packet(packet: AdapterPacket): void }).packet({ type: EVENT_PACKET, data });
+}
+
+/** A session as the Streams adapter saves it (`persistSession`: msgpack, base64), ready to restore. */
+export function decodeSession(raw: string): RestoredSession & { missedPackets: unknown[][] } {
+  const session = msgpackDecode(Buffer.from(raw, 'base64')) as { sid?: unknown; pid?: unknown; rooms?: unknown; data?: unknown };
+  if (typeof session.sid !== 'string' || typeof session.pid !== 'string' || !Array.isArray(session.rooms)) {
+    throw new Error('a saved session of an unknown shape');
+  }
+  return { sid: session.sid, pid: session.pid, rooms: session.rooms as string[], data: session.data, missedPackets: [] };
+}
+
+/** A broadcast read from the stream: its namespace, its packet, its rooms. */
+export interface StreamBroadcast {
+  readonly nsp: string;
+  readonly packet: { readonly data: unknown[] };
+  readonly opts: { readonly rooms?: readonly string[]; readonly except?: readonly string[] };
+}
+
+/** Decodes one stream entry's fields with the Streams adapter's own `decode`; undefined unless it is a broadcast. */
+export function decodeStreamMessage(adapter: object, fields: readonly string[]): StreamBroadcast | undefined {
+  const raw: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) raw[fields[i] as string] = fields[i + 1] as string;
+  if (raw.type !== String(ADAPTER_BROADCAST)) return undefined;
+  try {
+    const decode = (adapter.constructor as unknown as { decode(raw: Record<string, string>): { nsp: string; data?: { packet?: { data?: unknown }; opts?: StreamBroadcast['opts']; requestId?: string } } }).decode;
+    const message = decode(raw);
+    const data = message.data;
+    if (!data || data.requestId !== undefined || !Array.isArray(data.packet?.data)) return undefined;
+    return { nsp: message.nsp, packet: { data: data.packet.data as unknown[] }, opts: data.opts ?? {} };
+  } catch {
+    return undefined;
+  }
 }
