@@ -9,7 +9,7 @@ import { format } from 'node:util';
 import { after, describe, it, type TestContext } from 'node:test';
 import createDebug from 'debug';
 import { Redis } from 'ioredis';
-import { request, startBroker } from './helpers/broker.ts';
+import { request, spawnBroker, startBroker } from './helpers/broker.ts';
 import { closeAll, connect, flush, type Generation, type TestClient } from './helpers/clients.ts';
 import { parseMetrics } from './helpers/metrics.ts';
 import { RedisServer, redisMissing } from './helpers/redis.ts';
@@ -255,5 +255,34 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     assert.equal(node.cluster.undelivered, 5);
     thaw();
     assert.equal(logged.filter((line) => line.includes('5 held events delivered to this node')).length, 1, logged.join('\n'));
+  });
+
+  it('hands its sessions over on SIGTERM (its 4.x clients recover on another node without loss), not on SIGKILL (they start afresh)', async () => {
+    const redis = await RedisServer.start();
+    const other = await startBroker({ redisUrl: redis.url });
+    const publisher = await open('v4', other.url);
+    const outcomes: Record<string, { recovered: boolean; seqs: number[] }> = {};
+    for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+      const leaving = spawnBroker({ REDIS_URL: redis.url });
+      const url = await leaving.ready;
+      const client = await connect('v4', url, { transports: ['websocket'], reconnection: false });
+      clients.push(client);
+      assert.equal(await client.ack('join', 'support'), true);
+      const tag = signal;
+      assert.deepEqual(await publisher.ack('report_ops', { tag, n: 0 }), { ok: true, rooms: 1 });
+      await client.receive('report_ops', 1);
+      const gone = new Promise((resolve) => client.raw.on('disconnect', resolve));
+      leaving.child.kill(signal);
+      await gone;
+      await leaving.exited;
+      for (let n = 1; n <= 10; n++) assert.deepEqual(await publisher.ack('report_ops', { tag, n }), { ok: true, rooms: 1 });
+      (client.raw.io as { uri: string }).uri = other.url;
+      const welcomed = client.next('welcome');
+      (client.raw as unknown as { connect(): void }).connect();
+      await welcomed;
+      outcomes[signal] = { recovered: client.raw.recovered === true, seqs: (client.payloads('report_ops') as { n: number }[]).map((p) => p.n) };
+    }
+    assert.deepEqual(outcomes.SIGTERM, { recovered: true, seqs: range(0, 11) }, 'SIGTERM: saved sessions, every missed event once, in order');
+    assert.deepEqual(outcomes.SIGKILL, { recovered: false, seqs: [0] }, 'SIGKILL: no session saved, a fresh one');
   });
 });
