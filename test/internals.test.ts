@@ -52,6 +52,10 @@ describe('internals the broker relies on', () => {
       after(() => admin.disconnect());
       assert.deepEqual(internalsProblems({ io: broker.io, clusterAdapter: true, redis: admin }), []);
       assert.equal(waitingSessions(broker.io), undefined, 'no session table on this node: they are in Redis');
+      // The ClusterAdapter calls doPublish synchronously inside emit: that is how an acknowledgement learns the outcome.
+      const outcome = broker.cluster.track(() => broker.io.to('nobody').emit('internals', 1));
+      assert.ok(outcome instanceof Promise, 'the publication is seen inside the emit');
+      assert.deepEqual(await outcome, { ok: true });
 
       // A session saved by the adapter reads back with its rooms.
       const client = await connect('v4', broker.url, { transports: ['websocket'], reconnection: false });

@@ -17,6 +17,10 @@
  *   consumer guard.
  * - `ClusterAdapter#doPublish` and the Streams adapter's `restoreSession`
  *   ({@link hookAdapter}): the cluster's outage grace and refusal accounting.
+ *   `ClusterAdapter#broadcast` calls `doPublish` synchronously inside
+ *   `emit`: `Cluster#track` relies on it to tell a sender what became of
+ *   its event (if that changes, acknowledgements are sent at once again).
+ *   `restoreSession` is replaced by our own (src/cluster/recovery.ts).
  * - `MessageType.BROADCAST` of socket.io-adapter ({@link ADAPTER_BROADCAST}).
  * - socket.io-adapter's `Adapter#_encode` and `Adapter#apply`, and
  *   `Socket#packet` ({@link hookLocalDelivery}, {@link sendEvent}): exact
