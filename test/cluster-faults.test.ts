@@ -5,6 +5,7 @@
  * noeviction), and a node stopping while its events are held for Redis.
  */
 import assert from 'node:assert/strict';
+import { createServer, connect as tcpConnect, type Socket as TcpSocket } from 'node:net';
 import { format } from 'node:util';
 import { after, describe, it, type TestContext } from 'node:test';
 import createDebug from 'debug';
@@ -13,6 +14,7 @@ import { request, spawnBroker, startBroker } from './helpers/broker.ts';
 import { closeAll, connect, flush, type Generation, type TestClient } from './helpers/clients.ts';
 import { parseMetrics } from './helpers/metrics.ts';
 import { RedisServer, redisMissing } from './helpers/redis.ts';
+import { StartError } from '../src/server.ts';
 
 /** Polls `check` until it is true; fails naming `what` after `ms` (a liveness bound, not a performance target). */
 async function until(check: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
@@ -68,6 +70,39 @@ function captureLog(t: TestContext): string[] {
     createDebug.enable(wasEnabled);
   });
   return logged;
+}
+
+/**
+ * A TCP relay to `port` that passes everything, until a client sends `trigger`
+ * (as RESP: `$<n>\r\n<trigger>`): from then on, Redis's replies on that
+ * connection are no longer passed on (a partition right after it), while
+ * other connections go on. Resolves with the relay's port.
+ */
+async function stallingRelay(port: number, trigger: string): Promise<{ port: number; stalled: () => boolean }> {
+  let stalled = false;
+  const sockets: TcpSocket[] = [];
+  const server = createServer((client) => {
+    const upstream = tcpConnect(port, '127.0.0.1');
+    sockets.push(client, upstream);
+    let cut = false;
+    client.on('data', (chunk) => {
+      if (chunk.toString('latin1').toLowerCase().includes(`\r\n${trigger.toLowerCase()}\r\n`)) cut = stalled = true;
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk) => {
+      if (!cut) client.write(chunk);
+    });
+    for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
+      a.on('error', () => b.destroy());
+      a.on('close', () => b.destroy());
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  after(() => {
+    for (const socket of sockets) socket.destroy();
+    server.close();
+  });
+  return { port: (server.address() as { port: number }).port, stalled: () => stalled };
 }
 
 const seqs = (r: TestClient, event = 'call'): number[] => (r.payloads(event) as { seq: number }[]).map((p) => p.seq);
@@ -284,5 +319,18 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     }
     assert.deepEqual(outcomes.SIGTERM, { recovered: true, seqs: range(0, 11) }, 'SIGTERM: saved sessions, every missed event once, in order');
     assert.deepEqual(outcomes.SIGKILL, { recovered: false, seqs: [0] }, 'SIGKILL: no session saved, a fresh one');
+  });
+
+  it('fails the start within REDIS_CONNECT_TIMEOUT when Redis stops answering between ready and the route table', { timeout: 30_000 }, async () => {
+    const redis = await RedisServer.start();
+    const relay = await stallingRelay(redis.port, 'MULTI');
+    const started = Date.now();
+    await assert.rejects(
+      startBroker({ redisUrl: `redis://127.0.0.1:${relay.port}`, redisConnectTimeoutMs: 2_000 }),
+      (error: Error) => error instanceof StartError && /timed out loading the route table within 2 s/.test(error.message),
+    );
+    assert.ok(relay.stalled(), 'the route load was sent, and its answer held back');
+    const took = Date.now() - started;
+    assert.ok(took < 15_000, `gave up after ${took} ms`);
   });
 });
