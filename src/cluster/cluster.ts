@@ -1,14 +1,20 @@
 /**
  * Several brokers as one (SPEC section 8): the Socket.IO Redis Streams adapter
  * carries every event to every node, the route table is kept the same
- * everywhere ({@link RouteSync}), and Redis outages are handled by
- * {@link OutageGrace}. Without `REDIS_URL`, nothing of this runs and the
- * broker is one process with the in-memory adapter.
+ * everywhere ({@link RouteSync}), Redis outages are handled by
+ * {@link OutageGrace}, a Redis that stops answering is noticed by
+ * {@link Liveness}, writes Redis refuses are counted by {@link WriteRefusals},
+ * and recovered sessions are restored exactly by {@link ExactRecovery}.
+ * Without `REDIS_URL`, nothing of this runs and the broker is one process with
+ * the in-memory adapter.
  *
  * What it tells the rest of the broker (for `/health`, metrics, logs) is
- * small: {@link Cluster.state} (`'off' | 'up' | 'down'`), and two events,
- * `state` when it changes and `undelivered` with how many more events reached
- * only this node's clients because Redis was down past the grace.
+ * small: {@link Cluster.state} (`'off' | 'up' | 'degraded' | 'down'`), three
+ * events (`state` when it changes, `undelivered` with how many more events
+ * reached only this node's clients, `refused` for each write Redis refused),
+ * {@link Cluster.track} for acknowledgements that say whether Redis took an
+ * event or a route change, and {@link Cluster.drain} for a shutdown that
+ * drops nothing.
  */
 import { EventEmitter } from 'node:events';
 import { createAdapter } from '@socket.io/redis-streams-adapter';
