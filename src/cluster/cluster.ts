@@ -441,7 +441,11 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
     if (liveness) liveness.probeWrites = false;
     update();
   });
-  liveness?.on('writable', () => refusals.accepted());
+  // A probe taken ends an episode of refusals that concern every write (memory, replica, disk); an
+  // 'other' refusal may concern the stream alone (WRONGTYPE...): only an event written ends it.
+  liveness?.on('writable', () => {
+    if (refusals.reason !== 'other') refusals.accepted();
+  });
   liveness?.on('hung', update);
   liveness?.on('answering', update);
   client.on('close', () => {

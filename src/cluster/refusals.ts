@@ -76,11 +76,16 @@ export interface WriteRefusalsEvents {
  */
 export class WriteRefusals extends EventEmitter<WriteRefusalsEvents> {
   readonly #counts = new Map<RefusalReason, number>();
-  #episode: { since: number; refused: number } | undefined;
+  #episode: { since: number; refused: number; reason: RefusalReason } | undefined;
 
   /** True between the first refusal and the next write Redis takes. */
   get refusing(): boolean {
     return this.#episode !== undefined;
+  }
+
+  /** Why the current episode began; undefined outside one. */
+  get reason(): RefusalReason | undefined {
+    return this.#episode?.reason;
   }
 
   /** Writes refused since start, by reason. */
@@ -92,7 +97,7 @@ export class WriteRefusals extends EventEmitter<WriteRefusalsEvents> {
   refused(reason: RefusalReason, message: string): void {
     this.#counts.set(reason, (this.#counts.get(reason) ?? 0) + 1);
     if (this.#episode === undefined) {
-      this.#episode = { since: Date.now(), refused: 0 };
+      this.#episode = { since: Date.now(), refused: 0, reason };
       this.emit('refusing', reason, message);
     }
     this.#episode.refused++;
