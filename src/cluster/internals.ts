@@ -211,7 +211,13 @@ const STREAM_OFFSET = /^[0-9]+-[0-9]+$/;
  * before. Relies on socket-io-adapter 2.5's `Adapter#broadcast`, which
  * calls `this._encode(packet)` and then `this.apply(opts, write)` at once.
  */
-export function hookLocalDelivery<G>(adapter: object, lookup: (socketId: string) => G | undefined, deliver: (gate: G, delivery: LocalDelivery) => void): void {
+export function hookLocalDelivery<G>(
+  adapter: object,
+  lookup: (socketId: string) => G | undefined,
+  deliver: (gate: G, delivery: LocalDelivery) => void,
+  /** False when no socket has a gate: broadcasts then go through untouched. */
+  active: () => boolean,
+): void {
   const target = adapter as DeliveringAdapter;
   if (typeof target._encode !== 'function' || typeof target.apply !== 'function') {
     throw new Error('the Socket.IO adapter has no _encode/apply: socket.io-adapter changed');
@@ -226,7 +232,7 @@ export function hookLocalDelivery<G>(adapter: object, lookup: (socketId: string)
   target.apply = (opts, callback) => {
     const packet = encoding;
     encoding = undefined;
-    if (packet === undefined) return apply(opts, callback);
+    if (packet === undefined || !active()) return apply(opts, callback);
     const last = packet.type === EVENT_PACKET && packet.id === undefined ? packet.data?.[packet.data.length - 1] : undefined;
     const offset = typeof last === 'string' && STREAM_OFFSET.test(last) ? last : undefined;
     apply(opts, (socket) => {

@@ -54,8 +54,8 @@ export const MAX_HELD_EVENTS = 20_000;
 const HIGH_WATER_BYTES = 1 << 20;
 /** How often a catch-up checks whether the connection drained, in ms. */
 const DRAIN_POLL_MS = 5;
-/** A restored socket that never connects (refused by a middleware) is forgotten after this, in ms. */
-const CONNECT_WAIT_MS = 30_000;
+/** A restored socket that never connects (refused by a middleware, closed at once) is forgotten, and its slot freed, after this, in ms. */
+const CONNECT_WAIT_MS = 10_000;
 /** A stream offset, `<ms>-<seq>`. */
 const OFFSET = /^[0-9]+-[0-9]+$/;
 
@@ -114,7 +114,12 @@ export class ExactRecovery {
     this.#nsp = nsp;
     this.#adapter = adapter;
     this.#options = options;
-    hookLocalDelivery(adapter, (socketId) => this.#gates.get(socketId), (gate, delivery) => this.#deliver(gate as Gate, delivery));
+    hookLocalDelivery(
+      adapter,
+      (socketId) => this.#gates.get(socketId),
+      (gate, delivery) => this.#deliver(gate, delivery),
+      () => this.#gates.size > 0,
+    );
     nsp.on('connection', (socket: Socket) => {
       const gate = this.#gates.get(socket.id);
       if (gate === undefined) return;
