@@ -15,6 +15,7 @@ import { closeAll, connect, flush, type Generation, type TestClient } from './he
 import { parseMetrics } from './helpers/metrics.ts';
 import { RedisServer, redisMissing } from './helpers/redis.ts';
 import { StartError } from '../src/server.ts';
+import { MAX_CONCURRENT_RESTORES } from '../src/cluster/recovery.ts';
 
 /** Polls `check` until it is true; fails naming `what` after `ms` (a liveness bound, not a performance target). */
 async function until(check: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
@@ -332,5 +333,44 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     assert.ok(relay.stalled(), 'the route load was sent, and its answer held back');
     const took = Date.now() - started;
     assert.ok(took < 15_000, `gave up after ${took} ms`);
+  });
+
+  it(`gives a fresh session to a client beyond the ${MAX_CONCURRENT_RESTORES} restores a node runs at once`, { timeout: 60_000 }, async () => {
+    const redis = await RedisServer.start();
+    const { admin, freeze, thaw } = await control(redis);
+    // A long REDIS_TIMEOUT: the frozen Redis is not seen as down, so restores wait for it.
+    const node = await startBroker({ redisUrl: redis.url, redisTimeoutMs: 60_000 });
+    const publisher = await open('v4', node.url);
+    const count = MAX_CONCURRENT_RESTORES + 1;
+    const subscribers: TestClient[] = [];
+    for (let i = 0; i < count; i++) {
+      const client = await connect('v4', node.url, { transports: ['websocket'], reconnection: false });
+      clients.push(client);
+      assert.equal(await client.ack('join', 'calls'), true);
+      subscribers.push(client);
+    }
+    assert.deepEqual(await publisher.ack('call', { seq: 0 }), { ok: true, rooms: 1 });
+    for (const s of subscribers) await s.receive('call', 1);
+    const pids = subscribers.map((s) => (s.raw as unknown as { _pid: string })._pid);
+    const gone = subscribers.map((s) => new Promise((resolve) => s.raw.on('disconnect', resolve)));
+    for (const s of subscribers) (s.raw.io as { engine: { close(): void } }).engine.close();
+    await Promise.all(gone);
+    await until(async () => (await Promise.all(pids.map((p) => admin.exists(`spicy-action:session:${p}`)))).every((n) => n === 1), 'sessions saved');
+    assert.deepEqual(await publisher.ack('call', { seq: 1 }), { ok: true, rooms: 1 });
+
+    freeze();
+    const connected = (s: TestClient): boolean => s.raw.connected;
+    for (const s of subscribers) (s.raw as unknown as { connect(): void }).connect();
+    // The restores wait for the frozen Redis; the one past the limit is answered at once, with a fresh session.
+    await until(() => subscribers.some(connected), 'the client past the limit is let in');
+    thaw();
+    await until(() => subscribers.every(connected), 'every client back');
+    const fresh = subscribers.filter((s) => !s.raw.recovered);
+    assert.equal(fresh.length, 1, 'one fresh session');
+    for (const s of subscribers.filter((c) => c.raw.recovered)) {
+      await s.receive('call', 2);
+      assert.deepEqual(seqs(s), [0, 1]);
+    }
+    assert.deepEqual(seqs(fresh[0]!), [0], 'the fresh session did not get the missed event');
   });
 });
