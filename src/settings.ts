@@ -24,7 +24,7 @@ export interface Settings {
   readonly redisConnectTimeoutMs: number;
   /** How long (ms) a Redis outage may delay events before nodes serve only their own clients. */
   readonly redisOutageGraceMs: number;
-  /** How long (ms) Redis may leave a command or a PING unanswered before it is taken as down (a hung process or a partition). */
+  /** How long (ms) Redis may leave a watchdog PING unanswered before it is taken as down (a hung process or a partition); 0: no watchdog. */
   readonly redisTimeoutMs: number;
   /** How long (ms) a 4.x client may stay away and still recover missed events; 0 turns recovery off. */
   readonly recoveryWindowMs: number;
