@@ -8,6 +8,7 @@ import { ReplyError } from 'ioredis';
 import { MissedClusterError, OutageGrace } from '../src/cluster/outage-grace.ts';
 import { compareOffsets } from '../src/cluster/recovery.ts';
 import { causeOf, refusalReason, WriteRefusals } from '../src/cluster/refusals.ts';
+import { DEFAULT_SETTINGS, loadSettings } from '../src/settings.ts';
 
 describe('refused writes', () => {
   it('reads the reason from the error reply, and nothing from a lost connection', () => {
@@ -74,5 +75,15 @@ describe('the grace at shutdown', () => {
     // After close, an event is released at once.
     await assert.rejects(grace.publish('event', () => Promise.resolve('late')), MissedClusterError);
     assert.equal(counted, 4);
+  });
+});
+
+describe('REDIS_TIMEOUT', () => {
+  it('is 5 s by default, read from the variable or the flag, and 0 turns the watchdog off', () => {
+    assert.equal(DEFAULT_SETTINGS.redisTimeoutMs, 5_000);
+    assert.equal(loadSettings([], { REDIS_TIMEOUT: '2s' }).redisTimeoutMs, 2_000);
+    assert.equal(loadSettings(['--redis-timeout', '750ms'], { REDIS_TIMEOUT: '2s' }).redisTimeoutMs, 750);
+    assert.equal(loadSettings(['--redis-timeout=0'], {}).redisTimeoutMs, 0);
+    assert.throws(() => loadSettings(['--redis-timeout', 'soon'], {}), /--redis-timeout/);
   });
 });
