@@ -233,8 +233,9 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
   // refusing writes, must not become an unhandled rejection that stops the process.
   catchFireAndForget(client, ['set', 'publish'], (command, error) => {
     const reason = refusalReason(error);
+    // A refusal is logged once per episode (below), not once per write.
     if (reason) refusals.refused(reason, error.message);
-    debug('%s failed: %s', command, error.message);
+    else debug('%s failed: %s', command, error.message);
   });
   let lastError = '';
   let connected = false;

@@ -132,7 +132,7 @@ export class RouteSync {
       // Not in the log, so it will not come back: stop waiting for it, and undo it unless a later change of ours is coming.
       if (this.#settle(event) > 0 || this.#closed) return;
       this.#revert(event);
-      debug('Redis refused the route of %s (%s): back to the route the cluster has', event, failure.message);
+      debug('could not write the route of %s to Redis (%s): back to the route the cluster has', event, failure.message);
     });
   };
 
