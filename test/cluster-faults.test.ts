@@ -13,7 +13,7 @@ import { Redis } from 'ioredis';
 import { request, spawnBroker, startBroker } from './helpers/broker.ts';
 import { closeAll, connect, flush, type Generation, type TestClient } from './helpers/clients.ts';
 import { parseMetrics } from './helpers/metrics.ts';
-import { RedisServer, redisMissing } from './helpers/redis.ts';
+import { freePort, RedisServer, redisMissing } from './helpers/redis.ts';
 import { StartError } from '../src/server.ts';
 import { MAX_CONCURRENT_RESTORES } from '../src/cluster/recovery.ts';
 
@@ -238,6 +238,30 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     assert.equal(starts.filter((line) => line.includes('oom')).length, starts.length);
     assert.equal(ends.length, starts.length, `each episode's end is told once:\n${logged.join('\n')}`);
     assert.ok(logged.length < 20, `a few lines per episode, not one per write:\n${logged.join('\n')}`);
+  });
+
+  it('treats a Redis turned read-only replica (READONLY) the same way, and recovers when it is a master again', async () => {
+    const redis = await RedisServer.start();
+    const { admin } = await control(redis);
+    const node = await startBroker({ redisUrl: redis.url, redisTimeoutMs: 500 });
+    const subscriber = await open('v4', node.url);
+    assert.equal(await subscriber.ack('join', 'calls'), true);
+    const publisher = await open('v4', node.url);
+    // A replica of a master that is not there: it keeps its data and answers reads, and refuses writes.
+    const nowhere = await freePort();
+    await admin.call('REPLICAOF', '127.0.0.1', String(nowhere));
+    const answer = await publisher.ack<{ ok: boolean; error?: string }>('call', { seq: 0 });
+    assert.equal(answer.ok, false);
+    assert.match(answer.error ?? '', /READONLY/);
+    await subscriber.receive('call', 1);
+    assert.equal((await request(`${node.url}/health`)).body.redis, 'degraded');
+    const metrics = parseMetrics((await request(`${node.url}/metrics`)).body as string);
+    assert.ok(metrics.value('spicy_action_cluster_refused_writes_total', { reason: 'readonly' }) >= 1);
+    await admin.call('REPLICAOF', 'NO', 'ONE');
+    await until(() => node.cluster.state === 'up', 'the node sees Redis take writes again');
+    assert.deepEqual(await publisher.ack('call', { seq: 1 }), { ok: true, rooms: 1 });
+    await subscriber.receive('call', 2);
+    assert.equal(node.cluster.undelivered, 1);
   });
 
   it('undoes a route change Redis refuses and answers register {ok:false}, so that no node keeps a route the others lack', async () => {
