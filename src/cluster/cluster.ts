@@ -42,6 +42,8 @@ const STREAM_NAME = `${REDIS_PREFIX}:events`;
 const SESSION_KEY_PREFIX = `${REDIS_PREFIX}:session:`;
 /** Longest wait for a session to be restored from Redis before the client gets a fresh one. */
 const RESTORE_TIMEOUT_MS = 5_000;
+/** Shortest time the route table is given to load once Redis is ready, whatever is left of REDIS_CONNECT_TIMEOUT. */
+const MIN_ROUTE_LOAD_MS = 1_000;
 /** Longest wait for pending commands to be written on shutdown. */
 const QUIT_TIMEOUT_MS = 2_000;
 
@@ -270,7 +272,9 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
   });
   try {
     // Redis lost (or hung) between ready and reply must not leave the node starting for ever.
-    await withDeadline(routeSync.start(), Math.max(0, deadline - Date.now()), `loading the route table within ${settings.redisConnectTimeoutMs / 1000} s`);
+    // A Redis that came up just before the deadline still gets a moment to answer.
+    const left = Math.max(MIN_ROUTE_LOAD_MS, deadline - Date.now());
+    await withDeadline(routeSync.start(), left, `loading the route table within ${settings.redisConnectTimeoutMs / 1000} s`);
   } catch (error) {
     routeSync.close();
     disconnectAll();
@@ -310,7 +314,7 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
       : undefined;
     hookAdapter(instance, {
       // Through the grace while Redis is down; refused writes counted, and told to the sender.
-      publish: (original, message) => publish(nsp, () => original(message), kindOf(message, nsp)),
+      publish: (original, message) => publish(() => original(message), kindOf(message, nsp)),
       // Never let a session restore wait for a lost Redis.
       restore: (original, pid, offset) => {
         if (cluster.state === 'down') return Promise.reject(new Error('Redis is down: no session to recover'));
@@ -322,7 +326,7 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
   };
 
   /** Writes one adapter message (through the grace), accounting for refusals. */
-  const publish = (_nsp: Namespace, write: () => Promise<string>, kind: PublicationKind): Promise<string> => {
+  const publish = (write: () => Promise<string>, kind: PublicationKind): Promise<string> => {
     const send = (): Promise<string> =>
       write().then(
         (offset) => {
