@@ -51,6 +51,14 @@ export interface BrokerOptions {
    * broker then turns it off by itself if it cannot see the waiting sessions.
    */
   readonly skipUnheard?: boolean;
+  /**
+   * On a cluster: runs `publish` (one emit to rooms) and returns what became
+   * of the event's publication to Redis, or undefined when it is not known.
+   * A sender's acknowledgement then waits for it, and says `{ok: false, error}`
+   * when the event reached this node's clients only (Redis refused it, or is
+   * down past the grace). Omitted (one process): acknowledgements are sent at once.
+   */
+  readonly track?: (publish: () => void) => Promise<PublicationOutcome> | undefined;
   /** Name and version told in `welcome`; this package's own by default. */
   readonly name?: string;
   readonly version?: string;
@@ -58,6 +66,9 @@ export interface BrokerOptions {
 
 /** What the broker and its HTTP route report, for observers (metrics, logs). */
 export type BrokerEvents = TelemetryEvents;
+
+/** What became of one event's publication to the cluster (see {@link BrokerOptions.track}). */
+export type PublicationOutcome = { readonly ok: true } | { readonly ok: false; readonly error: string };
 
 type AckFn = (answer: unknown) => void;
 /** Control events whose acknowledgement is a boolean (docs/protocol.md). */
@@ -86,12 +97,14 @@ export class Broker {
   readonly #heard: ((rooms: readonly string[]) => boolean) | undefined;
   /** What others and the logs see of a socket instead of its id. */
   readonly #publicIds = new PublicIds();
+  readonly #track: BrokerOptions['track'];
   #closed = false;
 
   constructor(io: BrokerServer, options: BrokerOptions = {}) {
     this.#io = io;
     this.#recovery = recoveryEnabled(io);
     this.#heard = options.skipUnheard ? hearing(io, this.#recovery) : undefined;
+    this.#track = options.track;
     this.buses = options.buses ?? DEFAULT_BUSES;
     this.limits = brokerLimits(options.limits);
     this.telemetry = options.telemetry ?? new Telemetry();
@@ -210,7 +223,11 @@ export class Broker {
       if (deep) return this.#refuse(socket, event, ack, deep, BOOLEAN_ACK_EVENTS.has(event));
       const control = this.#controls.get(event);
       if (control) return control(socket, args, ack, event);
-      const targets = this.route(event, args);
+      // On a cluster, an acknowledgement waits to learn whether Redis took the event.
+      const routed: { targets?: Targets } = {};
+      const outcome = ack && this.#track ? this.#track(() => (routed.targets = this.route(event, args))) : undefined;
+      if (!(ack && this.#track)) routed.targets = this.route(event, args);
+      const { targets } = routed;
       if (targets === undefined) {
         this.telemetry.unrouted(event);
         ack?.({ ok: false, error: `no route for "${event}"` });
@@ -219,7 +236,9 @@ export class Broker {
       if (targets.overflow > 0) {
         this.telemetry.refused(event, { reason: 'in_overflow', error: `${targets.overflow} _in rooms past the limit of ${this.limits.maxInRooms} were ignored` });
       }
-      ack?.({ ok: true, rooms: targets.rooms.length });
+      const rooms = targets.rooms.length;
+      if (outcome === undefined) ack?.({ ok: true, rooms });
+      else void outcome.then((result) => ack?.(result.ok ? { ok: true, rooms } : { ok: false, error: result.error }));
     } catch (error) {
       // A bug of ours must not stop the broker or leave the client waiting.
       debug('failure handling %s from %s: %s', event, this.publicId(socket), (error as Error).stack);
@@ -299,11 +318,16 @@ export class Broker {
   };
 
   // `register {event, default_room}`: servers declaring the events they emit.
+  // On a cluster, the acknowledgement waits for Redis to take the change (a refused change is undone).
   readonly #register: Control = (socket, [request], ack) => {
-    const result = this.routes.register(request);
+    const registered: { result?: ReturnType<RouteTable['register']> } = {};
+    const outcome = ack && this.#track ? this.#track(() => (registered.result = this.routes.register(request))) : undefined;
+    const result = registered.result ?? this.routes.register(request);
     if (!result.ok) return this.#refuse(socket, 'register', ack, result);
     debug('%s registered %s → %s', this.publicId(socket), result.event, result.bus ?? '(_in only)');
-    ack?.({ ok: true, event: result.event, bus: result.bus });
+    const answer = { ok: true, event: result.event, bus: result.bus };
+    if (outcome === undefined) ack?.(answer);
+    else void outcome.then((written) => ack?.(written.ok ? answer : { ok: false, error: written.error }));
   };
 }
 

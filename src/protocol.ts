@@ -182,5 +182,10 @@ export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** The cluster's link to Redis, as `/health` and the metrics tell it: no Redis configured, reachable, or not. */
-export type RedisState = 'off' | 'up' | 'down';
+/**
+ * The cluster's link to Redis, as `/health` and the metrics tell it: no Redis
+ * configured, reachable, reachable but refusing writes (OOM, READONLY,
+ * MISCONF: events reach this node's clients only), or not reachable (closed,
+ * or not answering within REDIS_TIMEOUT).
+ */
+export type RedisState = 'off' | 'up' | 'degraded' | 'down';

@@ -237,6 +237,15 @@ export class RouteTable {
     }
   }
 
+  /**
+   * Removes a route without telling the listeners: for undoing a change that
+   * never reached the cluster (Redis refused it). Returns false when absent.
+   */
+  unset(event: string): boolean {
+    this.#stamps.delete(event);
+    return this.#routes.delete(event);
+  }
+
   /** Calls `listener` after every addition or replacement; returns a function that stops it. */
   onChange(listener: (change: RouteChange) => void): () => void {
     this.#listeners.add(listener);

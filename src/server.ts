@@ -196,6 +196,8 @@ function assemble(
     routes,
     // One process sees every socket and every session kept for recovery; a cluster node does not.
     skipUnheard: settings.redisUrl === undefined,
+    // On a cluster, a sender's acknowledgement says whether Redis took its event.
+    track: cluster.state === 'off' ? undefined : (publish) => cluster.track(publish),
     limits: settings,
     telemetry,
     // Pushes come from servers, never from a web page: a browser's Origin not listed is refused.
@@ -232,9 +234,12 @@ function assemble(
         health.stopping();
         slowConsumers.close();
         broker.close();
+        // Events held for Redis reach this node's clients before they go (counted as undelivered).
         // io.close() disconnects every socket, then closes the HTTP server; Redis goes last.
-        void io.close(() => void cluster.close().finally(resolve));
-        httpServer.closeAllConnections();
+        void cluster.drain().then(() => {
+          void io.close(() => void cluster.close().finally(resolve));
+          httpServer.closeAllConnections();
+        });
       });
       return closing;
     },

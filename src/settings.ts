@@ -26,6 +26,8 @@ export interface Settings extends Limits {
   readonly redisConnectTimeoutMs: number;
   /** How long (ms) a Redis outage may delay events before nodes serve only their own clients. */
   readonly redisOutageGraceMs: number;
+  /** How long (ms) Redis may leave a watchdog PING unanswered before it is taken as down (a hung process or a partition); 0: no watchdog. */
+  readonly redisTimeoutMs: number;
   /** How long (ms) a 4.x client may stay away and still recover missed events; 0 turns recovery off. */
   readonly recoveryWindowMs: number;
   /** Approximate number of entries the Redis stream keeps (the recovery backlog of the cluster). */
@@ -63,6 +65,7 @@ export const DEFAULT_SETTINGS: Settings = Object.freeze({
   redisUrl: undefined,
   redisConnectTimeoutMs: 30_000,
   redisOutageGraceMs: 30_000,
+  redisTimeoutMs: 5_000,
   recoveryWindowMs: 120_000,
   streamMaxLen: 100_000,
   token: undefined,
@@ -140,6 +143,7 @@ const SETTINGS: readonly SettingSpec<keyof Settings>[] = [
   { key: 'redisUrl', env: 'REDIS_URL', flag: '--redis', read: redisUrl, shown: 'unset (one process, in memory)', help: 'redis:// or rediss:// URL of the Redis the cluster shares' },
   { key: 'redisConnectTimeoutMs', env: 'REDIS_CONNECT_TIMEOUT', flag: '--redis-connect-timeout', read: duration, help: 'how long an unreachable Redis is retried at start-up' },
   { key: 'redisOutageGraceMs', env: 'REDIS_OUTAGE_GRACE', flag: '--redis-outage-grace', read: duration, help: 'how long a Redis outage may delay events before each node serves only its own clients' },
+  { key: 'redisTimeoutMs', env: 'REDIS_TIMEOUT', flag: '--redis-timeout', read: duration, help: 'how long Redis may leave a PING unanswered before it counts as down; 0 turns the watchdog off' },
   { key: 'recoveryWindowMs', env: 'RECOVERY_WINDOW', flag: '--recovery-window', read: duration, help: 'how long a 4.x client may stay away and still recover missed events; 0 turns recovery off' },
   { key: 'streamMaxLen', env: 'REDIS_STREAM_MAXLEN', flag: '--redis-stream-maxlen', read: integer(1_000, 1e9), help: "entries the Redis event stream keeps (the cluster's recovery backlog)" },
   { key: 'token', env: 'BROKER_TOKEN', flag: '--token', read: text, shown: 'unset (no check)', help: 'shared secret every client and HTTP request must present (/health excepted)' },

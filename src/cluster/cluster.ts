@@ -1,14 +1,20 @@
 /**
  * Several brokers as one (SPEC section 8): the Socket.IO Redis Streams adapter
  * carries every event to every node, the route table is kept the same
- * everywhere ({@link RouteSync}), and Redis outages are handled by
- * {@link OutageGrace}. Without `REDIS_URL`, nothing of this runs and the
- * broker is one process with the in-memory adapter.
+ * everywhere ({@link RouteSync}), Redis outages are handled by
+ * {@link OutageGrace}, a Redis that stops answering is noticed by
+ * {@link Liveness}, writes Redis refuses are counted by {@link WriteRefusals},
+ * and recovered sessions are restored exactly by {@link ExactRecovery}.
+ * Without `REDIS_URL`, nothing of this runs and the broker is one process with
+ * the in-memory adapter.
  *
  * What it tells the rest of the broker (for `/health`, metrics, logs) is
- * small: {@link Cluster.state} (`'off' | 'up' | 'down'`), and two events,
- * `state` when it changes and `undelivered` with how many more events reached
- * only this node's clients because Redis was down past the grace.
+ * small: {@link Cluster.state} (`'off' | 'up' | 'degraded' | 'down'`), three
+ * events (`state` when it changes, `undelivered` with how many more events
+ * reached only this node's clients, `refused` for each write Redis refused),
+ * {@link Cluster.track} for acknowledgements that say whether Redis took an
+ * event or a route change, and {@link Cluster.drain} for a shutdown that
+ * drops nothing.
  */
 import { EventEmitter } from 'node:events';
 import { createAdapter } from '@socket.io/redis-streams-adapter';
@@ -17,8 +23,12 @@ import { Redis } from 'ioredis';
 import type { Namespace, ServerOptions } from 'socket.io';
 import type { Buses } from '../buses.ts';
 import type { Settings } from '../settings.ts';
-import { OutageGrace, type PublicationKind } from './outage-grace.ts';
+import { ADAPTER_BROADCAST, catchFireAndForget, hookAdapter, keepDuplicates, recoveryOptions, type ClusterMessage } from './internals.ts';
+import { Liveness } from './liveness.ts';
+import { MissedClusterError, OutageGrace, type PublicationKind } from './outage-grace.ts';
 import type { RedisState } from '../protocol.ts';
+import { ExactRecovery } from './recovery.ts';
+import { refusalReason, WriteRefusals, type RefusalReason } from './refusals.ts';
 import type { RouteTable } from '../routes.ts';
 import { RouteSync } from './route-sync.ts';
 
@@ -26,19 +36,53 @@ const debug = createDebug('spicy-action:cluster');
 
 /** Prefix of every Redis key and channel the broker uses. */
 export const REDIS_PREFIX = 'spicy-action';
+/** The stream every event of the cluster is written to. */
+const STREAM_NAME = `${REDIS_PREFIX}:events`;
+/** Where disconnected sockets' sessions wait for recovery. */
+const SESSION_KEY_PREFIX = `${REDIS_PREFIX}:session:`;
 /** Longest wait for a session to be restored from Redis before the client gets a fresh one. */
 const RESTORE_TIMEOUT_MS = 5_000;
+/** Shortest time the route table is given to load once Redis is ready, whatever is left of REDIS_CONNECT_TIMEOUT. */
+const MIN_ROUTE_LOAD_MS = 1_000;
 /** Longest wait for pending commands to be written on shutdown. */
 const QUIT_TIMEOUT_MS = 2_000;
-/** `MessageType.BROADCAST` of socket.io-adapter. */
-const BROADCAST = 3;
 
 /** What the cluster tells its observers. */
 export interface ClusterEvents {
-  /** The link to Redis changed: `'up'` or `'down'` (never emitted when Redis is `'off'`). */
+  /** The link to Redis changed: `'up'`, `'degraded'` (writes refused) or `'down'` (never emitted when Redis is `'off'`). */
   state: [state: RedisState];
-  /** `count` more events reached only this node's clients because Redis was down past the grace. */
+  /** `count` more events reached only this node's clients: Redis down past the grace, refusing writes, or the node stopping with events held. */
   undelivered: [count: number];
+  /** Redis refused one more write (an event, a session, a route change), for `reason`. */
+  refused: [reason: RefusalReason];
+}
+
+/**
+ * What became of one event's publication to the cluster, as the sender's
+ * acknowledgement tells it: `ok` when Redis took it, or holds it for the
+ * grace; not `ok` when it reached this node's clients only.
+ */
+export type PublishOutcome = { readonly ok: true } | { readonly ok: false; readonly error: string };
+
+/**
+ * An event Redis refused to write (OOM, READONLY, MISCONF...): it reached
+ * this node's clients only.
+ */
+export class RefusedWriteError extends Error {
+  override name = 'RefusedWriteError';
+  constructor(
+    readonly reason: RefusalReason,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The parts of a running cluster the {@link Cluster} object hands on. */
+interface ClusterLink {
+  readonly close: () => Promise<void>;
+  readonly drain: () => Promise<number>;
+  readonly refusals: WriteRefusals;
 }
 
 /**
@@ -49,18 +93,6 @@ export interface ClusterEvents {
  */
 export class ClusterStartError extends Error {
   override name = 'ClusterStartError';
-}
-
-/** The few fields of a cluster message the outage handling looks at. */
-interface PublishedMessage {
-  type: number;
-  data?: { requestId?: string; opts?: { rooms?: readonly string[] } };
-}
-
-/** The parts of the Streams adapter that are wrapped. */
-interface StreamsAdapter {
-  doPublish(message: PublishedMessage): Promise<string>;
-  restoreSession(pid: string, offset: string): Promise<unknown>;
 }
 
 /**
@@ -77,31 +109,75 @@ interface StreamsAdapter {
 export class Cluster extends EventEmitter<ClusterEvents> {
   #state: RedisState;
   #undelivered = 0;
-  readonly #close: () => Promise<void>;
+  readonly #link: ClusterLink | undefined;
+  /** The outcome of the event publication started inside {@link track}. */
+  #tracked: Promise<PublishOutcome> | undefined;
+  #tracking = false;
   /** The Socket.IO adapter to use; undefined for the in-memory one. */
   readonly adapter: ServerOptions['adapter'] | undefined;
 
   /** @internal use {@link startCluster}. */
-  constructor(state: RedisState, adapter?: ServerOptions['adapter'], close: () => Promise<void> = async () => {}) {
+  constructor(state: RedisState, adapter?: ServerOptions['adapter'], link?: ClusterLink) {
     super();
     this.#state = state;
     this.adapter = adapter;
-    this.#close = close;
+    this.#link = link;
   }
 
-  /** `'off'` without Redis; `'up'` or `'down'` with it. */
+  /** `'off'` without Redis; `'up'`, `'degraded'` (Redis refuses writes) or `'down'` with it. */
   get state(): RedisState {
     return this.#state;
   }
 
-  /** Events that reached only this node's clients because Redis was down past the grace, since start. */
+  /** Events that reached only this node's clients (Redis down past the grace, refusing writes, or held at shutdown), since start. */
   get undelivered(): number {
     return this.#undelivered;
   }
 
+  /** Writes Redis refused since start, by reason. */
+  get refusedWrites(): ReadonlyMap<RefusalReason, number> {
+    return this.#link?.refusals.counts ?? new Map();
+  }
+
+  /**
+   * Runs `publish` (which emits one event to rooms) and returns what became
+   * of that event's publication to the cluster, or undefined when it was not
+   * published to Redis (no cluster, nothing emitted). The promise never
+   * rejects, and settles within about REDIS_TIMEOUT: at once while Redis is
+   * down (the event is held, or past the grace reaches this node only).
+   *
+   * @example
+   * const outcome = cluster.track(() => io.to('calls').emit('call', call));
+   * (await outcome)?.ok; // false when Redis refused the write
+   */
+  track(publish: () => void): Promise<PublishOutcome> | undefined {
+    if (this.#link === undefined) {
+      publish();
+      return undefined;
+    }
+    this.#tracked = undefined;
+    this.#tracking = true;
+    try {
+      publish();
+      return this.#tracked;
+    } finally {
+      this.#tracking = false;
+      this.#tracked = undefined;
+    }
+  }
+
+  /**
+   * Call it before `io.close()`: releases the events held for Redis to this
+   * node's clients (while they are still connected), counting each as
+   * undelivered to the cluster; resolves with how many, once they are sent.
+   */
+  drain(): Promise<number> {
+    return this.#link?.drain() ?? Promise.resolve(0);
+  }
+
   /** Closes the Redis connections, once pending writes are sent (or after 2 s). Call it after `io.close()`. */
   close(): Promise<void> {
-    return this.#close();
+    return this.#link?.close() ?? Promise.resolve();
   }
 
   /** @internal */
@@ -115,6 +191,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   addUndelivered(count: number): void {
     this.#undelivered += count;
     this.emit('undelivered', count);
+  }
+
+  /** @internal the outcome of an event publication, kept if {@link track} is waiting for it. */
+  setOutcome(outcome: () => Promise<PublishOutcome>): void {
+    if (this.#tracking && this.#tracked === undefined) this.#tracked = outcome();
   }
 }
 
@@ -147,20 +228,17 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
   });
   // The adapter and the route log each read on a connection of their own: keep them, to close them.
   const connections: Redis[] = [client];
-  const duplicate = client.duplicate.bind(client);
-  client.duplicate = (override) => {
-    const connection = duplicate(override);
-    connections.push(connection);
-    return connection;
-  };
+  keepDuplicates(client, (connection) => connections.push(connection));
+  const refusals = new WriteRefusals();
   // The adapter fires these without handling their promise (SET saves a disconnected socket's
-  // session, PUBLISH carries cluster requests): a rejection, such as Redis gone at shutdown, must
-  // not become an unhandled rejection that stops the process.
-  for (const command of ['set', 'publish'] as const) {
-    const original = (client[command] as (...args: unknown[]) => Promise<unknown>).bind(client);
-    (client as unknown as Record<string, unknown>)[command] = (...args: unknown[]) =>
-      original(...args).catch((error: Error) => debug('%s failed: %s', command.toUpperCase(), error.message));
-  }
+  // session, PUBLISH carries cluster requests): a rejection, such as Redis gone at shutdown or
+  // refusing writes, must not become an unhandled rejection that stops the process.
+  catchFireAndForget(client, ['set', 'publish'], (command, error) => {
+    const reason = refusalReason(error);
+    // A refusal is logged once per episode (below), not once per write.
+    if (reason) refusals.refused(reason, error.message);
+    else debug('%s failed: %s', command, error.message);
+  });
   let lastError = '';
   let connected = false;
   client.on('error', (error: Error) => {
@@ -172,6 +250,7 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
     for (const connection of connections) connection.disconnect();
   };
 
+  const deadline = Date.now() + settings.redisConnectTimeoutMs;
   try {
     await waitReady(client, settings.redisConnectTimeoutMs, () => lastError, where);
   } catch (error) {
@@ -183,9 +262,19 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
 
   const routeReader = client.duplicate();
   routeReader.on('error', () => {}); // the main connection reports the same trouble
-  const routeSync = new RouteSync(routes, buses, client, routeReader, REDIS_PREFIX);
+  const routeSync = new RouteSync(routes, buses, client, routeReader, REDIS_PREFIX, {
+    // Called only for changes made once the cluster runs (the listener starts with the route table loaded).
+    outcome: (write) => cluster.setOutcome(() => routeOutcome(write)),
+    failed: (error) => {
+      const reason = refusalReason(error);
+      if (reason) refusals.refused(reason, error.message);
+    },
+  });
   try {
-    await routeSync.start();
+    // Redis lost (or hung) between ready and reply must not leave the node starting for ever.
+    // A Redis that came up just before the deadline still gets a moment to answer.
+    const left = Math.max(MIN_ROUTE_LOAD_MS, deadline - Date.now());
+    await withDeadline(routeSync.start(), left, `loading the route table within ${settings.redisConnectTimeoutMs / 1000} s`);
   } catch (error) {
     routeSync.close();
     disconnectAll();
@@ -196,73 +285,193 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
   const graceSeconds = settings.redisOutageGraceMs / 1000;
   let closing = false;
   let downSince = 0;
+  /** The main connection is closed (or not yet ready again). */
+  let closed = false;
+  /** Resolves the acknowledgements waiting for Redis when it is seen down: their events are held now. */
+  let onNextDown = signal();
+
+  const watchdog = settings.redisTimeoutMs > 0 ? client.duplicate({ enableOfflineQueue: false, connectionName: `${REDIS_PREFIX}:watchdog` }) : undefined;
+  watchdog?.on('error', () => {}); // the main connection reports the same trouble
+  const liveness = watchdog ? new Liveness(watchdog, settings.redisTimeoutMs, `${REDIS_PREFIX}:probe:${process.pid}:${Date.now()}`) : undefined;
 
   const streams = createAdapter(client, {
-    streamName: `${REDIS_PREFIX}:events`,
+    streamName: STREAM_NAME,
     maxLen: settings.streamMaxLen,
     channelPrefix: REDIS_PREFIX,
-    sessionKeyPrefix: `${REDIS_PREFIX}:session:`,
+    sessionKeyPrefix: SESSION_KEY_PREFIX,
   });
   // Socket.IO calls the adapter with `new`: a plain function returning the (wrapped) adapter instance.
   const adapter = function (nsp: Namespace) {
     const instance = streams(nsp);
-    guard(instance as unknown as StreamsAdapter, nsp);
+    // Exact recovery replaces the adapter's own restore (see recovery.ts).
+    const recovery = recoveryOptions(nsp.server)
+      ? new ExactRecovery(nsp, instance, {
+          redis: client,
+          streamName: STREAM_NAME,
+          sessionKeyPrefix: SESSION_KEY_PREFIX,
+          usable: () => cluster.state !== 'down',
+        })
+      : undefined;
+    hookAdapter(instance, {
+      // Through the grace while Redis is down; refused writes counted, and told to the sender.
+      publish: (original, message) => publish(() => original(message), kindOf(message, nsp)),
+      // Never let a session restore wait for a lost Redis.
+      restore: (original, pid, offset) => {
+        if (cluster.state === 'down') return Promise.reject(new Error('Redis is down: no session to recover'));
+        const restoring = recovery ? recovery.restore(pid, offset) : original(pid, offset);
+        return withDeadline(restoring, RESTORE_TIMEOUT_MS, 'restoring the session from Redis');
+      },
+    });
     return instance;
   };
 
-  /** Routes the adapter's writes through the grace, and never lets a session restore wait for a lost Redis. */
-  const guard = (instance: StreamsAdapter, nsp: Namespace): void => {
-    const publish = instance.doPublish.bind(instance);
-    instance.doPublish = (message) => grace.publish(kindOf(message, nsp), () => publish(message));
-    const restore = instance.restoreSession.bind(instance);
-    instance.restoreSession = (pid, offset) => {
-      if (cluster.state !== 'up') return Promise.reject(new Error('Redis is down: no session to recover'));
-      return withDeadline(restore(pid, offset), RESTORE_TIMEOUT_MS, 'restoring the session from Redis');
-    };
+  /** Writes one adapter message (through the grace), accounting for refusals. */
+  const publish = (write: () => Promise<string>, kind: PublicationKind): Promise<string> => {
+    const send = (): Promise<string> =>
+      write().then(
+        (offset) => {
+          refusals.accepted();
+          return offset;
+        },
+        (error: unknown) => {
+          const reason = refusalReason(error);
+          if (reason === undefined) throw error;
+          refusals.refused(reason, (error as Error).message);
+          // Delivered to this node's clients by the adapter, and to no other node.
+          if (kind === 'event') cluster.addUndelivered(1);
+          throw new RefusedWriteError(reason, `Redis refused the event (${(error as Error).message}): delivered to this node's clients only`);
+        },
+      );
+    const result = grace.publish(kind, send);
+    if (kind === 'event') cluster.setOutcome(() => outcomeOf(result));
+    return result;
   };
 
-  const cluster = new Cluster('up', adapter, async () => {
+  /** What to tell the sender of an event being published as `result`. */
+  const outcomeOf = (result: Promise<string>): Promise<PublishOutcome> => {
+    const down = cluster.state === 'down';
+    // Held for the grace: accepted, it will reach the cluster when Redis is back (or be counted).
+    if (down && !grace.expired) return Promise.resolve({ ok: true });
+    const written = result.then(
+      (): PublishOutcome => ({ ok: true }),
+      (error: unknown): PublishOutcome => {
+        if (error instanceof RefusedWriteError) return { ok: false, error: error.message };
+        if (error instanceof MissedClusterError) return { ok: false, error: "Redis is down: delivered to this node's clients only" };
+        return { ok: false, error: `not published to the cluster: ${(error as Error).message}` };
+      },
+    );
+    // Past the grace, it is released at once; else it waits for Redis, or for Redis to be seen down (then it is held).
+    return down ? written : Promise.race([written, onNextDown.promise]);
+  };
+
+  /** What to tell the sender of a `register` whose write to Redis is `write`. */
+  const routeOutcome = (write: Promise<void>): Promise<PublishOutcome> => {
+    // Queued for a lost Redis: written when it is back.
+    if (cluster.state === 'down') return Promise.resolve({ ok: true });
+    const written = write.then(
+      (): PublishOutcome => ({ ok: true }),
+      (error: unknown): PublishOutcome => ({ ok: false, error: `Redis refused the route (${(error as Error).message}): the route is unchanged` }),
+    );
+    return Promise.race([written, onNextDown.promise]);
+  };
+
+  /** Up, degraded or down, from what is known of the link. */
+  const update = (): void => {
     if (closing) return;
-    closing = true;
-    grace.close();
-    routeSync.close();
-    const quit = client.status === 'ready' ? client.quit().catch(() => 'failed') : Promise.resolve('down');
-    await withDeadline(quit, QUIT_TIMEOUT_MS, 'closing Redis').catch(() => undefined);
-    disconnectAll();
-    debug('disconnected from Redis');
+    const down = closed || (liveness?.hung ?? false);
+    const before = cluster.state;
+    if (down && before !== 'down') {
+      downSince = Date.now();
+      grace.down();
+      cluster.setState('down');
+      onNextDown.resolve({ ok: true });
+      const why = liveness?.hung && !closed ? `no answer within ${settings.redisTimeoutMs / 1000} s` : lastError || 'connection closed';
+      debug('Redis is down (%s): holding events for up to %d s; still accepting connections', why, graceSeconds);
+      return;
+    }
+    if (down) return;
+    if (before === 'down') {
+      onNextDown = signal();
+      const seconds = ((Date.now() - downSince) / 1000).toFixed(1);
+      const missed = grace.missedThisOutage;
+      const late = grace.expired;
+      cluster.setState(refusals.refusing ? 'degraded' : 'up');
+      grace.up();
+      lastError = '';
+      if (late) debug('Redis is up again after %s s; %d events published meanwhile reached only this node\'s clients', seconds, missed);
+      else debug('Redis is up again after %s s; events held meanwhile are delivered now', seconds);
+      return;
+    }
+    cluster.setState(refusals.refusing ? 'degraded' : 'up');
+  };
+
+  const cluster = new Cluster('up', adapter, {
+    refusals,
+    drain: async () => {
+      // With Redis up, what is in flight is being written: the cluster gets it.
+      if (cluster.state !== 'down') return 0;
+      const released = grace.close();
+      if (released > 0) {
+        debug('stopping with Redis down: %d held events delivered to this node\'s clients only, not to the cluster', released);
+        // The adapter delivers released events in the microtasks that follow; let them reach the sockets.
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      return released;
+    },
+    close: async () => {
+      if (closing) return;
+      closing = true;
+      grace.close();
+      liveness?.close();
+      routeSync.close();
+      const quit = client.status === 'ready' && cluster.state !== 'down' ? client.quit().catch(() => 'failed') : Promise.resolve('down');
+      await withDeadline(quit, QUIT_TIMEOUT_MS, 'closing Redis').catch(() => undefined);
+      disconnectAll();
+      debug('disconnected from Redis');
+    },
   });
 
   grace.on('undelivered', (count) => cluster.addUndelivered(count));
   grace.on('expired', () => {
     debug('Redis has been down for more than %d s: events now reach only this node\'s clients, and each is counted until Redis is back', graceSeconds);
   });
-  const onDown = (): void => {
-    if (closing || cluster.state === 'down') return;
-    downSince = Date.now();
-    grace.down();
-    cluster.setState('down');
-    debug('Redis is down (%s): holding events for up to %d s; still accepting connections', lastError || 'connection closed', graceSeconds);
-  };
-  client.on('close', onDown);
+  refusals.on('refused', (reason) => cluster.emit('refused', reason));
+  refusals.on('refusing', (reason, message) => {
+    debug('Redis refuses writes (%s: %s): events reach only this node\'s clients, and each is counted until Redis takes writes again', reason, message);
+    if (liveness) liveness.probeWrites = true;
+    update();
+  });
+  refusals.on('accepting', (refused, ms) => {
+    debug('Redis takes writes again after %s s; %d writes were refused meanwhile', (ms / 1000).toFixed(1), refused);
+    if (liveness) liveness.probeWrites = false;
+    update();
+  });
+  // A probe taken ends an episode of refusals that concern every write (memory, replica, disk); an
+  // 'other' refusal may concern the stream alone (WRONGTYPE...): only an event written ends it.
+  liveness?.on('writable', () => {
+    if (refusals.reason !== 'other') refusals.accepted();
+  });
+  liveness?.on('hung', update);
+  liveness?.on('answering', update);
+  client.on('close', () => {
+    closed = true;
+    update();
+  });
   client.on('ready', () => {
-    if (closing || cluster.state === 'up') return;
-    const seconds = ((Date.now() - downSince) / 1000).toFixed(1);
-    const missed = grace.missedThisOutage;
-    const late = grace.expired;
-    grace.up();
-    cluster.setState('up');
-    lastError = '';
-    if (late) debug('Redis is up again after %s s; %d events published meanwhile reached only this node\'s clients', seconds, missed);
-    else debug('Redis is up again after %s s; events held meanwhile are delivered now', seconds);
+    closed = false;
+    update();
   });
   // Lost while the route table was loading: the 'close' above came too late to be heard.
-  if (client.status !== 'ready') onDown();
+  if (client.status !== 'ready') {
+    closed = true;
+    update();
+  }
   return cluster;
 }
 
 /** How an adapter message is treated during an outage. */
-function kindOf(message: PublishedMessage, nsp: Namespace): PublicationKind {
-  if (message.type !== BROADCAST || message.data?.requestId !== undefined) return 'other';
+function kindOf(message: ClusterMessage, nsp: Namespace): PublicationKind {
+  if (message.type !== ADAPTER_BROADCAST || message.data?.requestId !== undefined) return 'other';
   const rooms = message.data?.opts?.rooms ?? [];
   return rooms.length === 1 && nsp.sockets.has(rooms[0] as string) ? 'direct' : 'event';
 }
@@ -281,6 +490,13 @@ function waitReady(client: Redis, timeoutMs: number, lastError: () => string, wh
     };
     client.once('ready', onReady);
   });
+}
+
+/** A promise and its resolve function (Promise.withResolvers, which Node 20 lacks). */
+function signal(): { promise: Promise<PublishOutcome>; resolve: (outcome: PublishOutcome) => void } {
+  let resolve: (outcome: PublishOutcome) => void = () => {};
+  const promise = new Promise<PublishOutcome>((r) => (resolve = r));
+  return { promise, resolve };
 }
 
 /** `promise`, or a rejection naming `what` after `ms`. */

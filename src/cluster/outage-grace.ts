@@ -127,10 +127,26 @@ export class OutageGrace extends EventEmitter<OutageGraceEvents> {
     for (const pending of held) this.#send(pending);
   }
 
-  /** Stops the grace timer (on shutdown); what is held is dropped with the process. */
-  close(): void {
+  /** Events held or in flight now (not yet written to Redis, nor released). */
+  get holding(): number {
+    let events = 0;
+    for (const pending of [...this.#inflight, ...this.#held]) if (pending.kind === 'event') events++;
+    return events;
+  }
+
+  /**
+   * On shutdown: stops the grace timer, and releases every event still held
+   * or in flight for local delivery, in order, counting each as missing the
+   * cluster (nothing is dropped silently). Returns how many events were
+   * released; from now on, every publication is released at once.
+   */
+  close(): number {
     clearTimeout(this.#timer);
-    this.#held = [];
+    this.#linkUp = false;
+    this.#expired = true;
+    const before = this.#missed;
+    this.#releaseAll();
+    return this.#missed - before;
   }
 
   #send(pending: Pending): void {

@@ -1,6 +1,6 @@
 /**
- * Keeps the route table the same on every node of a cluster (SPEC sections 5
- * and 8). Redis holds the table twice:
+ * Keeps the route table the same on every node of a cluster
+ * (docs/protocol.md#register, #several-brokers). Redis holds the table twice:
  * - a hash (`<prefix>:routes`, event → JSON bus) that a node starting later
  *   loads before it listens;
  * - a change log, a stream (`<prefix>:routes:log`), that every running node
@@ -13,13 +13,21 @@
  * A local `register` is applied at once, then written to both in one MULTI.
  * Every node applies the log in the same order, so when two nodes change the
  * same event at once, all end on the change Redis took last.
+ *
+ * A write Redis refuses (OOM, READONLY, MISCONF) is undone here: the event
+ * goes back to the last route Redis confirmed (or is removed if Redis never
+ * had it), so no node keeps a route the others do not have; the change's
+ * outcome is handed to {@link RouteSyncOptions.outcome}, for the `register`
+ * acknowledgement. A write waiting for a lost Redis is not undone: ioredis
+ * holds it and sends it when Redis is back.
  */
 import { randomBytes } from 'node:crypto';
 import createDebug from 'debug';
 import type { Redis } from 'ioredis';
 import type { Buses } from '../buses.ts';
 import { eventRefusal } from '../protocol.ts';
-import type { Route, RouteChange, RouteRemoval, RouteStamp, RouteTable } from '../routes.ts';
+import { DEFAULT_ROUTES, type Route, type RouteChange, type RouteRemoval, type RouteStamp, type RouteTable } from '../routes.ts';
+import { causeOf } from './refusals.ts';
 
 const debug = createDebug('spicy-action:route-sync');
 
@@ -29,6 +37,14 @@ const LOG_MAX_LEN = 10_000;
 const BLOCK_MS = 5_000;
 
 type StreamEntry = [id: string, fields: string[]];
+
+/** What a {@link RouteSync} reports to the cluster. */
+export interface RouteSyncOptions {
+  /** Each local change's write, as it is made: resolves once Redis took it, rejects with Redis's error. */
+  readonly outcome?: (write: Promise<void>) => void;
+  /** A write failed with `error` (the cluster counts refusals). */
+  readonly failed?: (error: Error) => void;
+}
 
 /**
  * The route table's link to Redis.
@@ -56,8 +72,12 @@ export class RouteSync {
   #closed = false;
   #stopListening: (() => void) | undefined;
   #stopRemovals: (() => void) | undefined;
+  /** The route of each event as Redis last confirmed it (loaded, or read from the log); what a refused change goes back to. */
+  readonly #confirmed = new Map<string, Route>();
+  readonly #options: RouteSyncOptions;
 
-  constructor(routes: RouteTable, buses: Buses, writer: Redis, reader: Redis, prefix: string) {
+  constructor(routes: RouteTable, buses: Buses, writer: Redis, reader: Redis, prefix: string, options: RouteSyncOptions = {}) {
+    this.#options = options;
     this.#routes = routes;
     this.#buses = buses;
     this.#writer = writer;
@@ -74,12 +94,15 @@ export class RouteSync {
     if (!hashResult || hashResult[0] || !lastResult || lastResult[0] || !metaResult || metaResult[0]) {
       throw new Error(`cannot read the route table from Redis: ${String(hashResult?.[0] ?? lastResult?.[0] ?? metaResult?.[0] ?? 'transaction aborted')}`);
     }
+    // Given up on (past the start-up deadline): leave the table as it is.
+    if (this.#closed) return;
     const table = hashResult[1] as Record<string, string>;
     const stamps = metaResult[1] as Record<string, string>;
     let loaded = 0;
     for (const [event, json] of Object.entries(table)) {
       if (this.#apply(event, json, parseStamp(Object.hasOwn(stamps, event) ? stamps[event] : undefined))) loaded++;
     }
+    for (const [event, bus] of this.#routes.entries()) this.#confirmed.set(event, bus);
     const last = lastResult[1] as StreamEntry[];
     this.#offset = last[0]?.[0] ?? '0';
     debug('loaded %d routes from Redis (%d changed this table); following the log from %s', Object.keys(table).length, loaded, this.#offset);
@@ -100,44 +123,69 @@ export class RouteSync {
     const { event, bus } = change;
     const json = JSON.stringify(bus);
     const stamp = this.#routes.stampOf(event) ?? { at: Date.now(), node: this.#routes.node };
-    this.#pending.set(event, (this.#pending.get(event) ?? 0) + 1);
-    this.#writer
-      .multi()
-      .hset(this.#hashKey, event, json)
-      .hset(this.#metaKey, event, JSON.stringify(stamp))
-      .xadd(this.#logKey, 'MAXLEN', '~', LOG_MAX_LEN, '*', 'event', event, 'bus', json, 'node', this.#node, 'name', stamp.node, 'at', String(stamp.at))
-      .exec()
-      .then((results) => {
-        const failure = results === null ? 'transaction aborted' : results.find(([error]) => error)?.[0];
-        if (failure) throw failure instanceof Error ? failure : new Error(String(failure));
-      })
-      .catch((error: unknown) => {
-        // Not in the log, so it will not come back: stop waiting for it.
-        this.#settle(event);
-        debug('could not write the route of %s to Redis; other nodes keep their own: %s', event, (error as Error).message);
-      });
+    this.#write(
+      event,
+      'route',
+      this.#writer
+        .multi()
+        .hset(this.#hashKey, event, json)
+        .hset(this.#metaKey, event, JSON.stringify(stamp))
+        .xadd(this.#logKey, 'MAXLEN', '~', LOG_MAX_LEN, '*', 'event', event, 'bus', json, 'node', this.#node, 'name', stamp.node, 'at', String(stamp.at)),
+    );
   };
 
   /** A removal here: gone from both hashes (a node starting later keeps the default, or nothing), and logged for the running nodes. */
   readonly #onLocalRemoval = (removal: RouteRemoval): void => {
     if (this.#applying || this.#closed) return;
     const { event } = removal;
-    this.#pending.set(event, (this.#pending.get(event) ?? 0) + 1);
-    this.#writer
-      .multi()
-      .hdel(this.#hashKey, event)
-      .hdel(this.#metaKey, event)
-      .xadd(this.#logKey, 'MAXLEN', '~', LOG_MAX_LEN, '*', 'event', event, 'removed', '1', 'node', this.#node, 'name', this.#routes.node, 'at', String(Date.now()))
-      .exec()
-      .then((results) => {
-        const failure = results === null ? 'transaction aborted' : results.find(([error]) => error)?.[0];
-        if (failure) throw failure instanceof Error ? failure : new Error(String(failure));
-      })
-      .catch((error: unknown) => {
-        this.#settle(event);
-        debug('could not write the removal of the route of %s to Redis; other nodes keep theirs: %s', event, (error as Error).message);
-      });
+    this.#write(
+      event,
+      'removal of the route',
+      this.#writer
+        .multi()
+        .hdel(this.#hashKey, event)
+        .hdel(this.#metaKey, event)
+        .xadd(this.#logKey, 'MAXLEN', '~', LOG_MAX_LEN, '*', 'event', event, 'removed', '1', 'node', this.#node, 'name', this.#routes.node, 'at', String(Date.now())),
+    );
   };
+
+  /**
+   * Sends one local change of `event` to Redis; tells its outcome; and when
+   * Redis refuses it, puts the event back to what Redis last confirmed,
+   * unless a later change of ours is on its way.
+   */
+  #write(event: string, what: string, transaction: ReturnType<Redis['multi']>): void {
+    this.#pending.set(event, (this.#pending.get(event) ?? 0) + 1);
+    const write = transaction.exec().then(
+      (results) => {
+        const failure = results === null ? 'transaction aborted' : results.find(([error]) => error)?.[0];
+        if (failure) throw causeOf(failure instanceof Error ? failure : new Error(String(failure)));
+      },
+      (error: unknown) => {
+        throw causeOf(error);
+      },
+    );
+    this.#options.outcome?.(write);
+    write.catch((error: unknown) => {
+      const failure = causeOf(error);
+      this.#options.failed?.(failure);
+      // Not in the log, so it will not come back: stop waiting for it, and undo it unless a later change of ours is coming.
+      if (this.#settle(event) > 0 || this.#closed) return;
+      this.#revert(event);
+      debug('could not write the %s of %s to Redis (%s): back to the route the cluster has', what, event, failure.message);
+    });
+  }
+
+  /** Puts `event` back to the route Redis last confirmed, or removes it if Redis never had it. */
+  #revert(event: string): void {
+    this.#applying = true;
+    try {
+      if (this.#confirmed.has(event)) this.#routes.set(event, this.#confirmed.get(event) as Route);
+      else this.#routes.unset(event);
+    } finally {
+      this.#applying = false;
+    }
+  }
 
   /** Reads the change log for ever, from the last entry seen. */
   async #follow(): Promise<void> {
@@ -169,6 +217,7 @@ export class RouteSync {
     // Entries of older versions have no name and no time: the node's id and the time Redis took the entry.
     const at = Number(entry.get('at') ?? id.split('-')[0]);
     const stamp: RouteStamp | null = Number.isFinite(at) ? { at, node: entry.get('name') ?? `node ${node ?? '?'}` } : null;
+    if (!this.#confirm(event, bus)) return;
     if (node === this.#node) {
       // Our own change, back in Redis order: apply it only if it is our latest for this event.
       if (this.#settle(event) === 0) this.#apply(event, bus, stamp);
@@ -177,6 +226,19 @@ export class RouteSync {
     // Another node's change. If a change of ours to this event is still coming, it comes later in the log and wins.
     if ((this.#pending.get(event) ?? 0) > 0) return;
     if (this.#apply(event, bus, stamp)) debug('route %s %s on another node', event, bus === undefined ? 'removed' : 'changed');
+  }
+
+  /** Records what Redis now holds for `event` (bus undefined: removed); false when the entry is unusable. */
+  #confirm(event: string, json: string | undefined): boolean {
+    if (json === undefined) {
+      if (DEFAULT_ROUTES.has(event)) this.#confirmed.set(event, DEFAULT_ROUTES.get(event) as Route);
+      else this.#confirmed.delete(event);
+      return true;
+    }
+    const route = this.#parse(event, json);
+    if (route === undefined) return false;
+    this.#confirmed.set(event, route);
+    return true;
   }
 
   /** One own change of `event` came back or failed; returns how many are still coming. */

@@ -16,6 +16,8 @@ export interface RedisStateSource {
   readonly state: RedisState;
   on(event: 'state', listener: (state: RedisState) => void): unknown;
   on(event: 'undelivered', listener: (count: number) => void): unknown;
+  /** Redis refused one write (`reason`: oom, readonly, misconf, noreplicas, other). */
+  on(event: 'refused', listener: (reason: string) => void): unknown;
 }
 
 /** Where the broker is in its life: `/health` answers 200 only while `ready`. */

@@ -63,7 +63,7 @@ export class EventLabels {
   }
 }
 
-const REDIS_STATES: readonly RedisState[] = ['off', 'up', 'down'];
+const REDIS_STATES: readonly RedisState[] = ['off', 'up', 'degraded', 'down'];
 
 /** Counts by key, kept in a Map on the hot path and copied into a Counter at scrape time. */
 class Tally {
@@ -138,7 +138,7 @@ export function createMetrics(sources: MetricsSources): Registry {
   });
   new Gauge({
     name: 'spicy_action_redis_state',
-    help: "The cluster's link to Redis: 1 for the current state (off: no cluster, up, down).",
+    help: "The cluster's link to Redis: 1 for the current state (off: no cluster, up, degraded: refusing writes, down).",
     labelNames: ['state'],
     registers: [registry],
     collect() {
@@ -155,6 +155,7 @@ export function createMetrics(sources: MetricsSources): Registry {
   const deliveries = new Tally();
   const refused = new Tally();
   const notified = new Tally();
+  const refusedWrites = new Tally();
 
   const { telemetry, routes } = broker;
   // One bound for both counters that name events: a name has the same label in each.
@@ -169,6 +170,7 @@ export function createMetrics(sources: MetricsSources): Registry {
   // One key per (msg, status): msg is named only when it has a route (and within the bound), status is one of a few codes.
   telemetry.on('notified', (msg, status) => notified.add(`${status} ${routes.get(msg) === undefined ? UNROUTED_LABEL : labels.of(msg)}`));
   redis?.on('undelivered', (n) => (undelivered += n));
+  redis?.on('refused', (reason) => refusedWrites.add(reason));
   backpressure?.on('disconnected', () => slowConsumers++);
 
   const counter = (name: string, help: string, read: () => number): void => {
@@ -201,7 +203,8 @@ export function createMetrics(sources: MetricsSources): Registry {
   });
   tallyCounter(registry, 'spicy_action_refused_total', 'Client inputs refused, by reason.', 'reason', refused);
   counter('spicy_action_slow_consumers_disconnected_total', 'Sockets disconnected because their unsent data passed MAX_BUFFERED_BYTES.', () => slowConsumers);
-  counter('spicy_action_cluster_undelivered_events_total', 'Events that could not reach the cluster (Redis down past its grace) and reached only local clients.', () => undelivered);
+  counter('spicy_action_cluster_undelivered_events_total', 'Events that could not reach the cluster (Redis down past its grace, refusing writes, or held at shutdown) and reached only local clients.', () => undelivered);
+  tallyCounter(registry, 'spicy_action_cluster_refused_writes_total', 'Writes Redis refused (events, sessions, route changes), by reason: oom, readonly, misconf, noreplicas, other.', 'reason', refusedWrites);
 
   // Route administration (http/routes.ts): one key per (action, status), both bounded by the code.
   const routeAdmin = new Tally();

@@ -1,0 +1,262 @@
+/**
+ * Exact connection state recovery on a cluster (SPEC section 8): a 4.x client
+ * told `recovered: true` gets every event it missed once, in order, on
+ * whichever node it comes back to; where that cannot be promised it gets a
+ * fresh session (`recovered: false`).
+ *
+ * The Streams adapter's own restore reads the missed events from the stream
+ * before the socket is registered, and the node goes on delivering live
+ * events meanwhile, so:
+ * - an event written after that read but delivered live before the socket is
+ *   registered reaches it by neither way: lost (on the publisher's own node,
+ *   its local delivery races the registration);
+ * - an event in that read that the node's stream reader has not delivered yet
+ *   reaches it twice: once in the backlog, once live.
+ * It also reads the whole backlog at once (memory grows with it).
+ *
+ * This module replaces that restore. The first page of the backlog is sent
+ * with the session, as upstream does; once the socket is registered, the rest
+ * is read in pages (XRANGE with COUNT) from where that page ended, each page
+ * sent when the connection has drained the last (back-pressure). Live events
+ * for the socket are held meanwhile, and the socket keeps a floor, the last
+ * offset the backlog gave it: a live event at or below it is a duplicate and
+ * is dropped; the held ones above it follow the backlog, in order. Every event
+ * delivered live before the registration was in the stream before the
+ * post-registration reads began, so the backlog has it.
+ *
+ * Restores beyond {@link MAX_CONCURRENT_RESTORES} at once, and those whose
+ * live backlog grows past {@link MAX_HELD_EVENTS} while catching up, are
+ * refused or cut: the client starts afresh, or recovers again from its last
+ * offset, rather than get a gap.
+ */
+import createDebug from 'debug';
+import type { Redis } from 'ioredis';
+import type { Namespace, Socket } from 'socket.io';
+import {
+  decodeSession,
+  decodeStreamMessage,
+  engineBacklog,
+  hookLocalDelivery,
+  sendEvent,
+  type LocalDelivery,
+  type RestoredSession,
+} from './internals.ts';
+
+const debug = createDebug('spicy-action:recovery');
+
+/** Stream entries read per XRANGE while restoring a session. */
+export const RESTORE_PAGE = 1_000;
+/** Sessions being restored at once on one node (first page read, or backlog being sent); more get a fresh session. */
+export const MAX_CONCURRENT_RESTORES = 64;
+/** Live events one socket may have held while it catches up; past this its connection is cut (it recovers again). */
+export const MAX_HELD_EVENTS = 20_000;
+/** Unsent bytes over WebSocket above which the next page waits. */
+const HIGH_WATER_BYTES = 1 << 20;
+/** How often a catch-up checks whether the connection drained, in ms. */
+const DRAIN_POLL_MS = 5;
+/** A restored socket that never connects (refused by a middleware, closed at once) is forgotten, and its slot freed, after this, in ms. */
+const CONNECT_WAIT_MS = 10_000;
+/** A stream offset, `<ms>-<seq>`. */
+const OFFSET = /^[0-9]+-[0-9]+$/;
+
+type RawEntry = [id: string, fields: string[]];
+
+/** Compares two stream offsets: negative, zero or positive. */
+export function compareOffsets(a: string, b: string): number {
+  const [am = '0', as = '0'] = a.split('-');
+  const [bm = '0', bs = '0'] = b.split('-');
+  return am.length !== bm.length ? am.length - bm.length : am !== bm ? (am < bm ? -1 : 1) : Number(as) - Number(bs);
+}
+
+/** The offset after `offset` (XRANGE's exclusive start, for Redis before 6.2). */
+function nextOffset(offset: string): string {
+  const [ms, seq] = offset.split('-');
+  return `${ms}-${Number(seq) + 1}`;
+}
+
+/** One restored socket: held live events until its backlog is sent, then its floor. */
+interface Gate {
+  readonly rooms: readonly string[];
+  /** The last offset the backlog reached. */
+  floor: string;
+  /** Live deliveries held while the backlog is sent; undefined once released. */
+  held: LocalDelivery[] | undefined;
+  readonly forget: NodeJS.Timeout;
+}
+
+/** What the recovery needs of the cluster. */
+export interface RecoveryOptions {
+  readonly redis: Redis;
+  readonly streamName: string;
+  readonly sessionKeyPrefix: string;
+  /** False while Redis is down: restores are refused at once. */
+  readonly usable: () => boolean;
+}
+
+/**
+ * The recovery of one namespace's sessions. {@link restore} replaces the
+ * adapter's `restoreSession`.
+ *
+ * @example
+ * const recovery = new ExactRecovery(nsp, adapter, { redis, streamName, sessionKeyPrefix, usable: () => up });
+ * hookAdapter(adapter, { publish, restore: (_original, pid, offset) => recovery.restore(pid, offset) });
+ */
+export class ExactRecovery {
+  readonly #nsp: Namespace;
+  readonly #adapter: object;
+  readonly #options: RecoveryOptions;
+  readonly #gates = new Map<string, Gate>();
+  #restoring = 0;
+  /** Restores refused because too many were under way. */
+  refused = 0;
+
+  constructor(nsp: Namespace, adapter: object, options: RecoveryOptions) {
+    this.#nsp = nsp;
+    this.#adapter = adapter;
+    this.#options = options;
+    hookLocalDelivery(
+      adapter,
+      (socketId) => this.#gates.get(socketId),
+      (gate, delivery) => this.#deliver(gate, delivery),
+      () => this.#gates.size > 0,
+    );
+    nsp.on('connection', (socket: Socket) => {
+      const gate = this.#gates.get(socket.id);
+      if (gate === undefined) return;
+      clearTimeout(gate.forget);
+      socket.once('disconnect', () => this.#gates.delete(socket.id));
+      void this.#catchUp(socket, gate);
+    });
+  }
+
+  /** Restored sockets this node still filters (for tests and metrics). */
+  get gates(): number {
+    return this.#gates.size;
+  }
+
+  /**
+   * The session of `pid` with the first page of what it missed since
+   * `offset`; rejects (a fresh session for the client) when it cannot be
+   * restored exactly.
+   */
+  async restore(pid: string, offset: string): Promise<RestoredSession> {
+    if (!this.#options.usable()) throw new Error('Redis is down: no session to recover');
+    if (!OFFSET.test(offset)) throw new Error('invalid offset');
+    if (this.#restoring >= MAX_CONCURRENT_RESTORES) {
+      this.refused++;
+      throw new Error(`more than ${MAX_CONCURRENT_RESTORES} sessions being restored: a fresh session`);
+    }
+    this.#restoring++;
+    let handedOver = false;
+    try {
+      const { redis, streamName, sessionKeyPrefix } = this.#options;
+      const [taken, known] = await Promise.all([
+        redis.multi().get(`${sessionKeyPrefix}${pid}`).del(`${sessionKeyPrefix}${pid}`).exec(),
+        redis.xrange(streamName, offset, offset),
+      ]);
+      const raw = taken?.[0]?.[1];
+      if (typeof raw !== 'string' || known.length === 0) throw new Error('session or offset not found');
+      const session = decodeSession(raw);
+      const page = await this.#read(session.rooms, offset);
+      session.missedPackets.push(...page.packets);
+      const gate: Gate = {
+        rooms: session.rooms,
+        floor: page.last,
+        held: [],
+        // Never connected (a middleware refused it, the connection closed): forget it, and free its slot.
+        forget: setTimeout(() => {
+          if (this.#gates.get(session.sid) !== gate) return;
+          this.#gates.delete(session.sid);
+          this.#restoring--;
+        }, CONNECT_WAIT_MS).unref(),
+      };
+      this.#gates.set(session.sid, gate);
+      handedOver = true; // the slot is freed when the backlog is sent
+      return session;
+    } finally {
+      if (!handedOver) this.#restoring--;
+    }
+  }
+
+  /** One page of the stream after `offset`: the packets for `rooms`, and the last offset read. */
+  async #read(rooms: readonly string[], offset: string): Promise<{ packets: unknown[][]; last: string; full: boolean }> {
+    const entries = (await this.#options.redis.xrange(this.#options.streamName, nextOffset(offset), '+', 'COUNT', RESTORE_PAGE)) as RawEntry[];
+    const packets: unknown[][] = [];
+    let last = offset;
+    for (const [id, fields] of entries) {
+      last = id;
+      const message = decodeStreamMessage(this.#adapter, fields);
+      if (message === undefined || message.nsp !== this.#nsp.name) continue;
+      const { packet, opts } = message;
+      if (includes(rooms, opts)) packets.push([...packet.data, id]);
+    }
+    return { packets, last, full: entries.length === RESTORE_PAGE };
+  }
+
+  /** After the registration: the rest of the backlog, page by page, then the held live events above the floor. */
+  async #catchUp(socket: Socket, gate: Gate): Promise<void> {
+    let complete = false;
+    try {
+      for (;;) {
+        const page = await this.#read(gate.rooms, gate.floor);
+        if (!socket.connected) break;
+        for (const data of page.packets) sendEvent(socket, data);
+        gate.floor = page.last;
+        if (!page.full) break;
+        await drained(socket);
+        if ((gate.held?.length ?? 0) > MAX_HELD_EVENTS) throw new Error(`more than ${MAX_HELD_EVENTS} live events held while catching up`);
+      }
+      const held = gate.held ?? [];
+      gate.held = undefined;
+      for (const delivery of held) this.#deliver(gate, delivery);
+      complete = true;
+    } catch (error) {
+      debug('could not complete the recovery of %s: %s', socket.id, (error as Error).message);
+    } finally {
+      this.#restoring--;
+      if (!complete && socket.connected) {
+        // Cannot be completed: cut the connection; the client recovers again from the last event it got.
+        this.#gates.delete(socket.id);
+        closeConnection(socket);
+      }
+    }
+  }
+
+  /** A live event for a restored socket: held while it catches up, dropped at or below its floor, else sent. */
+  #deliver(gate: Gate, delivery: LocalDelivery): void {
+    if (gate.held) {
+      gate.held.push(delivery);
+      return;
+    }
+    // At or below the floor, and for the rooms the backlog was read for: the backlog sent it already.
+    if (delivery.offset !== undefined && compareOffsets(delivery.offset, gate.floor) <= 0 && covers(gate.rooms, delivery)) return;
+    delivery.send();
+  }
+}
+
+/** Whether a backlog read for `rooms` holds a broadcast to `delivery`'s rooms. */
+function covers(rooms: readonly string[], delivery: LocalDelivery): boolean {
+  return (delivery.rooms.size === 0 || rooms.some((room) => delivery.rooms.has(room))) && rooms.every((room) => !delivery.except.has(room));
+}
+
+/** Upstream's rule: a broadcast to no room reaches everyone; `except` rooms are left out. */
+function includes(rooms: readonly string[], opts: { rooms?: readonly string[]; except?: readonly string[] }): boolean {
+  const to = opts.rooms ?? [];
+  const except = opts.except ?? [];
+  return (to.length === 0 || rooms.some((room) => to.includes(room))) && rooms.every((room) => !except.includes(room));
+}
+
+/** Resolves once the connection has sent what it holds (or is gone). */
+async function drained(socket: Socket): Promise<void> {
+  for (;;) {
+    if (!socket.connected) return;
+    const backlog = engineBacklog(socket.conn);
+    if (backlog.writeBuffer.length === 0 && backlog.bufferedAmount < HIGH_WATER_BYTES) return;
+    await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
+  }
+}
+
+/** Closes the transport (a recoverable reason: the session is saved again, and the client reconnects). */
+function closeConnection(socket: Socket): void {
+  socket.conn.close();
+}

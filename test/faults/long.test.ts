@@ -1,0 +1,99 @@
+/**
+ * The long fault runs (`npm run test:faults`, a few minutes; not in `npm test`):
+ * - exact recovery over more than 100 recoveries under churn;
+ * - bounded restores: 20 clients each restoring a backlog of 30,000 events of
+ *   2 KB from one node, whose peak RSS must stay under 1 GB.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { io as ioV4, type Socket as ClientSocket } from 'socket.io-client';
+import { spawnBroker, startBroker } from '../helpers/broker.ts';
+import { RedisServer, redisMissing } from '../helpers/redis.ts';
+import { churn } from './churn.ts';
+
+/** Liveness bound of the long waits (a restore of 1.2 GB in all on a shared machine). */
+const LONG_MS = 600_000;
+const BYTES_PER_MB = 1024 * 1024;
+
+async function until(check: () => boolean | Promise<boolean>, what: string, ms = LONG_MS): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Peak resident memory of a process (VmHWM), in MB. */
+function peakRssMb(pid: number): number {
+  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+  return Math.round(kb / 1024);
+}
+
+describe('long fault runs', { skip: redisMissing() }, () => {
+  it('loses, duplicates and reorders nothing over at least 100 recoveries at 1,000 events/s', { timeout: LONG_MS }, async (t) => {
+    const redis = await RedisServer.start();
+    const settings = { redisUrl: redis.url };
+    const nodes = await Promise.all([startBroker(settings), startBroker(settings)]);
+    const result = await churn({ nodes: [nodes[0], nodes[1]], redisUrl: redis.url, rate: 1_000, subscribers: 10, dropsEach: 12, dropEveryMs: 1_000 });
+    t.diagnostic(JSON.stringify(result));
+    assert.ok(result.recoveries >= 100, `${result.recoveries} recoveries`);
+    assert.deepEqual({ lost: result.lost, duplicated: result.duplicated, reordered: result.reordered }, { lost: 0, duplicated: 0, reordered: 0 });
+  });
+
+  it('restores 20 backlogs of 30,000 events of 2 KB in pages, under 1 GB of RSS, every event once and in order', { timeout: LONG_MS }, async (t) => {
+    const CLIENTS = 20;
+    const BACKLOG = 30_000;
+    const FILLER = 'x'.repeat(2_000);
+    const redis = await RedisServer.start();
+    const publishing = await startBroker({ redisUrl: redis.url, streamMaxLen: 100_000 });
+    const restoring = spawnBroker({ REDIS_URL: redis.url, REDIS_STREAM_MAXLEN: '100000' });
+    const url = await restoring.ready;
+    const pid = restoring.child.pid as number;
+    const admin = new Redis(redis.url);
+    t.after(() => admin.disconnect());
+
+    const received: number[][] = Array.from({ length: CLIENTS }, () => []);
+    const sockets: ClientSocket[] = [];
+    for (let i = 0; i < CLIENTS; i++) {
+      const socket = ioV4(url, { transports: ['websocket'], reconnection: false, forceNew: true });
+      socket.on('call', (call: { seq: number }) => received[i]!.push(call.seq));
+      sockets.push(socket);
+      await until(() => socket.connected, 'client connected', 10_000);
+      assert.equal(await socket.timeout(10_000).emitWithAck('join', 'calls'), true);
+    }
+    t.after(() => {
+      for (const socket of sockets) socket.close();
+    });
+    const publisher = ioV4(publishing.url, { transports: ['websocket'], reconnection: false, forceNew: true });
+    t.after(() => publisher.close());
+    await until(() => publisher.connected, 'publisher connected', 10_000);
+    assert.equal((await publisher.timeout(10_000).emitWithAck('call', { seq: 0, filler: FILLER })).ok, true);
+    await until(() => received.every((r) => r.length === 1), 'every client has event 0', 30_000);
+    const before = peakRssMb(pid);
+
+    // Every connection drops; the node saves each session.
+    const pids = sockets.map((s) => (s as unknown as { _pid: string })._pid);
+    for (const socket of sockets) (socket.io as unknown as { engine: { close(): void } }).engine.close();
+    await until(async () => (await Promise.all(pids.map((p) => admin.exists(`spicy-action:session:${p}`)))).every((n) => n === 1), 'sessions saved', 30_000);
+
+    for (let seq = 1; seq <= BACKLOG; seq++) {
+      // An acknowledgement now and then keeps the publisher's own buffers small.
+      if (seq % 1_000 === 0) assert.equal((await publisher.timeout(60_000).emitWithAck('call', { seq, filler: FILLER })).ok, true);
+      else publisher.emit('call', { seq, filler: FILLER });
+    }
+    const started = Date.now();
+    for (const socket of sockets) socket.connect();
+    await until(() => received.every((r) => r.length >= BACKLOG + 1), 'every client has its backlog');
+    const seconds = (Date.now() - started) / 1000;
+    const peak = peakRssMb(pid);
+    const recovered = sockets.filter((s) => s.recovered).length;
+    t.diagnostic(`${CLIENTS} restores of ${BACKLOG} events × 2 KB in ${seconds.toFixed(1)} s; restoring node RSS peak ${peak} MB (${before} MB before)`);
+    assert.equal(recovered, CLIENTS);
+    for (const [i, seqs] of received.entries()) {
+      assert.deepEqual(seqs, Array.from({ length: BACKLOG + 1 }, (_, n) => n), `client ${i}: every event once, in order`);
+    }
+    assert.ok(peak * BYTES_PER_MB < 1024 * BYTES_PER_MB, `RSS peak ${peak} MB`);
+  });
+});
