@@ -10,7 +10,7 @@ import type { Server, Socket } from 'socket.io';
 import { DEFAULT_BUSES, type Buses } from './buses.ts';
 import { DEFAULT_LIMITS, type Limits } from './limits.ts';
 import { NAME, VERSION } from './package-info.ts';
-import { engineProtocol, looksLikeSocketId, recoveryEnabled } from './guards/engine-internals.ts';
+import { engineProtocol, looksLikeSocketId, recoveryEnabled } from './internals.ts';
 import { depthRefusal, isObject, roomRefusal, type ClientToServerEvents, type Refusal, type ServerToClientEvents } from './protocol.ts';
 import { PublicIds } from './public-id.ts';
 import { WaitingRooms } from './recovery-backlog.ts';

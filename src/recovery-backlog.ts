@@ -8,10 +8,10 @@
  *   the oldest go first, and a client whose last event went with them gets
  *   a fresh session (`recovered` false), never a recovery with a gap.
  *
- * The adapter's internals they rely on are in src/guards/engine-internals.ts.
+ * The adapter's internals they rely on are in src/internals.ts.
  */
 import createDebug from 'debug';
-import { replaceSessionTable, watchBacklog, type BrokerServer, type KeptPacket, type WaitingSession } from './guards/engine-internals.ts';
+import { replaceSessionTable, watchBacklog, type BrokerServer, type KeptPacket, type WaitingSession } from './internals.ts';
 
 const debug = createDebug('spicy-action:recovery');
 

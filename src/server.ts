@@ -19,7 +19,7 @@ import { errorHandler } from './http/errors.ts';
 import { HealthCheck } from './http/health.ts';
 import { createMetrics, metricsHandler } from './http/metrics.ts';
 import { watchMessageSize } from './guards/message-size.ts';
-import { catchAsyncBroadcast, jsonOnlyParser } from './guards/engine-internals.ts';
+import { catchAsyncBroadcast, jsonOnlyParser } from './internals.ts';
 import { bindSessions } from './guards/session-binding.ts';
 import { capBacklog, type BacklogState } from './recovery-backlog.ts';
 import { monitorAssetsRouter, monitorConfigRouter } from './http/monitor.ts';

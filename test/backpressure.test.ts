@@ -9,7 +9,8 @@ import { request, spawnBroker, startBroker } from './helpers/broker.ts';
 import { closeAll, connect, withTimeout } from './helpers/clients.ts';
 import { parseMetrics } from './helpers/metrics.ts';
 import { until } from './helpers/wait.ts';
-import { unsentBytes, type EngineConnection, type QueuedPacket } from '../src/guards/backpressure.ts';
+import { unsentBytes } from '../src/guards/backpressure.ts';
+import type { EngineConnection, QueuedPacket } from '../src/internals.ts';
 
 /** A /proc/<pid>/status field, in bytes. */
 function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number {

@@ -1,6 +1,6 @@
 /**
  * The private parts of Socket.IO, Engine.IO, socket.io-adapter, the Redis
- * Streams adapter and ioredis the broker relies on (src/cluster/internals.ts)
+ * Streams adapter and ioredis the broker relies on (src/internals.ts)
  * are still there and still shaped as expected. When an upgrade changes one,
  * this fails and names it.
  */
@@ -15,7 +15,7 @@ import {
   internalsProblems,
   recoveryOptions,
   waitingSessions,
-} from '../src/cluster/internals.ts';
+} from '../src/internals.ts';
 import { causeOf, refusalReason } from '../src/cluster/refusals.ts';
 import { startBroker } from './helpers/broker.ts';
 import { closeAll, connect, type TestClient } from './helpers/clients.ts';

@@ -23,7 +23,7 @@ import { Redis } from 'ioredis';
 import type { Namespace, ServerOptions } from 'socket.io';
 import type { Buses } from '../buses.ts';
 import type { Settings } from '../settings.ts';
-import { ADAPTER_BROADCAST, catchFireAndForget, hookAdapter, keepDuplicates, recoveryOptions, type ClusterMessage } from './internals.ts';
+import { ADAPTER_BROADCAST, catchFireAndForget, hookAdapter, keepDuplicates, recoveryOptions, type ClusterMessage } from '../internals.ts';
 import { Liveness } from './liveness.ts';
 import { MissedClusterError, OutageGrace, type PublicationKind } from './outage-grace.ts';
 import type { RedisState } from '../protocol.ts';

@@ -40,7 +40,7 @@ import {
   sendEvent,
   type LocalDelivery,
   type RestoredSession,
-} from './internals.ts';
+} from '../internals.ts';
 
 const debug = createDebug('spicy-action:recovery');
 

@@ -23,31 +23,12 @@
 import { EventEmitter } from 'node:events';
 import createDebug from 'debug';
 import type { BrokerServer } from '../broker.ts';
+import { engineConnection, type EngineConnection, type QueuedPacket } from '../internals.ts';
 
 const debug = createDebug('spicy-action:backpressure');
 
 /** How often the guard looks at every connection, by default. */
 export const DEFAULT_SWEEP_MS = 100;
-
-/** An Engine.IO packet as it waits in a write buffer. */
-export interface QueuedPacket {
-  readonly data?: unknown;
-}
-
-/** What the guard reads of an Engine.IO connection (engine.io 6 `Socket`). */
-export interface EngineConnection {
-  readonly id: string;
-  /** The client's address, for logs (the id names the session and is never logged). */
-  readonly remoteAddress?: string;
-  readonly readyState: string;
-  readonly writeBuffer: readonly QueuedPacket[];
-  readonly transport: {
-    readonly name: string;
-    readonly writable: boolean;
-    readonly socket?: { readonly bufferedAmount?: number; terminate?: () => void };
-  };
-  close(discard?: boolean): unknown;
-}
 
 /** Bytes of one queued packet (a string's length is its size in memory for the ASCII JSON clients send). */
 function packetBytes(packet: QueuedPacket): number {
@@ -114,7 +95,7 @@ export class SlowConsumerGuard extends EventEmitter<SlowConsumerEvents> {
   sweep(): number {
     let cut = 0;
     for (const socket of this.#io.of('/').sockets.values()) {
-      const conn = socket.conn as unknown as EngineConnection;
+      const conn = engineConnection(socket);
       // Nothing queued and the transport ready for more: nothing is waiting.
       if (conn.writeBuffer.length === 0 && conn.transport.writable) continue;
       const bytes = unsentBytes(conn);

@@ -30,7 +30,7 @@ import createDebug from 'debug';
 import type { BrokerServer } from '../broker.ts';
 import type { Refusal } from '../protocol.ts';
 import { httpToken, tokenChecker, UNAUTHORIZED } from './access.ts';
-import { engineSession, onEngineSession, useEngineMiddleware, type EngineRequest, type EngineSession } from './engine-internals.ts';
+import { engineSession, onEngineSession, useEngineMiddleware, type EngineRequest, type EngineSession } from '../internals.ts';
 
 const debug = createDebug('spicy-action:session-binding');
 

@@ -1,11 +1,16 @@
 /**
  * Every reach of the broker into the private parts of Socket.IO, Engine.IO,
- * socket.io-adapter, the Redis Streams adapter and ioredis, in one place.
+ * socket.io-parser, socket.io-adapter, the Redis Streams adapter and
+ * ioredis, in one place.
  *
  * These are not public API: a minor upgrade may rename or reshape them. Each
- * accessor here names what it relies on, and {@link internalsProblems} checks
- * all of it against a live server, so that `test/internals.test.ts` fails
- * loudly, naming the part, when an upgrade changes one.
+ * accessor here names what it relies on; {@link internalsProblems} and
+ * test/internals.test.ts (the cluster's parts) and test/internals-guards.test.ts
+ * (the guards' parts) check all of it against live servers, so that an
+ * upgrade that changes one fails there, loudly, naming the part, rather than
+ * silently turning a guard off. Pinned against socket.io 4.8, engine.io 6.6,
+ * socket.io-adapter 2.5, socket.io-parser 4.2, @socket.io/redis-streams-adapter
+ * 0.3 and ioredis 5.
  *
  * What relies on what:
  * - `Server#_opts.connectionStateRecovery` ({@link recoveryOptions}): the broker
@@ -30,10 +35,20 @@
  * - `Redis#duplicate`, `Redis#set`, `Redis#publish` of ioredis
  *   ({@link keepDuplicates}, {@link catchFireAndForget}): the Streams adapter
  *   opens connections and fires commands without handling their promise.
+ * - Engine.IO's `use()` middlewares, `clients` and `connection` event
+ *   ({@link useEngineMiddleware}, {@link engineSession}, {@link onEngineSession}):
+ *   binding sessions to the token (src/guards/session-binding.ts).
+ * - socket.io-parser's `Decoder#add` ({@link jsonOnlyParser}): refusing binary.
+ * - The in-memory adapter's `sessions`, `packets`, `broadcast` and `_encode`
+ *   ({@link replaceSessionTable}, {@link watchBacklog}): the waiting-room
+ *   index and the backlog cap (src/recovery-backlog.ts).
+ * - An `async` adapter `broadcast` ({@link catchAsyncBroadcast}): the last
+ *   resort against a failed cluster broadcast.
  */
 import { decode as msgpackDecode } from '@msgpack/msgpack';
 import type { Redis } from 'ioredis';
 import type { Server, Socket } from 'socket.io';
+import { Decoder, Encoder, PacketType } from 'socket.io-parser';
 
 /** `MessageType.BROADCAST` of socket.io-adapter 2.5: a cluster message carrying an event to rooms. */
 export const ADAPTER_BROADCAST = 3;
@@ -116,7 +131,7 @@ export function catchFireAndForget(client: Redis, commands: readonly ('set' | 'p
 }
 
 /** Connection state recovery as the server was configured (`Server#_opts`); undefined when off. */
-export function recoveryOptions(io: Server): { readonly maxDisconnectionDuration?: number } | undefined {
+export function recoveryOptions(io: object): { readonly maxDisconnectionDuration?: number } | undefined {
   const opts = (io as unknown as { _opts?: { connectionStateRecovery?: { maxDisconnectionDuration?: number } } })._opts;
   return opts?.connectionStateRecovery || undefined;
 }
@@ -138,6 +153,31 @@ export interface EngineBacklog {
   readonly writable: boolean;
   /** Bytes `ws` holds for the socket (WebSocket only), 0 otherwise. */
   readonly bufferedAmount: number;
+}
+
+/** An Engine.IO packet as it waits in a write buffer. */
+export interface QueuedPacket {
+  readonly data?: unknown;
+}
+
+/** What the slow-consumer guard reads of an Engine.IO connection (engine.io 6 `Socket`). */
+export interface EngineConnection {
+  readonly id: string;
+  /** The client's address, for logs (the id names the session and is never logged). */
+  readonly remoteAddress?: string;
+  readonly readyState: string;
+  readonly writeBuffer: readonly QueuedPacket[];
+  readonly transport: {
+    readonly name: string;
+    readonly writable: boolean;
+    readonly socket?: { readonly bufferedAmount?: number; terminate?: () => void };
+  };
+  close(discard?: boolean): unknown;
+}
+
+/** A socket's Engine.IO connection, as the slow-consumer guard reads and closes it. */
+export function engineConnection(socket: { readonly conn: unknown }): EngineConnection {
+  return socket.conn as EngineConnection;
 }
 
 /** Reads the unsent data of an Engine.IO connection (`socket.conn`). */
@@ -285,4 +325,243 @@ export function decodeStreamMessage(adapter: object, fields: readonly string[]):
   } catch {
     return undefined;
   }
+}
+
+// ---------------------------------------------------------------------------
+// What the guards and the one-process recovery pieces rely on
+
+/**
+ * What these helpers take of a Socket.IO server: the broker's `BrokerServer`
+ * is one (typed loosely so that this module does not import the broker).
+ */
+export interface BrokerServer {
+  readonly engine: object;
+  of(name: '/'): { readonly adapter: object };
+}
+
+/** What these helpers take of a Socket.IO socket. */
+interface BrokerSocket {
+  readonly conn: { readonly protocol: number };
+}
+
+// ---------------------------------------------------------------------------
+// Socket ids
+
+/**
+ * The shape of every id Socket.IO and Engine.IO generate (`base64id`: 15
+ * random bytes, base64url, 20 characters). A 4.x socket's id and every
+ * Engine.IO session id (which *is* the socket id of a 1.x/2.x client) have it.
+ */
+export const GENERATED_ID = /^[A-Za-z0-9_-]{20}$/;
+
+/**
+ * True when `room` has the shape of a socket's own room (its id). Socket.IO
+ * puts every socket in a room named by its id, and replies to one socket go
+ * through it; no other room the platform uses has this shape but a bus, which
+ * the caller exempts (a `prefix:` notification room always holds a colon).
+ *
+ * @example
+ * looksLikeSocketId('calls'); // false
+ * looksLikeSocketId('T3hUpq2Bj0e8Xw5cAAAB'); // true
+ */
+export function looksLikeSocketId(room: string): boolean {
+  return room.length === 20 && GENERATED_ID.test(room);
+}
+
+/** Engine.IO protocol revision of a socket's connection: 3 for socket.io-client 1.x and 2.x, 4 for 4.x. */
+export function engineProtocol(socket: BrokerSocket): number {
+  return socket.conn.protocol;
+}
+
+// ---------------------------------------------------------------------------
+// Engine.IO sessions
+
+/** What the session binding reads of an Engine.IO connection (engine.io 6 `Socket`). */
+export interface EngineSession {
+  readonly id: string;
+  readonly protocol: number;
+  readonly remoteAddress: string;
+  /** The handshake request. */
+  readonly request: { readonly url?: string; readonly headers: { readonly authorization?: string } };
+}
+
+/** What the session binding reads of a request to the engine path (`prepare()` has set `_query`). */
+export interface EngineRequest {
+  readonly url?: string;
+  readonly headers: { readonly authorization?: string };
+  readonly socket: { readonly remoteAddress?: string };
+  readonly _query: Record<string, string | undefined>;
+}
+
+/** An Engine.IO middleware (`io.engine.use`): it runs for every HTTP request and upgrade on the engine path, before the `sid` is looked up. */
+export type EngineMiddleware = (req: EngineRequest, res: unknown, next: (error?: Error) => void) => void;
+
+/**
+ * Adds `middleware` in front of every Engine.IO request: handshakes, polls,
+ * posts and WebSocket upgrades alike (engine.io ≥ 6.4 runs `use()`
+ * middlewares in `handleRequest` and `handleUpgrade`; an error passed to
+ * `next` answers `400` and, for an upgrade, destroys the socket).
+ */
+export function useEngineMiddleware(io: BrokerServer, middleware: EngineMiddleware): void {
+  (io.engine as unknown as { use(fn: EngineMiddleware): void }).use(middleware);
+}
+
+/** The Engine.IO session `sid` names, if it is open (engine.io keeps them in `clients`, a plain object). */
+export function engineSession(io: BrokerServer, sid: string): EngineSession | undefined {
+  const clients = (io.engine as unknown as { clients: Record<string, EngineSession> }).clients;
+  return Object.hasOwn(clients, sid) ? clients[sid] : undefined;
+}
+
+/** Calls `listener` with each new Engine.IO session, once its handshake is accepted. */
+export function onEngineSession(io: BrokerServer, listener: (session: EngineSession) => void): void {
+  (io.engine as unknown as { on(event: 'connection', listener: (session: EngineSession) => void): void }).on('connection', listener);
+}
+
+// ---------------------------------------------------------------------------
+// The parser: no binary packets
+
+/**
+ * A Socket.IO parser (the `parser` server option) that refuses every binary
+ * packet. The platform's clients send JSON only (docs/protocol.md); a binary
+ * event makes socket.io-parser hold its attachments until they all arrive,
+ * with no bound but the socket's life. This decoder throws on the header of
+ * a binary event or acknowledgement, and on any binary frame, before
+ * anything is held: Socket.IO's `Client.ondata` catches the error and
+ * closes the connection (socket.io 4.8 `client.js`, "invalid packet format").
+ *
+ * `refused` is told of each refusal (to count it); it must not throw.
+ */
+export function jsonOnlyParser(refused: () => void): { Encoder: typeof Encoder; Decoder: typeof Decoder } {
+  class JsonOnlyDecoder extends Decoder {
+    override add(data: unknown): void {
+      if (typeof data !== 'string' || isBinaryHeader(data)) {
+        refused();
+        throw new Error('binary packets are not accepted');
+      }
+      super.add(data);
+    }
+  }
+  return { Encoder, Decoder: JsonOnlyDecoder };
+}
+
+/** True for the encoded header of a binary event or ack: its first character is the packet type. */
+export function isBinaryHeader(encoded: string): boolean {
+  const type = encoded.charCodeAt(0) - 48; // '0'
+  return type === PacketType.BINARY_EVENT || type === PacketType.BINARY_ACK;
+}
+
+// ---------------------------------------------------------------------------
+// The adapter: recovery sessions and the packet backlog
+
+/** A disconnected session kept for recovery (socket.io-adapter `Session`). */
+export interface WaitingSession {
+  readonly rooms?: unknown;
+}
+
+/** A broadcast kept for recovery (socket.io-adapter `PersistedPacket`). */
+export interface KeptPacket {
+  readonly id: string;
+  readonly emittedAt: number;
+}
+
+/** What the recovery pieces read and wrap of the in-memory `SessionAwareAdapter`. */
+interface SessionAwareAdapter {
+  sessions: Map<string, WaitingSession>;
+  readonly packets: KeptPacket[];
+  broadcast(packet: unknown, opts: unknown): unknown;
+  _encode(packet: unknown, opts: unknown): readonly unknown[];
+}
+
+/** True when connection state recovery is configured on `io`. */
+export function recoveryEnabled(io: BrokerServer): boolean {
+  return recoveryOptions(io) !== undefined;
+}
+
+/** The root namespace's adapter, if it is the in-memory one that keeps sessions and packets itself. */
+function sessionAware(io: BrokerServer): SessionAwareAdapter | undefined {
+  const adapter = io.of('/').adapter as unknown as Partial<SessionAwareAdapter>;
+  const ok =
+    adapter.sessions instanceof Map &&
+    Array.isArray(adapter.packets) &&
+    typeof adapter.broadcast === 'function' &&
+    typeof adapter._encode === 'function';
+  return ok ? (adapter as SessionAwareAdapter) : undefined;
+}
+
+/**
+ * Replaces the adapter's session table with `table` (a `Map` subclass that
+ * watches every `set` and `delete`: `persistSession`, the expiry timer and
+ * `restoreSession` only ever call those). Entries already there are copied.
+ * False when the adapter keeps no such table (a cluster adapter).
+ */
+export function replaceSessionTable(io: BrokerServer, table: Map<string, WaitingSession>): boolean {
+  const adapter = sessionAware(io);
+  if (!adapter) return false;
+  for (const [pid, session] of adapter.sessions) table.set(pid, session);
+  adapter.sessions = table;
+  return true;
+}
+
+/** The bytes of an encoded packet: string lengths (ASCII JSON) plus binary lengths. */
+function encodedBytes(encoded: readonly unknown[]): number {
+  let bytes = 0;
+  for (const part of encoded) {
+    if (typeof part === 'string') bytes += part.length;
+    else if (part instanceof ArrayBuffer || ArrayBuffer.isView(part)) bytes += part.byteLength;
+  }
+  return bytes;
+}
+
+/** The packet backlog of the in-memory adapter, with the encoded size of each packet kept after the wrap. */
+export interface PacketBacklog {
+  /** The adapter's own array, oldest first (its timer splices expired packets off the front). */
+  readonly packets: KeptPacket[];
+}
+
+/**
+ * Calls `kept(packet, bytes)` after each broadcast the adapter kept for
+ * recovery, with its encoded size: `SessionAwareAdapter.broadcast` pushes
+ * the packet onto `packets`, then encodes it once (`_encode`) for every
+ * receiver. Undefined when the adapter keeps no backlog.
+ */
+export function watchBacklog(io: BrokerServer, kept: (packet: KeptPacket, bytes: number) => void): PacketBacklog | undefined {
+  const adapter = sessionAware(io);
+  if (!adapter) return undefined;
+  const encode = adapter._encode.bind(adapter);
+  const broadcast = adapter.broadcast.bind(adapter);
+  let lastBytes = 0;
+  adapter._encode = (packet, opts) => {
+    const encoded = encode(packet, opts);
+    lastBytes = encodedBytes(encoded);
+    return encoded;
+  };
+  adapter.broadcast = (packet, opts) => {
+    const before = adapter.packets.length;
+    lastBytes = 0;
+    const result = broadcast(packet, opts);
+    const after = adapter.packets.length;
+    if (after > before) kept(adapter.packets[after - 1] as KeptPacket, lastBytes);
+    return result;
+  };
+  return { packets: adapter.packets };
+}
+
+// ---------------------------------------------------------------------------
+// The last resort for asynchronous broadcasts
+
+/**
+ * Catches what the root adapter's `broadcast` rejects with: the cluster
+ * adapter's `broadcast` is `async` (socket.io-adapter `ClusterAdapter`),
+ * publishes to Redis, then encodes for local sockets; anything thrown there
+ * rejects a promise that Socket.IO drops, and Node ends the process on an
+ * unhandled rejection. Synchronous throws still reach the caller.
+ */
+export function catchAsyncBroadcast(io: BrokerServer, failed: (error: unknown) => void): void {
+  const adapter = io.of('/').adapter as unknown as { broadcast(packet: unknown, opts: unknown): unknown };
+  const broadcast = adapter.broadcast.bind(adapter);
+  adapter.broadcast = (packet, opts) => {
+    const result = broadcast(packet, opts);
+    if (result instanceof Promise) result.catch(failed);
+    return result;
+  };
 }

@@ -1,5 +1,5 @@
 /**
- * What src/guards/engine-internals.ts relies on of Socket.IO, Engine.IO,
+ * What src/internals.ts relies on, for the guards, of Socket.IO, Engine.IO,
  * socket.io-parser and the in-memory adapter, checked against the installed
  * versions on real servers. A failure here means an upgrade changed one of
  * them: a guard (session binding, the binary refusal, the backlog cap, the
@@ -22,7 +22,7 @@ import {
   watchBacklog,
   type EngineSession,
   type WaitingSession,
-} from '../src/guards/engine-internals.ts';
+} from '../src/internals.ts';
 import { startBroker } from './helpers/broker.ts';
 import { closeAll, connect, GENERATIONS, withTimeout, type TestClient } from './helpers/clients.ts';
 
