@@ -14,6 +14,7 @@ import { attachBroker } from './attach.ts';
 import type { Broker, BrokerServer } from './broker.ts';
 import { loadBuses, type Buses } from './buses.ts';
 import { Cluster, ClusterStartError, startCluster } from './cluster/cluster.ts';
+import { redisConfigured } from './cluster/redis-connection.ts';
 import type { Settings } from './settings.ts';
 import { HealthCheck } from './http/health.ts';
 import { createMetrics, metricsHandler } from './http/metrics.ts';
@@ -99,7 +100,7 @@ export async function startServer(settings: Settings, buses: Buses = loadBuses(s
     version: VERSION,
     connections,
     // Until the cluster is up, a broker told to use Redis has no link to it yet.
-    redis: { get state() { return cluster?.state ?? (settings.redisUrl ? 'down' : 'off'); } },
+    redis: { get state() { return cluster?.state ?? (redisConfigured(settings) ? 'down' : 'off'); } },
   });
 
   // /health answers from the first moment; everything else waits for the start to finish.
@@ -166,7 +167,7 @@ function assemble(
     buses,
     routes,
     // One process sees every socket and every session kept for recovery; a cluster node does not.
-    skipUnheard: settings.redisUrl === undefined,
+    skipUnheard: !redisConfigured(settings),
     limits: settings,
     telemetry,
   });

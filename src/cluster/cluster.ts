@@ -18,6 +18,7 @@ import type { Namespace, ServerOptions } from 'socket.io';
 import type { Buses } from '../buses.ts';
 import type { Settings } from '../settings.ts';
 import { OutageGrace, type PublicationKind } from './outage-grace.ts';
+import { createRedis, describeRedis, redisConfigured, refuseServer } from './redis-connection.ts';
 import type { RedisState } from '../protocol.ts';
 import type { RouteTable } from '../routes.ts';
 import { RouteSync } from './route-sync.ts';
@@ -118,12 +119,6 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   }
 }
 
-/** `redis://host:port/db` without user or password, for logs. */
-function describeUrl(url: string): string {
-  const { protocol, host, pathname } = new URL(url);
-  return `${protocol}//${host}${pathname === '/' ? '' : pathname}`;
-}
-
 /**
  * Connects to Redis (retrying for `settings.redisConnectTimeoutMs`), loads
  * the cluster's routes into `routes`, and returns the adapter to give
@@ -136,10 +131,10 @@ function describeUrl(url: string): string {
  * cluster.state; // 'up'
  */
 export async function startCluster(settings: Settings, routes: RouteTable, buses: Buses): Promise<Cluster> {
-  if (settings.redisUrl === undefined) return new Cluster('off');
-  const where = describeUrl(settings.redisUrl);
+  if (!redisConfigured(settings)) return new Cluster('off');
+  const where = describeRedis(settings);
 
-  const client = new Redis(settings.redisUrl, {
+  const client = createRedis(settings, {
     // Commands wait through an outage (the grace decides what events do), rather than fail after 20 retries.
     maxRetriesPerRequest: null,
     retryStrategy: (attempt) => Math.min(100 * attempt, 1_000),
@@ -174,6 +169,8 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
 
   try {
     await waitReady(client, settings.redisConnectTimeoutMs, () => lastError, where);
+    const refusal = await refuseServer(client);
+    if (refusal !== undefined) throw new ClusterStartError(`Redis at ${where} ${refusal}`);
   } catch (error) {
     disconnectAll();
     throw error;
