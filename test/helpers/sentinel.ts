@@ -126,6 +126,11 @@ export interface SentinelGroupOptions {
   readonly downAfterMs?: number;
   /** Sentinel's `failover-timeout`. Default 3000. */
   readonly failoverTimeoutMs?: number;
+  /**
+   * The port the replica replicates from, given the primary's: by default the
+   * primary's own; the bench puts a proxy there to make the replication link slower.
+   */
+  readonly replicationPort?: (primaryPort: number) => Promise<number>;
   /** Arranges for the group to be removed; by default when the test file ends (node:test `after`). */
   readonly cleanup?: (group: SentinelGroup) => void;
 }
@@ -174,12 +179,15 @@ export class SentinelGroup {
         'save ""',
         `requirepass ${group.password}`,
         `masterauth ${group.password}`,
+        // Sync a new replica at once, not after the default 5 s wait for others.
+        'repl-diskless-sync-delay 0',
         ...serverConf,
         ...extra,
       ];
     };
     group.primary = await group.#launch('primary', false, REDIS_READY, (port) => server('primary', port, []));
-    group.replica = await group.#launch('replica', false, REDIS_READY, (port) => server('replica', port, [`replicaof 127.0.0.1 ${group.primary.port}`]));
+    const upstream = (await options.replicationPort?.(group.primary.port)) ?? group.primary.port;
+    group.replica = await group.#launch('replica', false, REDIS_READY, (port) => server('replica', port, [`replicaof 127.0.0.1 ${upstream}`]));
     await group.replica.waitLog(REPLICA_SYNCED, START_TIMEOUT_MS);
     for (let i = 0; i < (options.sentinels ?? 3); i++) {
       const sentinel = await group.#launch(`sentinel${i}`, true, SENTINEL_READY, (port) => [
@@ -285,10 +293,10 @@ export class SentinelGroup {
     }
   }
 
-  /** Stops every process and removes the directory. */
+  /** Stops every process and removes the directory (SIGKILL: a primary stopped gracefully waits up to 10 s for its replica). */
   async remove(): Promise<void> {
     for (const client of this.#clients.values()) client.disconnect();
-    await Promise.all([...this.sentinels, this.replica, this.primary].filter(Boolean).map((p) => p.kill()));
+    await Promise.all([...this.sentinels, this.replica, this.primary].filter(Boolean).map((p) => p.kill('SIGKILL')));
     rmSync(this.dir, { recursive: true, force: true });
   }
 
