@@ -267,10 +267,14 @@ export interface SettingHelp {
   /** The default, as an operator would write it (`30s`, `1mb`). */
   readonly shown: string;
   readonly help: string;
+  /** For a password read from the file `env` names: the variable that may hold the password itself. */
+  readonly inlineEnv?: string;
 }
 
 /** The settings the broker understands, for `--help`. */
-export const SETTING_NAMES: readonly SettingHelp[] = SETTINGS.map(({ env, flag, shown, help }) => ({ env, flag, shown, help }));
+export const SETTING_NAMES: readonly SettingHelp[] = SETTINGS.map(({ env, flag, shown, help, inlineEnv }) =>
+  inlineEnv === undefined ? { env, flag, shown, help } : { env, flag, shown, help, inlineEnv },
+);
 
 /** The units durations and sizes take, for `--help` and the README. */
 export const DURATION_UNITS: readonly string[] = Object.keys(UNITS_MS);
