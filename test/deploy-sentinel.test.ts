@@ -86,7 +86,7 @@ describe('Redis Sentinel', { skip: redisMissing() }, () => {
   });
   after(() => group?.remove());
 
-  it('refuses, in one line and without its password, a Sentinel or a replica given as REDIS_URL', async () => {
+  it('refuses, in one line and without its password (even with DEBUG=*), a Sentinel or a replica given as REDIS_URL', async () => {
     const cases: [string, string, RegExp][] = [
       ['a Sentinel', `redis://:${group.sentinelPassword}@127.0.0.1:${group.sentinels[0]!.port}`, /is a Redis Sentinel, not a Redis server: give its address in REDIS_SENTINELS/],
       ['a replica', `redis://:${group.password}@127.0.0.1:${group.replica.port}`, /is a replica, which refuses writes/],
@@ -100,6 +100,12 @@ describe('Redis Sentinel', { skip: redisMissing() }, () => {
       assert.match(lines[0]!, message);
       assertNoSecret(proc, what);
     }
+    // With every debug log on (the Redis client's own included, which would show each AUTH), still no password.
+    const verbose = spawnBroker({ REDIS_URL: `redis://127.0.0.1:${group.replica.port}`, REDIS_PASSWORD: group.password, DEBUG: '*' });
+    assert.equal((await verbose.exited).code, 1);
+    assert.match(verbose.stderr(), /is a replica, which refuses writes/);
+    assert.match(verbose.stderr(), /ioredis:/, 'the Redis client logged');
+    assertNoSecret(verbose, 'DEBUG=*');
   });
 
   it('follows a failover: the replica promoted, events published meanwhile delivered, routes kept, /health down then up', async (t) => {

@@ -9,6 +9,7 @@
  * Passwords go to ioredis and nowhere else: {@link describeRedis} is what logs
  * and errors show.
  */
+import createDebug from 'debug';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Settings } from '../settings.ts';
 
@@ -19,6 +20,8 @@ export type RedisSettings = Pick<Settings, 'redisUrl' | 'redisSentinels' | 'redi
 const READONLY_ERROR = 'READONLY';
 /** `reconnectOnError`'s answer that reconnects and sends the failed command again. */
 const RECONNECT_AND_RESEND = 2;
+/** ioredis's debug namespace that logs every command it writes: AUTH, and so the password, included. */
+const COMMAND_LOG_NAMESPACE = 'ioredis:redis';
 /** Longest wait between two rounds over every Sentinel, in ms, while none answers. */
 const SENTINEL_RETRY_MAX_MS = 1_000;
 
@@ -79,7 +82,18 @@ export function redisArguments(settings: RedisSettings, options: RedisOptions): 
  */
 export function createRedis(settings: RedisSettings, options: RedisOptions): Redis {
   const args = redisArguments(settings, options);
+  silenceCommandLog();
   return args.length === 2 ? new Redis(args[0], args[1]) : new Redis(args[0]);
+}
+
+/**
+ * Turns off ioredis's command log if `DEBUG` turned it on (`DEBUG=*`,
+ * `DEBUG=ioredis:*`): it would print the password of every AUTH. Its other
+ * namespaces (connection, Sentinel) stay as `DEBUG` says.
+ */
+function silenceCommandLog(): void {
+  if (!createDebug.enabled(COMMAND_LOG_NAMESPACE)) return;
+  createDebug.enable(`${createDebug.disable()},-${COMMAND_LOG_NAMESPACE}`);
 }
 
 /**
