@@ -14,6 +14,7 @@ import { attachBroker } from './attach.ts';
 import type { Broker, BrokerServer } from './broker.ts';
 import { loadBuses, type Buses } from './buses.ts';
 import { Cluster, ClusterStartError, startCluster } from './cluster/cluster.ts';
+import { redisConfigured } from './cluster/redis-connection.ts';
 import type { Settings } from './settings.ts';
 import { errorHandler } from './http/errors.ts';
 import { HealthCheck } from './http/health.ts';
@@ -110,7 +111,7 @@ export async function startServer(settings: Settings, buses: Buses = loadBuses(s
     version: VERSION,
     connections,
     // Until the cluster is up, a broker told to use Redis has no link to it yet.
-    redis: { get state() { return cluster?.state ?? (settings.redisUrl ? 'down' : 'off'); } },
+    redis: { get state() { return cluster?.state ?? (redisConfigured(settings) ? 'down' : 'off'); } },
   });
 
   // /health answers from the first moment; everything else waits for the start to finish.
@@ -186,7 +187,7 @@ function assemble(
   // Nothing a broadcast throws asynchronously (the cluster adapter's) may end the process.
   catchAsyncBroadcast(io, (error) => debug('a broadcast failed: %s', error instanceof Error ? error.stack : String(error)));
   // One process keeps the recovery backlog in memory: hold it under its byte cap (a cluster keeps it in Redis).
-  const recoveryBacklog = settings.redisUrl === undefined ? capBacklog(io, settings.recoveryBacklogBytes) : undefined;
+  const recoveryBacklog = !redisConfigured(settings) ? capBacklog(io, settings.recoveryBacklogBytes) : undefined;
   app.get('/', (_req, res) => {
     res.json({ ok: true, name: NAME, version: VERSION });
   });
@@ -195,7 +196,7 @@ function assemble(
     buses,
     routes,
     // One process sees every socket and every session kept for recovery; a cluster node does not.
-    skipUnheard: settings.redisUrl === undefined,
+    skipUnheard: !redisConfigured(settings),
     // On a cluster, a sender's acknowledgement says whether Redis took its event.
     track: cluster.state === 'off' ? undefined : (publish) => cluster.track(publish),
     limits: settings,

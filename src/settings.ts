@@ -6,9 +6,10 @@
  * flag, its default and how its text is read. The README's settings table
  * mirrors it.
  */
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_LIMITS, type Limits } from './limits.ts';
-import { quoteArgument, redactUrl } from './redact.ts';
+import { quoteArgument, REDACTED, redactUrl } from './redact.ts';
 
 /** Everything the broker process can be told. */
 export interface Settings extends Limits {
@@ -32,8 +33,57 @@ export interface Settings extends Limits {
   readonly recoveryWindowMs: number;
   /** Approximate number of entries the Redis stream keeps (the recovery backlog of the cluster). */
   readonly streamMaxLen: number;
+  /** Redis Sentinels that say where the primary is; exclusive with {@link redisUrl}. */
+  readonly redisSentinels: readonly SentinelAddress[] | undefined;
+  /** The primary's name in the Sentinels' configuration (`sentinel monitor <name> ...`). */
+  readonly redisSentinelName: string;
+  /** The Redis password (`requirepass`), when not in {@link redisUrl}. */
+  readonly redisPassword: Secret | undefined;
+  /** The Sentinels' own password (their `requirepass`). */
+  readonly redisSentinelPassword: Secret | undefined;
   /** Shared secret every client must present; undefined trusts the network. */
   readonly token: string | undefined;
+}
+
+/** One Redis Sentinel. */
+export interface SentinelAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/**
+ * A password. Its text comes out only through {@link reveal}: printed in any
+ * other way (a template string, `JSON.stringify`, `util.inspect`, a log of the
+ * settings), it shows {@link REDACTED}.
+ *
+ * @example
+ * const password = new Secret('s3cret');
+ * `${password}`; // '***'
+ * password.reveal(); // 's3cret', for the Redis client only
+ */
+export class Secret {
+  readonly #text: string;
+
+  constructor(text: string) {
+    this.#text = text;
+  }
+
+  /** The password itself: hand it to what needs it, never to a log. */
+  reveal(): string {
+    return this.#text;
+  }
+
+  toString(): string {
+    return REDACTED;
+  }
+
+  toJSON(): string {
+    return REDACTED;
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return REDACTED;
+  }
 }
 
 /** A setting that could not be used: the message names it and says why. */
@@ -52,6 +102,12 @@ interface SettingSpec<K extends keyof Settings> {
   readonly shown?: string;
   /** What the setting does, one line for `--help`. */
   readonly help: string;
+  /**
+   * For a secret read from a file (`env` and `flag` name the file): an
+   * environment variable that may hold the secret itself instead. There is no
+   * flag for it, so that it never shows in `ps`.
+   */
+  readonly inlineEnv?: string;
 }
 
 const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -68,6 +124,10 @@ export const DEFAULT_SETTINGS: Settings = Object.freeze({
   redisTimeoutMs: 5_000,
   recoveryWindowMs: 120_000,
   streamMaxLen: 100_000,
+  redisSentinels: undefined,
+  redisSentinelName: 'mymaster',
+  redisPassword: undefined,
+  redisSentinelPassword: undefined,
   token: undefined,
   ...DEFAULT_LIMITS,
 });
@@ -106,6 +166,8 @@ const text: Reader<string> = (t) => {
   return t;
 };
 
+/** `t` with whatever stands between `//` and `@` (a user and password) hidden, for error messages. */
+
 const redisUrl: Reader<string> = (t) => {
   let url: URL;
   try {
@@ -119,6 +181,46 @@ const redisUrl: Reader<string> = (t) => {
   }
   if (!url.hostname) throw new SettingsError('the Redis URL names no host');
   return t;
+};
+
+/** Sentinel's own default port, for an address given without one. */
+const SENTINEL_PORT = 26_379;
+
+/** `host:port,host:port,...`; an IPv6 host in brackets (`[::1]:26379`); a missing port is 26379. */
+const sentinels: Reader<readonly SentinelAddress[]> = (t) => {
+  const list = t.split(',').map((s) => s.trim()).filter(Boolean);
+  if (list.length === 0) throw new SettingsError('expected Sentinels such as 10.0.0.5:26379,10.0.0.6:26379, got none');
+  return Object.freeze(
+    list.map((address) => {
+      const match = /^(?:\[([^\]]+)\]|([^:\s[\]]+))(?::(\d+))?$/.exec(address);
+      const port = match?.[3] === undefined ? SENTINEL_PORT : Number(match[3]);
+      if (!match || port < 1 || port > 65_535) throw new SettingsError(`expected Sentinels such as 10.0.0.5:26379,10.0.0.6:26379, got "${address}"`);
+      return Object.freeze({ host: (match[1] ?? match[2]) as string, port });
+    }),
+  );
+};
+
+/** Longest password file read, to refuse a path that names something else (a device, a log). */
+const MAX_SECRET_FILE_BYTES = 4_096;
+
+/** The secret itself, never echoed in an error. */
+const secretText: Reader<Secret> = (t) => {
+  if (t.trim() === '') throw new SettingsError('expected a password, got an empty one');
+  return new Secret(t);
+};
+
+/** A file holding a secret (one trailing newline dropped); errors name the file, never its content. */
+const secretFile: Reader<Secret> = (path) => {
+  let content: Buffer;
+  try {
+    content = readFileSync(path.trim());
+  } catch (error) {
+    throw new SettingsError(`cannot read the password file ${path.trim()} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  if (content.length > MAX_SECRET_FILE_BYTES) throw new SettingsError(`the password file ${path.trim()} is larger than ${MAX_SECRET_FILE_BYTES} bytes`);
+  const text = content.toString('utf8').replace(/\r?\n$/, '');
+  if (text.trim() === '') throw new SettingsError(`the password file ${path.trim()} is empty`);
+  return new Secret(text);
 };
 
 const origins: Reader<'*' | readonly string[]> = (t) => {
@@ -146,6 +248,10 @@ const SETTINGS: readonly SettingSpec<keyof Settings>[] = [
   { key: 'redisTimeoutMs', env: 'REDIS_TIMEOUT', flag: '--redis-timeout', read: duration, help: 'how long Redis may leave a PING unanswered before it counts as down; 0 turns the watchdog off' },
   { key: 'recoveryWindowMs', env: 'RECOVERY_WINDOW', flag: '--recovery-window', read: duration, help: 'how long a 4.x client may stay away and still recover missed events; 0 turns recovery off' },
   { key: 'streamMaxLen', env: 'REDIS_STREAM_MAXLEN', flag: '--redis-stream-maxlen', read: integer(1_000, 1e9), help: "entries the Redis event stream keeps (the cluster's recovery backlog)" },
+  { key: 'redisSentinels', env: 'REDIS_SENTINELS', flag: '--redis-sentinels', read: sentinels, shown: 'unset (REDIS_URL names Redis)', help: 'comma-separated host:port of the Redis Sentinels that say where the primary is; instead of REDIS_URL' },
+  { key: 'redisSentinelName', env: 'REDIS_SENTINEL_NAME', flag: '--redis-sentinel-name', read: text, shown: 'mymaster', help: "the primary's name in the Sentinels' configuration (sentinel monitor <name> ...)" },
+  { key: 'redisPassword', env: 'REDIS_PASSWORD_FILE', flag: '--redis-password-file', inlineEnv: 'REDIS_PASSWORD', read: secretFile, shown: 'unset (none, or the one in REDIS_URL)', help: 'file holding the Redis password (requirepass); or the password itself in REDIS_PASSWORD (environment only)' },
+  { key: 'redisSentinelPassword', env: 'REDIS_SENTINEL_PASSWORD_FILE', flag: '--redis-sentinel-password-file', inlineEnv: 'REDIS_SENTINEL_PASSWORD', read: secretFile, shown: 'unset (none)', help: "file holding the Sentinels' own password; or the password itself in REDIS_SENTINEL_PASSWORD (environment only)" },
   { key: 'token', env: 'BROKER_TOKEN', flag: '--token', read: text, shown: 'unset (no check)', help: 'shared secret every client and HTTP request must present (/health excepted)' },
   { key: 'maxMessageBytes', env: 'MAX_MESSAGE_BYTES', flag: '--max-message-bytes', read: bytes, help: 'largest Socket.IO message accepted; a sender past it is disconnected' },
   { key: 'maxBodyBytes', env: 'MAX_BODY_BYTES', flag: '--max-body-bytes', read: bytes, help: 'largest /_notify body accepted (413 past it)' },
@@ -166,6 +272,8 @@ export interface SettingHelp {
   /** The default, as an operator would write it (`30s`, `1mb`). */
   readonly shown: string;
   readonly help: string;
+  /** For a password read from the file `env` names: the variable that may hold the password itself. */
+  readonly inlineEnv?: string;
 }
 
 /** `value` in the largest of `units` that writes it whole: 30000 ms → `30s`, 16000000 bytes → `16mb`. */
@@ -184,7 +292,11 @@ function showDefault(spec: SettingSpec<keyof Settings>): string {
 }
 
 /** The settings the broker understands, for `--help`. */
-export const SETTING_NAMES: readonly SettingHelp[] = SETTINGS.map((spec) => ({ env: spec.env, flag: spec.flag, shown: showDefault(spec), help: spec.help }));
+export const SETTING_NAMES: readonly SettingHelp[] = SETTINGS.map((spec) => {
+  const shown = showDefault(spec);
+  const { env, flag, help, inlineEnv } = spec;
+  return inlineEnv === undefined ? { env, flag, shown, help } : { env, flag, shown, help, inlineEnv };
+});
 
 /** The units durations and sizes take, for `--help` and the README. */
 export const DURATION_UNITS: readonly string[] = Object.keys(UNITS_MS);
@@ -201,9 +313,12 @@ export const SIZE_UNITS: readonly string[] = Object.keys(UNITS_BYTES);
  */
 export function loadSettings(argv: readonly string[], env: NodeJS.ProcessEnv): Settings {
   const given = new Map<SettingSpec<keyof Settings>, { text: string; from: string }>();
+  const inline = new Map<SettingSpec<keyof Settings>, { text: string; from: string }>();
   for (const spec of SETTINGS) {
     const value = env[spec.env];
     if (value !== undefined && value !== '') given.set(spec, { text: value, from: spec.env });
+    const secret = spec.inlineEnv === undefined ? undefined : env[spec.inlineEnv];
+    if (secret !== undefined && secret !== '') inline.set(spec, { text: secret, from: spec.inlineEnv as string });
   }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
@@ -220,12 +335,53 @@ export function loadSettings(argv: readonly string[], env: NodeJS.ProcessEnv): S
     given.set(spec, { text: value, from: flag });
   }
   const settings: Record<string, unknown> = { ...DEFAULT_SETTINGS };
-  for (const [spec, { text: value, from }] of given) {
+  /** Where each setting given came from (a variable or a flag), to name it in errors. */
+  const source = new Map<keyof Settings, string>();
+  const read = <T>(reader: Reader<T>, value: string, from: string): T => {
     try {
-      settings[spec.key] = spec.read(value);
+      return reader(value);
     } catch (error) {
       throw new SettingsError(`${from}: ${(error as Error).message}`);
     }
+  };
+  for (const [spec, { from }] of inline) {
+    const file = given.get(spec);
+    if (file) throw new SettingsError(`${from} and ${file.from} are both set: give the password once`);
   }
-  return Object.freeze(settings as unknown as Settings);
+  for (const [spec, { text: value, from }] of given) {
+    settings[spec.key] = read(spec.read, value, from);
+    source.set(spec.key, from);
+  }
+  for (const [spec, { text: value, from }] of inline) {
+    settings[spec.key] = read(secretText, value, from);
+    source.set(spec.key, from);
+  }
+  const checked = Object.freeze(settings as unknown as Settings);
+  checkRedis(checked, (key) => source.get(key) ?? key);
+  return checked;
+}
+
+/**
+ * The Redis settings that only make sense together: one way to find Redis
+ * (a URL, or Sentinels), one password for it, and Sentinel settings only with
+ * Sentinels. `from` names a setting as the operator gave it.
+ */
+function checkRedis(settings: Settings, from: (key: keyof Settings) => string): void {
+  const { redisUrl: url, redisSentinels, redisPassword, redisSentinelPassword } = settings;
+  if (url !== undefined && redisSentinels !== undefined) {
+    throw new SettingsError(
+      `${from('redisUrl')} and ${from('redisSentinels')} are exclusive: name one Redis by its URL, or the Sentinels that find the primary`,
+    );
+  }
+  if (redisPassword !== undefined) {
+    if (url === undefined && redisSentinels === undefined) {
+      throw new SettingsError(`${from('redisPassword')} is set, but no Redis is (REDIS_URL or REDIS_SENTINELS)`);
+    }
+    if (url !== undefined && new URL(url).password !== '') {
+      throw new SettingsError(`${from('redisUrl')} holds a password and ${from('redisPassword')} another: give it once`);
+    }
+  }
+  if (redisSentinelPassword !== undefined && redisSentinels === undefined) {
+    throw new SettingsError(`${from('redisSentinelPassword')} is set, but REDIS_SENTINELS is not`);
+  }
 }

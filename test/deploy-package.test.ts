@@ -145,7 +145,9 @@ describe('the npm package', () => {
 
       const [sender, listener] = await Promise.all([connect('v4', url), connect('v2', url)]);
       open.push(sender, listener);
-      assert.deepEqual(sender.welcome, { id: sender.id, name: NAME, version: VERSION, public: false });
+      const { publicId, ...welcome } = sender.welcome;
+      assert.deepEqual(welcome, { id: sender.id, name: NAME, version: VERSION, public: false });
+      assert.match(publicId, /^[\w-]{16}$/);
       assert.equal(await listener.ack('join', 'calls'), true);
       sender.emit('queuer', { waiting: 2 }); // the route the example registers
       assert.deepEqual(await listener.receive('queuer', 1), [{ waiting: 2 }]);

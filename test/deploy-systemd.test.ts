@@ -118,7 +118,7 @@ describe('the systemd unit', { skip: systemdMissing() }, () => {
   });
 
   it('env.example sets only settings the broker knows', () => {
-    const known = new Set([...SETTING_NAMES.map((s) => s.env), 'DEBUG']);
+    const known = new Set([...SETTING_NAMES.flatMap((s) => (s.inlineEnv === undefined ? [s.env] : [s.env, s.inlineEnv])), 'DEBUG']);
     const names = [...ENV_EXAMPLE.matchAll(/^#?([A-Z_]+)=/gm)].map((m) => m[1]!);
     assert.ok(names.length >= 4, 'it shows the usual settings');
     for (const name of names) assert.ok(known.has(name), `${name} is a setting`);
@@ -133,6 +133,9 @@ describe('the systemd unit', { skip: systemdMissing() }, () => {
     assert.ok(section.includes(`It runs \`${value('ExecStart')}\``), 'the same ExecStart');
     assert.ok(section.includes(`gives it ${/^\d+/.exec(value('TimeoutStopSec') ?? '')?.[0]} s`), 'the same TimeoutStopSec');
     assert.ok(section.includes(value('EnvironmentFile')!), 'the same env file');
-    assert.ok(section.includes('Redis Sentinel: see below.'), 'the Sentinel placeholder');
+    // Redis Sentinel: the broker's settings, the password files as systemd credentials, and the test that runs it.
+    for (const text of ['REDIS_SENTINELS=', 'REDIS_SENTINEL_NAME=', 'LoadCredential=redis-password:', 'REDIS_PASSWORD_FILE=%d/redis-password', 'test/deploy-sentinel.test.ts']) {
+      assert.ok(section.includes(text), `the Sentinel setup shows ${text}`);
+    }
   });
 });

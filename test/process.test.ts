@@ -67,9 +67,18 @@ describe('the broker process', () => {
     assert.equal(proc.stderr(), '');
   });
 
+  it('--help prints no password given in the environment', async () => {
+    const secret = 'pw-help-7c1e';
+    const proc = spawnBroker({ REDIS_SENTINELS: '127.0.0.1:1', REDIS_PASSWORD: secret, REDIS_SENTINEL_PASSWORD: secret }, ['--help']);
+    assert.deepEqual(await proc.exited, { code: 0, signal: null });
+    assert.match(proc.stdout(), /--redis-password-file \(REDIS_PASSWORD_FILE\)/);
+    assert.ok(!proc.stdout().includes(secret) && !proc.stderr().includes(secret));
+  });
+
   it('--help shows the defaults the broker really uses', () => {
     const defaults = DEFAULT_SETTINGS as unknown as Record<string, unknown>;
-    const notValues = new Set(['BUSES_FILE', 'REDIS_URL', 'BROKER_TOKEN']); // a path beside the package, or unset
+    // A path beside the package, or unset.
+    const notValues = new Set(['BUSES_FILE', 'REDIS_URL', 'BROKER_TOKEN', 'REDIS_SENTINELS', 'REDIS_PASSWORD_FILE', 'REDIS_SENTINEL_PASSWORD_FILE']);
     for (const { env, shown } of SETTING_NAMES) {
       if (notValues.has(env)) continue;
       const read = loadSettings([], { [env]: shown }) as unknown as Record<string, unknown>;

@@ -1,7 +1,12 @@
 /** Settings from the environment and flags (README.md#settings). */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
-import { DEFAULT_SETTINGS, loadSettings, SettingsError } from '../src/settings.ts';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inspect } from 'node:util';
+import { after, describe, it } from 'node:test';
+import { REDACTED } from '../src/redact.ts';
+import { DEFAULT_SETTINGS, loadSettings, Secret, SettingsError } from '../src/settings.ts';
 
 describe('settings', () => {
   it('defaults to 127.0.0.1:3000, the repository buses.json, any origin, no Redis, no token', () => {
@@ -66,4 +71,83 @@ describe('settings', () => {
       });
     });
   }
+});
+
+describe('Redis Sentinel and password settings', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'spicy-action-settings-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const PASSWORD = 'pw-9f3a-not-for-logs';
+  const file = (name: string, content: string): string => {
+    const path = join(dir, name);
+    writeFileSync(path, content, { mode: 0o600 });
+    return path;
+  };
+
+  it('reads Sentinels as host:port, a bracketed IPv6 host, or a host alone (port 26379), and the primary name', () => {
+    const s = loadSettings(['--redis-sentinel-name', 'calls'], { REDIS_SENTINELS: '10.0.0.5:26380, sentinel-b ,[fd00::7]:26381' });
+    assert.deepEqual(s.redisSentinels, [
+      { host: '10.0.0.5', port: 26380 },
+      { host: 'sentinel-b', port: 26379 },
+      { host: 'fd00::7', port: 26381 },
+    ]);
+    assert.equal(s.redisSentinelName, 'calls');
+    assert.equal(s.redisUrl, undefined);
+    assert.equal(loadSettings([], { REDIS_SENTINELS: '10.0.0.5:26379' }).redisSentinelName, 'mymaster', 'the name Redis examples use');
+  });
+
+  it('reads each password from its variable or from a file (one trailing newline dropped), as a Secret', () => {
+    const fromEnv = loadSettings([], { REDIS_SENTINELS: 'a:1', REDIS_PASSWORD: PASSWORD, REDIS_SENTINEL_PASSWORD: `${PASSWORD}-s` });
+    assert.ok(fromEnv.redisPassword instanceof Secret);
+    assert.equal(fromEnv.redisPassword.reveal(), PASSWORD);
+    assert.equal(fromEnv.redisSentinelPassword?.reveal(), `${PASSWORD}-s`);
+    const fromFiles = loadSettings(['--redis-sentinel-password-file', file('sentinel', `${PASSWORD}-s\n`)], {
+      REDIS_SENTINELS: 'a:1',
+      REDIS_PASSWORD_FILE: file('redis', `${PASSWORD}\r\n`),
+    });
+    assert.equal(fromFiles.redisPassword?.reveal(), PASSWORD);
+    assert.equal(fromFiles.redisSentinelPassword?.reveal(), `${PASSWORD}-s`);
+    const withUrl = loadSettings([], { REDIS_URL: 'redis://10.0.0.5:6379', REDIS_PASSWORD: PASSWORD });
+    assert.equal(withUrl.redisPassword?.reveal(), PASSWORD, 'a password kept out of the URL');
+  });
+
+  it('never prints a password: String, JSON, util.inspect of the settings all show ***', () => {
+    const s = loadSettings([], { REDIS_SENTINELS: 'a:1', REDIS_PASSWORD: PASSWORD, REDIS_SENTINEL_PASSWORD: PASSWORD });
+    for (const shown of [`${s.redisPassword}`, JSON.stringify(s), inspect(s, { depth: 5, showHidden: true }), inspect(s.redisSentinelPassword)]) {
+      assert.ok(!shown.includes(PASSWORD), shown);
+    }
+    assert.ok(JSON.stringify(s).includes(REDACTED));
+  });
+
+  const refused: [string, string[], Record<string, string>, RegExp][] = [
+    ['REDIS_URL with REDIS_SENTINELS', [], { REDIS_URL: 'redis://10.0.0.5', REDIS_SENTINELS: 'a:1' }, /^REDIS_URL and REDIS_SENTINELS are exclusive/],
+    ['--redis with --redis-sentinels', ['--redis', 'redis://h', '--redis-sentinels', 'a:1'], {}, /^--redis and --redis-sentinels are exclusive/],
+    ['a Sentinel without a host', [], { REDIS_SENTINELS: ':26379' }, /^REDIS_SENTINELS: expected Sentinels such as/],
+    ['a Sentinel port out of range', [], { REDIS_SENTINELS: 'a:1,b:99999' }, /^REDIS_SENTINELS: expected Sentinels .*"b:99999"/],
+    ['no Sentinel at all', ['--redis-sentinels', ' , '], {}, /^--redis-sentinels: expected Sentinels/],
+    ['a password twice (variable and file)', [], { REDIS_SENTINELS: 'a:1', REDIS_PASSWORD: PASSWORD, REDIS_PASSWORD_FILE: '/x' }, /^REDIS_PASSWORD and REDIS_PASSWORD_FILE are both set/],
+    ['a password twice (variable and flag)', ['--redis-sentinel-password-file', '/x'], { REDIS_SENTINELS: 'a:1', REDIS_SENTINEL_PASSWORD: PASSWORD }, /^REDIS_SENTINEL_PASSWORD and --redis-sentinel-password-file are both set/],
+    ['a password twice (URL and variable)', [], { REDIS_URL: `redis://:${PASSWORD}@h:6379`, REDIS_PASSWORD: `${PASSWORD}2` }, /^REDIS_URL holds a password and REDIS_PASSWORD another/],
+    ['a password without Redis', [], { REDIS_PASSWORD: PASSWORD }, /^REDIS_PASSWORD is set, but no Redis is/],
+    ['a Sentinel password without Sentinels', [], { REDIS_URL: 'redis://h', REDIS_SENTINEL_PASSWORD: PASSWORD }, /^REDIS_SENTINEL_PASSWORD is set, but REDIS_SENTINELS is not/],
+    ['a missing password file', [], { REDIS_SENTINELS: 'a:1', REDIS_PASSWORD_FILE: '/nonexistent/pw' }, /^REDIS_PASSWORD_FILE: cannot read the password file \/nonexistent\/pw \(ENOENT\)$/],
+    ['an empty password file', [], { REDIS_SENTINELS: 'a:1', REDIS_PASSWORD_FILE: file('empty', '\n') }, /^REDIS_PASSWORD_FILE: the password file .* is empty$/],
+    ['a malformed URL, without echoing its password', [], { REDIS_URL: `redis://:${PASSWORD}@bad host:6379` }, /^REDIS_URL: expected a URL .*\*\*\*@bad host/],
+  ];
+  for (const [what, argv, env, message] of refused) {
+    it(`refuses ${what} in one line that holds no password`, () => {
+      assert.throws(() => loadSettings(argv, env), (error: unknown) => {
+        assert.ok(error instanceof SettingsError);
+        assert.match(error.message, message);
+        assert.doesNotMatch(error.message, /\n/, 'one line');
+        assert.ok(!error.message.includes(PASSWORD), `no password in "${error.message}"`);
+        return true;
+      });
+    });
+  }
+
+  it('names an unreadable password file without its content', { skip: process.getuid?.() === 0 ? 'root reads any file' : undefined }, () => {
+    const path = file('locked', PASSWORD);
+    chmodSync(path, 0o000);
+    assert.throws(() => loadSettings([], { REDIS_SENTINELS: 'a:1', REDIS_PASSWORD_FILE: path }), /^REDIS_PASSWORD_FILE: cannot read the password file .* \(EACCES\)$/);
+  });
 });

@@ -26,6 +26,7 @@ import type { Settings } from '../settings.ts';
 import { ADAPTER_BROADCAST, catchFireAndForget, hookAdapter, keepDuplicates, recoveryOptions, type ClusterMessage } from '../internals.ts';
 import { Liveness } from './liveness.ts';
 import { MissedClusterError, OutageGrace, type PublicationKind } from './outage-grace.ts';
+import { createRedis, describeRedis, redisConfigured, refuseServer } from './redis-connection.ts';
 import type { RedisState } from '../protocol.ts';
 import { ExactRecovery } from './recovery.ts';
 import { refusalReason, WriteRefusals, type RefusalReason } from './refusals.ts';
@@ -199,16 +200,10 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   }
 }
 
-/** `redis://host:port/db` without user or password, for logs. */
-function describeUrl(url: string): string {
-  const { protocol, host, pathname } = new URL(url);
-  return `${protocol}//${host}${pathname === '/' ? '' : pathname}`;
-}
-
 /**
  * Connects to Redis (retrying for `settings.redisConnectTimeoutMs`), loads
  * the cluster's routes into `routes`, and returns the adapter to give
- * Socket.IO. Without `settings.redisUrl`, returns a cluster whose state is
+ * Socket.IO. Without a Redis (`REDIS_URL` or `REDIS_SENTINELS`), returns a cluster whose state is
  * `'off'` at once.
  *
  * @example
@@ -217,10 +212,10 @@ function describeUrl(url: string): string {
  * cluster.state; // 'up'
  */
 export async function startCluster(settings: Settings, routes: RouteTable, buses: Buses): Promise<Cluster> {
-  if (settings.redisUrl === undefined) return new Cluster('off');
-  const where = describeUrl(settings.redisUrl);
+  if (!redisConfigured(settings)) return new Cluster('off');
+  const where = describeRedis(settings);
 
-  const client = new Redis(settings.redisUrl, {
+  const client = createRedis(settings, {
     // Commands wait through an outage (the grace decides what events do), rather than fail after 20 retries.
     maxRetriesPerRequest: null,
     retryStrategy: (attempt) => Math.min(100 * attempt, 1_000),
@@ -253,6 +248,8 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
   const deadline = Date.now() + settings.redisConnectTimeoutMs;
   try {
     await waitReady(client, settings.redisConnectTimeoutMs, () => lastError, where);
+    const refusal = await refuseServer(client);
+    if (refusal !== undefined) throw new ClusterStartError(`Redis at ${where} ${refusal}`);
   } catch (error) {
     disconnectAll();
     throw error;
