@@ -54,7 +54,7 @@ describe('Redis connection settings', () => {
     assert.equal(options.name, 'calls');
     assert.equal(options.password, PASSWORD);
     assert.equal(options.sentinelPassword, `${PASSWORD}-s`);
-    assert.equal(options.failoverDetector, true);
+    assert.notEqual(options.failoverDetector, true, 'no second reconnection at the switch announcement: one down, one up per failover');
     assert.equal(options.connectionName, 'spicy-action');
     assert.equal(options.reconnectOnError?.(new Error("READONLY You can't write against a read only replica.")), 2, 'a write on the old primary reconnects and is resent');
     assert.equal(options.reconnectOnError?.(new Error('ERR wrong number of arguments')), false);

@@ -43,10 +43,12 @@ export function redisConfigured(settings: Pick<Settings, 'redisUrl' | 'redisSent
  * `[options]` with `sentinels`, `name`, `password` and `sentinelPassword` in
  * Sentinel mode. Throws when the settings name no Redis, or name it twice.
  *
- * In Sentinel mode, a client also reconnects at once when the Sentinels
- * announce a new primary (`failoverDetector`), and when a write is refused as
- * `READONLY` (it reached the old primary, now a replica), so that it asks the
- * Sentinels again and resends the write to the new primary.
+ * In Sentinel mode, a client asks the Sentinels where the primary is each
+ * time it connects, and reconnects when a write is refused as `READONLY` (it
+ * reached the old primary, now a replica), so that it resends the write to
+ * the new primary. ioredis's `failoverDetector` is left off: it reconnects
+ * again when the Sentinels announce the switch, after the client has already
+ * found the new primary, so that every node went down twice per failover.
  *
  * @example
  * const [options] = redisArguments({ ...DEFAULT_SETTINGS, redisSentinels: [{ host: '10.0.0.5', port: 26379 }] }, { maxRetriesPerRequest: null });
@@ -67,7 +69,6 @@ export function redisArguments(settings: RedisSettings, options: RedisOptions): 
       password,
       sentinelPassword: settings.redisSentinelPassword?.reveal(),
       sentinelRetryStrategy: (attempt) => Math.min(100 * attempt, SENTINEL_RETRY_MAX_MS),
-      failoverDetector: true,
       reconnectOnError: (error) => (error.message.startsWith(READONLY_ERROR) ? RECONNECT_AND_RESEND : false),
     },
   ];
