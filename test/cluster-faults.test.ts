@@ -16,15 +16,8 @@ import { parseMetrics } from './helpers/metrics.ts';
 import { freePort, RedisServer, redisMissing } from './helpers/redis.ts';
 import { StartError } from '../src/server.ts';
 import { MAX_CONCURRENT_RESTORES } from '../src/cluster/recovery.ts';
+import { until } from './helpers/wait.ts';
 
-/** Polls `check` until it is true; fails naming `what` after `ms` (a liveness bound, not a performance target). */
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** A Redis the test can freeze (SIGSTOP), thaw (SIGCONT) and configure, beside the helper's process control. */
 async function control(redis: RedisServer): Promise<{ admin: Redis; freeze(): void; thaw(): void }> {
@@ -133,7 +126,7 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     const frozenAt = Date.now();
     // Events published while Redis hangs, before the node has noticed: in flight, answered on SIGCONT.
     for (let seq = 1; seq <= 5; seq++) publisher.emit('call', { seq });
-    await until(() => a.cluster.state === 'down' && b.cluster.state === 'down', 'both nodes see the hung Redis as down');
+    await until('both nodes see the hung Redis as down', () => a.cluster.state === 'down' && b.cluster.state === 'down', 20_000);
     const detection = Date.now() - frozenAt;
     // What an operator sees.
     const health = await request(`${a.url}/health`);
@@ -149,7 +142,7 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     await open('v4', b.url);
 
     thaw();
-    await until(() => a.cluster.state === 'up' && b.cluster.state === 'up', 'both nodes see Redis answering again');
+    await until('both nodes see Redis answering again', () => a.cluster.state === 'up' && b.cluster.state === 'up', 20_000);
     for (const r of receivers) await r.receive('call', 11);
     await flush(publisher, receivers);
     for (const [i, r] of receivers.entries()) assert.deepEqual(seqs(r), range(0, 11), `receiver ${i} (${r.generation}): every event once, in order`);
@@ -169,9 +162,9 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     const publisher = await open('v4', c.url);
 
     freeze();
-    await until(() => c.cluster.state === 'down', 'node C sees Redis down');
+    await until('node C sees Redis down', () => c.cluster.state === 'down', 20_000);
     publisher.emit('call', { seq: 0 });
-    await until(() => c.cluster.undelivered === 1, 'the grace runs out and the held event is counted');
+    await until('the grace runs out and the held event is counted', () => c.cluster.undelivered === 1, 20_000);
     await local.receive('call', 1);
     // Past the grace, the sender is told its event reached this node's clients only.
     const answer = await publisher.ack<{ ok: boolean; error?: string }>('call', { seq: 1 });
@@ -183,7 +176,7 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     assert.equal(metrics.value('spicy_action_cluster_undelivered_events_total'), 2);
 
     thaw();
-    await until(() => c.cluster.state === 'up' && d.cluster.state === 'up', 'Redis answering again on both nodes');
+    await until('Redis answering again on both nodes', () => c.cluster.state === 'up' && d.cluster.state === 'up', 20_000);
     assert.deepEqual(await publisher.ack('call', { seq: 2 }), { ok: true, rooms: 1 });
     await remote.receive('call', 1);
     await flush(publisher, [local, remote]);
@@ -224,7 +217,7 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     assert.equal(metrics.value('spicy_action_redis_state', { state: 'degraded' }), 1);
 
     await admin.config('SET', 'maxmemory', '0');
-    await until(() => a.cluster.state === 'up', 'node A sees Redis take writes again (its probe)');
+    await until('node A sees Redis take writes again (its probe)', () => a.cluster.state === 'up', 20_000);
     assert.deepEqual(await publisher.ack('call', { seq: 6 }), { ok: true, rooms: 1 });
     await remote.receive('call', 2);
     await flush(publisher, [local, remote]);
@@ -258,7 +251,7 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     const metrics = parseMetrics((await request(`${node.url}/metrics`)).body as string);
     assert.ok(metrics.value('spicy_action_cluster_refused_writes_total', { reason: 'readonly' }) >= 1);
     await admin.call('REPLICAOF', 'NO', 'ONE');
-    await until(() => node.cluster.state === 'up', 'the node sees Redis take writes again');
+    await until('the node sees Redis take writes again', () => node.cluster.state === 'up', 20_000);
     assert.deepEqual(await publisher.ack('call', { seq: 1 }), { ok: true, rooms: 1 });
     await subscriber.receive('call', 2);
     assert.equal(node.cluster.undelivered, 1);
@@ -271,7 +264,7 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     const [a, b] = await Promise.all([startBroker(settings), startBroker(settings)]);
     const registrar = await open('v4', a.url);
     assert.deepEqual(await registrar.ack('register', { event: 'kept', default_room: 'support' }), { ok: true, event: 'kept', bus: 'support' });
-    await until(() => b.broker.routes.get('kept') === 'support', 'node B has the first route');
+    await until('node B has the first route', () => b.broker.routes.get('kept') === 'support', 20_000);
 
     await admin.config('SET', 'maxmemory-policy', 'noeviction');
     await admin.config('SET', 'maxmemory', '1');
@@ -288,9 +281,9 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     assert.ok(metrics.value('spicy_action_cluster_refused_writes_total', { reason: 'oom' }) >= 2);
 
     await admin.config('SET', 'maxmemory', '0');
-    await until(() => a.cluster.state === 'up', 'node A sees Redis take writes again');
+    await until('node A sees Redis take writes again', () => a.cluster.state === 'up', 20_000);
     assert.deepEqual(await registrar.ack('register', { event: 'kept', default_room: 'calls' }), { ok: true, event: 'kept', bus: 'calls' });
-    await until(() => b.broker.routes.get('kept') === 'calls', 'node B has the change Redis took');
+    await until('node B has the change Redis took', () => b.broker.routes.get('kept') === 'calls', 20_000);
   });
 
   it('delivers the events it holds for Redis to its own clients when it stops, and counts and logs them', async (t) => {
@@ -304,7 +297,7 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     const publisher = await open('v2', node.url);
 
     freeze();
-    await until(() => node.cluster.state === 'down', 'the node sees Redis down');
+    await until('the node sees Redis down', () => node.cluster.state === 'down', 20_000);
     for (let seq = 0; seq < 5; seq++) assert.deepEqual(await publisher.ack('call', { seq }), { ok: true, rooms: 1 });
     assert.equal(subscriber.count('call'), 0, 'held within the grace');
 
@@ -379,16 +372,16 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     const gone = subscribers.map((s) => new Promise((resolve) => s.raw.on('disconnect', resolve)));
     for (const s of subscribers) (s.raw.io as { engine: { close(): void } }).engine.close();
     await Promise.all(gone);
-    await until(async () => (await Promise.all(pids.map((p) => admin.exists(`spicy-action:session:${p}`)))).every((n) => n === 1), 'sessions saved');
+    await until('sessions saved', async () => (await Promise.all(pids.map((p) => admin.exists(`spicy-action:session:${p}`)))).every((n) => n === 1), 20_000);
     assert.deepEqual(await publisher.ack('call', { seq: 1 }), { ok: true, rooms: 1 });
 
     freeze();
     const connected = (s: TestClient): boolean => s.raw.connected;
     for (const s of subscribers) (s.raw as unknown as { connect(): void }).connect();
     // The restores wait for the frozen Redis; the one past the limit is answered at once, with a fresh session.
-    await until(() => subscribers.some(connected), 'the client past the limit is let in');
+    await until('the client past the limit is let in', () => subscribers.some(connected), 20_000);
     thaw();
-    await until(() => subscribers.every(connected), 'every client back');
+    await until('every client back', () => subscribers.every(connected), 20_000);
     const fresh = subscribers.filter((s) => !s.raw.recovered);
     assert.equal(fresh.length, 1, 'one fresh session');
     for (const s of subscribers.filter((c) => c.raw.recovered)) {

@@ -14,6 +14,7 @@ import { after, describe, it } from 'node:test';
 import { notify, request, ROOT, spawnBroker, type BrokerProcess } from './helpers/broker.ts';
 import { closeAll, connect, flush, withTimeout, type ClientOptions, type Generation, type TestClient } from './helpers/clients.ts';
 import { freePort, RedisServer, redisMissing } from './helpers/redis.ts';
+import { until } from './helpers/wait.ts';
 
 const TEMPLATE = readFileSync(join(ROOT, 'deploy', 'haproxy.cfg'), 'utf8');
 const COOKIE = /cookie (\w+) insert/.exec(TEMPLATE)?.[1] ?? 'SPICY_NODE';
@@ -47,14 +48,6 @@ describe('deploy/haproxy.cfg', { skip: haproxyMissing() }, () => {
   });
 });
 
-/** Polls `check` every 50 ms until it holds; fails naming `what` after `ms`. */
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 /**
  * The shipped configuration with this machine's addresses: HAProxy in the
@@ -147,6 +140,7 @@ describe('two brokers behind HAProxy with deploy/haproxy.cfg', { skip: haproxyMi
   });
   const front = `http://127.0.0.1:${frontPort}`;
   await until(
+    'HAProxy to see both brokers UP',
     async () => {
       if (haproxy.exitCode !== null) throw new Error(`haproxy exited: ${haproxyErr}`);
       try {
@@ -156,7 +150,7 @@ describe('two brokers behind HAProxy with deploy/haproxy.cfg', { skip: haproxyMi
         return false; // not listening on its socket yet
       }
     },
-    'HAProxy to see both brokers UP',
+    20_000,
   );
   // The first answer to a client without the cookie names the node its address hashes to.
   const probe = await fetch(`${front}/socket.io/?EIO=4&transport=polling`);
@@ -213,7 +207,7 @@ describe('two brokers behind HAProxy with deploy/haproxy.cfg', { skip: haproxyMi
     for (const c of [...onHashed, ...onOther]) assert.equal(await c.ack('join', 'calls'), true, `${c.generation} joined`);
     // The default transports (polling first) upgrade to WebSocket through HAProxy.
     for (const c of [onHashed[0]!, onHashed[1]!, onHashed[3]!, onOther[2]!, onOther[3]!]) {
-      await until(() => transportOf(c) === 'websocket', `${c.generation} upgrades to WebSocket`);
+      await until(`${c.generation} upgrades to WebSocket`, () => transportOf(c) === 'websocket', 20_000);
     }
     for (const c of [onHashed[2]!, onHashed[4]!, onOther[0]!, onOther[4]!]) assert.equal(transportOf(c), 'polling');
   });
@@ -259,9 +253,9 @@ describe('two brokers behind HAProxy with deploy/haproxy.cfg', { skip: haproxyMi
     for (let seq = 10; seq < 20; seq++) publisher.emit('call', { n: seq });
     await flush(publisher, [publisher]);
 
-    await until(async () => (await serverStatus(socket))[hashed!.name]?.startsWith('DOWN') === true, `HAProxy marks ${hashed!.name} DOWN`);
+    await until(`HAProxy marks ${hashed!.name} DOWN`, async () => (await serverStatus(socket))[hashed!.name]?.startsWith('DOWN') === true, 20_000);
     await Promise.all(welcomes);
-    await until(async () => (await connections(other.url)) === onHashed.length + onOther.length, `every client on ${other.name}`);
+    await until(`every client on ${other.name}`, async () => (await connections(other.url)) === onHashed.length + onOther.length, 20_000);
 
     // 4.x: the same session, its rooms, and every event it missed, once, in order.
     for (const [k, c] of v4.entries()) {

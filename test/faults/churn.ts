@@ -10,6 +10,7 @@
 import { Redis } from 'ioredis';
 import { io as ioV4, type Socket as ClientSocket } from 'socket.io-client';
 import type { RunningBroker } from '../../src/server.ts';
+import { until } from '../helpers/wait.ts';
 
 /** How a churn run goes. */
 export interface ChurnOptions {
@@ -45,13 +46,6 @@ const DEFAULT_TIMEOUT_MS = 30_000;
 /** How often the publisher tops up to its rate, in ms. */
 const PUBLISH_TICK_MS = 10;
 
-async function until(check: () => boolean | Promise<boolean>, what: string, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 interface Subscriber {
   readonly socket: ClientSocket;
@@ -76,7 +70,7 @@ function openSubscriber(url: string): Subscriber {
 /** Resolves once `socket` is connected and in `calls` (joined again when its session is fresh). */
 async function joined(subscriber: Subscriber, timeoutMs: number, counted: boolean): Promise<void> {
   const { socket } = subscriber;
-  await until(() => socket.connected, 'subscriber connected', timeoutMs);
+  await until('subscriber connected', () => socket.connected, timeoutMs);
   if (socket.recovered) {
     if (counted) subscriber.recoveries++;
     return;
@@ -112,7 +106,7 @@ export async function churn(options: ChurnOptions): Promise<ChurnResult> {
   const publisher = ioV4(nodes[0].url, { transports: ['websocket'], reconnection: false, forceNew: true });
   const subscribers = Array.from({ length: options.subscribers }, (_, i) => openSubscriber(nodes[i % 2 === 0 ? 0 : 1].url));
   try {
-    await until(() => publisher.connected, 'publisher connected', timeoutMs);
+    await until('publisher connected', () => publisher.connected, timeoutMs);
     for (const s of subscribers) await joined(s, timeoutMs, false);
 
     let published = 0;
@@ -133,7 +127,7 @@ export async function churn(options: ChurnOptions): Promise<ChurnResult> {
         manager.engine.close();
         await gone;
         // The node saves the session as it sees the connection close: wait for it, as a real client's backoff would.
-        if (pid) await until(async () => (await admin.exists(`spicy-action:session:${pid}`)) === 1, 'session saved', timeoutMs).catch(() => undefined);
+        if (pid) await until('session saved', async () => (await admin.exists(`spicy-action:session:${pid}`)) === 1, timeoutMs).catch(() => undefined);
         node = 1 - node;
         manager.uri = nodes[node === 0 ? 0 : 1].url;
         s.socket.connect();
@@ -149,12 +143,12 @@ export async function churn(options: ChurnOptions): Promise<ChurnResult> {
     // Every subscriber ends connected: it must get up to the last event, and anything still coming
     // (a duplicate) would be in before an event sent last through the same node.
     for (const s of subscribers) {
-      await until(() => (s.sessions.get(s.socket.id as string) ?? []).includes(last), `subscriber reaches event ${last}`, timeoutMs);
+      await until(`subscriber reaches event ${last}`, () => (s.sessions.get(s.socket.id as string) ?? []).includes(last), timeoutMs);
     }
     const marker = await publisher.timeout(timeoutMs).emitWithAck('call', { seq: published });
     if ((marker as { ok?: boolean }).ok !== true) throw new Error(`the last event was refused: ${JSON.stringify(marker)}`);
     for (const s of subscribers) {
-      await until(() => (s.sessions.get(s.socket.id as string) ?? []).includes(published), 'subscriber gets the marker', timeoutMs);
+      await until('subscriber gets the marker', () => (s.sessions.get(s.socket.id as string) ?? []).includes(published), timeoutMs);
     }
 
     let lost = 0;

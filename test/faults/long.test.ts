@@ -12,18 +12,12 @@ import { io as ioV4, type Socket as ClientSocket } from 'socket.io-client';
 import { spawnBroker, startBroker } from '../helpers/broker.ts';
 import { RedisServer, redisMissing } from '../helpers/redis.ts';
 import { churn } from './churn.ts';
+import { until } from '../helpers/wait.ts';
 
 /** Liveness bound of the long waits (a restore of 1.2 GB in all on a shared machine). */
 const LONG_MS = 600_000;
 const BYTES_PER_MB = 1024 * 1024;
 
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = LONG_MS): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** Peak resident memory of a process (VmHWM), in MB. */
 function peakRssMb(pid: number): number {
@@ -60,7 +54,7 @@ describe('long fault runs', { skip: redisMissing() }, () => {
       const socket = ioV4(url, { transports: ['websocket'], reconnection: false, forceNew: true });
       socket.on('call', (call: { seq: number }) => received[i]!.push(call.seq));
       sockets.push(socket);
-      await until(() => socket.connected, 'client connected', 10_000);
+      await until('client connected', () => socket.connected, 10_000);
       assert.equal(await socket.timeout(10_000).emitWithAck('join', 'calls'), true);
     }
     t.after(() => {
@@ -68,15 +62,15 @@ describe('long fault runs', { skip: redisMissing() }, () => {
     });
     const publisher = ioV4(publishing.url, { transports: ['websocket'], reconnection: false, forceNew: true });
     t.after(() => publisher.close());
-    await until(() => publisher.connected, 'publisher connected', 10_000);
+    await until('publisher connected', () => publisher.connected, 10_000);
     assert.equal((await publisher.timeout(10_000).emitWithAck('call', { seq: 0, filler: FILLER })).ok, true);
-    await until(() => received.every((r) => r.length === 1), 'every client has event 0', 30_000);
+    await until('every client has event 0', () => received.every((r) => r.length === 1), 30_000);
     const before = peakRssMb(pid);
 
     // Every connection drops; the node saves each session.
     const pids = sockets.map((s) => (s as unknown as { _pid: string })._pid);
     for (const socket of sockets) (socket.io as unknown as { engine: { close(): void } }).engine.close();
-    await until(async () => (await Promise.all(pids.map((p) => admin.exists(`spicy-action:session:${p}`)))).every((n) => n === 1), 'sessions saved', 30_000);
+    await until('sessions saved', async () => (await Promise.all(pids.map((p) => admin.exists(`spicy-action:session:${p}`)))).every((n) => n === 1), 30_000);
 
     for (let seq = 1; seq <= BACKLOG; seq++) {
       // An acknowledgement now and then keeps the publisher's own buffers small.
@@ -85,7 +79,7 @@ describe('long fault runs', { skip: redisMissing() }, () => {
     }
     const started = Date.now();
     for (const socket of sockets) socket.connect();
-    await until(() => received.every((r) => r.length >= BACKLOG + 1), 'every client has its backlog');
+    await until('every client has its backlog', () => received.every((r) => r.length >= BACKLOG + 1), LONG_MS);
     const seconds = (Date.now() - started) / 1000;
     const peak = peakRssMb(pid);
     const recovered = sockets.filter((s) => s.recovered).length;
