@@ -6,17 +6,20 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import { io as ioV4, type Socket as ClientSocket } from 'socket.io-client';
 import { spawnBroker, startBroker } from '../helpers/broker.ts';
 import { RedisServer, redisMissing } from '../helpers/redis.ts';
+import { MAX_CONCURRENT_RESTORES } from '../../src/cluster/recovery.ts';
 import { churn } from './churn.ts';
 import { until } from '../helpers/wait.ts';
 
 /** Liveness bound of the long waits (a restore of 1.2 GB in all on a shared machine). */
 const LONG_MS = 600_000;
 const BYTES_PER_MB = 1024 * 1024;
+/** How long /health may take while the node restores (the issue's bound: other clients are served meanwhile). */
+const HEALTH_BOUND_MS = 1_000;
 
 
 /** Peak resident memory of a process (VmHWM), in MB. */
@@ -37,57 +40,92 @@ describe('long fault runs', { skip: redisMissing() }, () => {
   });
 
   it('restores 20 backlogs of 30,000 events of 2 KB in pages, under 1 GB of RSS, every event once and in order', { timeout: LONG_MS }, async (t) => {
-    const CLIENTS = 20;
-    const BACKLOG = 30_000;
-    const FILLER = 'x'.repeat(2_000);
-    const redis = await RedisServer.start();
-    const publishing = await startBroker({ redisUrl: redis.url, streamMaxLen: 100_000 });
-    const restoring = spawnBroker({ REDIS_URL: redis.url, REDIS_STREAM_MAXLEN: '100000' });
-    const url = await restoring.ready;
-    const pid = restoring.child.pid as number;
-    const admin = new Redis(redis.url);
-    t.after(() => admin.disconnect());
+    const { recovered } = await storm(t, 20);
+    assert.equal(recovered, 20);
+  });
 
-    const received: number[][] = Array.from({ length: CLIENTS }, () => []);
-    const sockets: ClientSocket[] = [];
-    for (let i = 0; i < CLIENTS; i++) {
-      const socket = ioV4(url, { transports: ['websocket'], reconnection: false, forceNew: true });
-      socket.on('call', (call: { seq: number }) => received[i]!.push(call.seq));
-      sockets.push(socket);
-      await until('client connected', () => socket.connected, 10_000);
-      assert.equal(await socket.timeout(10_000).emitWithAck('join', 'calls'), true);
-    }
-    t.after(() => {
-      for (const socket of sockets) socket.close();
-    });
-    const publisher = ioV4(publishing.url, { transports: ['websocket'], reconnection: false, forceNew: true });
-    t.after(() => publisher.close());
-    await until('publisher connected', () => publisher.connected, 10_000);
-    assert.equal((await publisher.timeout(10_000).emitWithAck('call', { seq: 0, filler: FILLER })).ok, true);
-    await until('every client has event 0', () => received.every((r) => r.length === 1), 30_000);
-    const before = peakRssMb(pid);
-
-    // Every connection drops; the node saves each session.
-    const pids = sockets.map((s) => (s as unknown as { _pid: string })._pid);
-    for (const socket of sockets) (socket.io as unknown as { engine: { close(): void } }).engine.close();
-    await until('sessions saved', async () => (await Promise.all(pids.map((p) => admin.exists(`spicy-action:session:${p}`)))).every((n) => n === 1), 30_000);
-
-    for (let seq = 1; seq <= BACKLOG; seq++) {
-      // An acknowledgement now and then keeps the publisher's own buffers small.
-      if (seq % 1_000 === 0) assert.equal((await publisher.timeout(60_000).emitWithAck('call', { seq, filler: FILLER })).ok, true);
-      else publisher.emit('call', { seq, filler: FILLER });
-    }
-    const started = Date.now();
-    for (const socket of sockets) socket.connect();
-    await until('every client has its backlog', () => received.every((r) => r.length >= BACKLOG + 1), LONG_MS);
-    const seconds = (Date.now() - started) / 1000;
-    const peak = peakRssMb(pid);
-    const recovered = sockets.filter((s) => s.recovered).length;
-    t.diagnostic(`${CLIENTS} restores of ${BACKLOG} events × 2 KB in ${seconds.toFixed(1)} s; restoring node RSS peak ${peak} MB (${before} MB before)`);
-    assert.equal(recovered, CLIENTS);
-    for (const [i, seqs] of received.entries()) {
-      assert.deepEqual(seqs, Array.from({ length: BACKLOG + 1 }, (_, n) => n), `client ${i}: every event once, in order`);
-    }
-    assert.ok(peak * BYTES_PER_MB < 1024 * BYTES_PER_MB, `RSS peak ${peak} MB`);
+  it('meets 100 clients back at once: those restored get every event once and in order, the rest a fresh session, under 1 GB of RSS', { timeout: LONG_MS }, async (t) => {
+    const { recovered } = await storm(t, 100);
+    // All 100 ask at once: at most MAX_CONCURRENT_RESTORES are restored together; the others are told they were not.
+    assert.ok(recovered >= MAX_CONCURRENT_RESTORES, `${recovered} of 100 recovered`);
   });
 });
+
+/**
+ * `clients` subscribers of one node drop while 30,000 events of 2 KB are
+ * published on another, then all come back at once. Every client told
+ * `recovered` must have every event once and in order; every other one must
+ * have had nothing replayed; the restoring node's RSS must stay under 1 GB.
+ */
+async function storm(t: TestContext, clients: number): Promise<{ recovered: number }> {
+  const CLIENTS = clients;
+  const BACKLOG = 30_000;
+  const FILLER = 'x'.repeat(2_000);
+  const redis = await RedisServer.start();
+  const publishing = await startBroker({ redisUrl: redis.url, streamMaxLen: 100_000 });
+  const restoring = spawnBroker({ REDIS_URL: redis.url, REDIS_STREAM_MAXLEN: '100000' });
+  const url = await restoring.ready;
+  const pid = restoring.child.pid as number;
+  const admin = new Redis(redis.url);
+  t.after(() => admin.disconnect());
+
+  const received: number[][] = Array.from({ length: CLIENTS }, () => []);
+  const sockets: ClientSocket[] = [];
+  for (let i = 0; i < CLIENTS; i++) {
+    const socket = ioV4(url, { transports: ['websocket'], reconnection: false, forceNew: true });
+    socket.on('call', (call: { seq: number }) => received[i]!.push(call.seq));
+    sockets.push(socket);
+    await until('client connected', () => socket.connected, 10_000);
+    assert.equal(await socket.timeout(10_000).emitWithAck('join', 'calls'), true);
+  }
+  t.after(() => {
+    for (const socket of sockets) socket.close();
+  });
+  const publisher = ioV4(publishing.url, { transports: ['websocket'], reconnection: false, forceNew: true });
+  t.after(() => publisher.close());
+  await until('publisher connected', () => publisher.connected, 10_000);
+  assert.equal((await publisher.timeout(10_000).emitWithAck('call', { seq: 0, filler: FILLER })).ok, true);
+  await until('every client has event 0', () => received.every((r) => r.length === 1), 30_000);
+  const before = peakRssMb(pid);
+
+  // Every connection drops; the node saves each session.
+  const pids = sockets.map((s) => (s as unknown as { _pid: string })._pid);
+  for (const socket of sockets) (socket.io as unknown as { engine: { close(): void } }).engine.close();
+  await until('sessions saved', async () => (await Promise.all(pids.map((p) => admin.exists(`spicy-action:session:${p}`)))).every((n) => n === 1), 30_000);
+
+  for (let seq = 1; seq <= BACKLOG; seq++) {
+    // An acknowledgement now and then keeps the publisher's own buffers small.
+    if (seq % 1_000 === 0) assert.equal((await publisher.timeout(60_000).emitWithAck('call', { seq, filler: FILLER })).ok, true);
+    else publisher.emit('call', { seq, filler: FILLER });
+  }
+  // Other clients are served meanwhile: /health is asked every 200 ms, and its slowest answer kept.
+  let slowestHealthMs = 0;
+  let polling = true;
+  const poller = (async () => {
+    while (polling) {
+      const asked = Date.now();
+      const answer = await fetch(`${url}/health`);
+      await answer.body?.cancel();
+      slowestHealthMs = Math.max(slowestHealthMs, Date.now() - asked);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })();
+  const started = Date.now();
+  for (const socket of sockets) socket.connect();
+  await until('every client is back', () => sockets.every((s) => s.connected), LONG_MS);
+  const restored = sockets.map((s) => s.recovered);
+  await until('every recovered client has its backlog', () => received.every((r, i) => !restored[i] || r.length >= BACKLOG + 1), LONG_MS);
+  const seconds = (Date.now() - started) / 1000;
+  polling = false;
+  await poller;
+  const peak = peakRssMb(pid);
+  const recovered = restored.filter(Boolean).length;
+  t.diagnostic(`${CLIENTS} clients back at once: ${recovered} restores of ${BACKLOG} events × 2 KB in ${seconds.toFixed(1)} s, ${CLIENTS - recovered} fresh sessions; restoring node RSS peak ${peak} MB (${before} MB before); slowest /health ${slowestHealthMs} ms`);
+  for (const [i, seqs] of received.entries()) {
+    const expected = restored[i] ? Array.from({ length: BACKLOG + 1 }, (_, n) => n) : [0];
+    assert.deepEqual(seqs, expected, `client ${i} (${restored[i] ? 'recovered' : 'fresh'}): every event once, in order; nothing replayed to a fresh session`);
+  }
+  assert.ok(peak * BYTES_PER_MB < 1024 * BYTES_PER_MB, `RSS peak ${peak} MB`);
+  assert.ok(slowestHealthMs < HEALTH_BOUND_MS, `/health answered within ${HEALTH_BOUND_MS} ms throughout (slowest ${slowestHealthMs} ms)`);
+  return { recovered };
+}
