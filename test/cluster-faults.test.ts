@@ -11,7 +11,7 @@ import { after, describe, it, type TestContext } from 'node:test';
 import createDebug from 'debug';
 import { Redis } from 'ioredis';
 import { request, spawnBroker, startBroker } from './helpers/broker.ts';
-import { closeAll, connect, flush, type Generation, type TestClient } from './helpers/clients.ts';
+import { closeAll, connect, flush, type Generation, type TestClient, clientsClosedAfter } from './helpers/clients.ts';
 import { parseMetrics } from './helpers/metrics.ts';
 import { freePort, RedisServer, redisMissing } from './helpers/redis.ts';
 import { StartError } from '../src/server.ts';
@@ -105,11 +105,7 @@ const range = (from: number, to: number): number[] => Array.from({ length: to - 
 describe('Redis faults a closed connection does not show', { skip: redisMissing() }, async () => {
   const clients: TestClient[] = [];
   after(() => closeAll(clients));
-  const open = async (generation: Generation, url: string): Promise<TestClient> => {
-    const client = await connect(generation, url, { transports: ['websocket'] });
-    clients.push(client);
-    return client;
-  };
+  const open = clientsClosedAfter();
 
   it('sees a Redis that stops answering (SIGSTOP) as down within REDIS_TIMEOUT, holds events, and delivers them in order on SIGCONT', async (t) => {
     const redis = await RedisServer.start();

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { notify, spawnBroker, startBroker } from './helpers/broker.ts';
-import { closeAll, connect, flush, withTimeout, type Generation, type TestClient } from './helpers/clients.ts';
+import { closeAll, connect, flush, withTimeout, type Generation, type TestClient, clientsClosedAfter } from './helpers/clients.ts';
 import { RedisServer, redisMissing } from './helpers/redis.ts';
 import { until } from './helpers/wait.ts';
 
@@ -27,11 +27,7 @@ describe('cluster on Redis', { skip: redisMissing() }, async () => {
     assert.equal(b.cluster.state, 'up');
   });
 
-  const open = async (generation: Generation, url: string): Promise<TestClient> => {
-    const client = await connect(generation, url, { transports: ['websocket'] });
-    clients.push(client);
-    return client;
-  };
+  const open = clientsClosedAfter();
 
   it('delivers routed, _in, /_notify, ping, shout and notify_users events to every node, once per socket', async () => {
     const urls = [a.url, b.url, cUrl];

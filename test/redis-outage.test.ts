@@ -9,7 +9,7 @@ import { format } from 'node:util';
 import { after, describe, it } from 'node:test';
 import createDebug from 'debug';
 import { notify, request, spawnBroker, startBroker } from './helpers/broker.ts';
-import { closeAll, connect, flush, type Generation, type TestClient } from './helpers/clients.ts';
+import { closeAll, connect, flush, type Generation, type TestClient, clientsClosedAfter } from './helpers/clients.ts';
 import { parseMetrics } from './helpers/metrics.ts';
 import { freePort, RedisServer, redisMissing } from './helpers/redis.ts';
 import { sleep, until } from './helpers/wait.ts';
@@ -23,11 +23,7 @@ interface Call {
 describe('Redis outages', { skip: redisMissing() }, async () => {
   const clients: TestClient[] = [];
   after(() => closeAll(clients));
-  const open = async (generation: Generation, url: string): Promise<TestClient> => {
-    const client = await connect(generation, url, { transports: ['websocket'] });
-    clients.push(client);
-    return client;
-  };
+  const open = clientsClosedAfter();
 
   it('loses nothing on any node when Redis restarts in the middle of a stream of events', async (t) => {
     const redis = await RedisServer.start();

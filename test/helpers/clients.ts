@@ -3,6 +3,7 @@
  * behind one small interface so a test can be written once and run for all.
  */
 import { createRequire } from 'node:module';
+import { after } from 'node:test';
 import { io as ioV4 } from 'socket.io-client';
 
 const require = createRequire(import.meta.url);
@@ -222,4 +223,22 @@ export async function flush(publisher: TestClient, receivers: readonly TestClien
 /** Closes every client given, ignoring those already closed. */
 export function closeAll(clients: Iterable<TestClient | undefined>): void {
   for (const client of clients) client?.close();
+}
+
+/**
+ * A way to open WebSocket clients that are all closed when the current suite
+ * ends (call it inside a `describe`).
+ *
+ * @example
+ * const open = clientsClosedAfter();
+ * const client = await open('v4', broker.url);
+ */
+export function clientsClosedAfter(options: ClientOptions = { transports: ['websocket'] }): (generation: Generation, url: string) => Promise<TestClient> {
+  const clients: TestClient[] = [];
+  after(() => closeAll(clients));
+  return async (generation, url) => {
+    const client = await connect(generation, url, options);
+    clients.push(client);
+    return client;
+  };
 }
