@@ -10,26 +10,12 @@ import { hostname } from 'node:os';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { REDIS_PREFIX } from '../src/cluster/cluster.ts';
-import { request, spawnBroker, startBroker } from './helpers/broker.ts';
+import { listedRoute, request, spawnBroker, startBroker } from './helpers/broker.ts';
 import { closeAll, connect, type TestClient } from './helpers/clients.ts';
 import { RedisServer, redisMissing } from './helpers/redis.ts';
 import { until } from './helpers/wait.ts';
 
-interface Listing {
-  event: string;
-  bus: string | null;
-  kind: string;
-  default?: string | null;
-  set_at?: string;
-  set_by?: string;
-}
 
-/** The listing of `event` in `GET /routes` of the node at `url`, or undefined. */
-async function listed(url: string, event: string): Promise<Listing | undefined> {
-  const answer = await request(`${url}/routes`);
-  assert.equal(answer.status, 200);
-  return (answer.body.routes as Listing[]).find((r) => r.event === event);
-}
 
 const remove = (url: string, event: string): ReturnType<typeof request> =>
   request(`${url}/routes/${encodeURIComponent(event)}`, { method: 'DELETE' });
@@ -73,8 +59,8 @@ describe('route administration on a cluster', { skip: redisMissing() }, async ()
     const onB = await open(bUrl);
     assert.deepEqual(await onA.ack('register', { event: 'mistake', default_room: 'calls' }), { ok: true, event: 'mistake', bus: 'calls' });
     // Node B lists it with node A's name and the time node A set it.
-    const onNodeA = await listed(a.url, 'mistake');
-    const onNodeB = await until('node B lists the route', () => listed(bUrl, 'mistake'), 5_000);
+    const onNodeA = await listedRoute(a.url, 'mistake');
+    const onNodeB = await until('node B lists the route', () => listedRoute(bUrl, 'mistake'), 5_000);
     assert.equal(onNodeA?.set_by, nodeA);
     assert.deepEqual(onNodeB, onNodeA, 'the same listing, stamp included, on both nodes');
     assert.equal(await inspector.hget(HASH, 'mistake'), '"calls"');
@@ -84,7 +70,7 @@ describe('route administration on a cluster', { skip: redisMissing() }, async ()
     assert.deepEqual([answer.status, answer.body], [200, { ok: true, event: 'mistake' }]);
     await until('node B no longer routes it', async () => (await onB.ack<{ ok: boolean }>('mistake', {})).ok === false, 5_000);
     assert.deepEqual(await onB.ack('mistake', {}), { ok: false, error: 'no route for "mistake"' });
-    assert.equal(await listed(bUrl, 'mistake'), undefined);
+    assert.equal(await listedRoute(bUrl, 'mistake'), undefined);
     assert.equal(await inspector.hexists(HASH, 'mistake'), 0, 'gone from the route hash');
     assert.equal(await inspector.hexists(META, 'mistake'), 0, 'gone from the stamps');
     const [[, fields] = ['', []]] = (await inspector.xrevrange(`${HASH}:log`, '+', '-', 'COUNT', 1)) as [string, string[]][];
@@ -95,7 +81,7 @@ describe('route administration on a cluster', { skip: redisMissing() }, async ()
 
     const late = await startLate();
     assert.equal(late.broker.routes.get('mistake'), undefined);
-    assert.equal(await listed(late.url, 'mistake'), undefined);
+    assert.equal(await listedRoute(late.url, 'mistake'), undefined);
     // The other node's answer for a route it no longer has.
     assert.equal((await remove(bUrl, 'mistake')).status, 404);
   });
@@ -104,7 +90,7 @@ describe('route administration on a cluster', { skip: redisMissing() }, async ()
     const onB = await open(bUrl);
     assert.deepEqual(await onB.ack('register', { event: 'report_dev', default_room: 'internal' }), { ok: true, event: 'report_dev', bus: 'internal' });
     const changed = await until('node A has the change', async () => {
-      const listing = await listed(a.url, 'report_dev');
+      const listing = await listedRoute(a.url, 'report_dev');
       return listing?.bus === 'internal' && listing;
     }, 5_000);
     assert.equal(changed.set_by, nodeB, "node B's name");
@@ -113,23 +99,23 @@ describe('route administration on a cluster', { skip: redisMissing() }, async ()
     // Deleted on node B, the node that changed it.
     assert.deepEqual((await remove(bUrl, 'report_dev')).body, { ok: true, event: 'report_dev', bus: 'support' });
     const builtIn = { event: 'report_dev', bus: 'support', kind: 'built-in', default: 'support' };
-    await until('node A back to the default', async () => (await listed(a.url, 'report_dev'))?.bus === 'support', 5_000);
-    assert.deepEqual(await listed(a.url, 'report_dev'), builtIn, 'no stamp: as if never changed');
+    await until('node A back to the default', async () => (await listedRoute(a.url, 'report_dev'))?.bus === 'support', 5_000);
+    assert.deepEqual(await listedRoute(a.url, 'report_dev'), builtIn, 'no stamp: as if never changed');
     assert.equal(await inspector.hexists(HASH, 'report_dev'), 0);
     const late = await startLate();
-    assert.deepEqual(await listed(late.url, 'report_dev'), builtIn);
+    assert.deepEqual(await listedRoute(late.url, 'report_dev'), builtIn);
   });
 
   it('gives a node started later the stamps of the routes it loads', async () => {
     const onA = await open(a.url);
     await onA.ack('register', { event: 'kept', default_room: null });
-    const original = await listed(a.url, 'kept');
-    await until('node B has it', () => listed(bUrl, 'kept'), 5_000);
+    const original = await listedRoute(a.url, 'kept');
+    await until('node B has it', () => listedRoute(bUrl, 'kept'), 5_000);
     const late = await startLate();
-    assert.deepEqual(await listed(late.url, 'kept'), original);
+    assert.deepEqual(await listedRoute(late.url, 'kept'), original);
     assert.equal(original?.set_by, nodeA);
     // And a removal on the late node reaches the others.
     assert.equal((await remove(late.url, 'kept')).status, 200);
-    await until('gone on A and B', async () => a.broker.routes.get('kept') === undefined && (await listed(bUrl, 'kept')) === undefined, 5_000);
+    await until('gone on A and B', async () => a.broker.routes.get('kept') === undefined && (await listedRoute(bUrl, 'kept')) === undefined, 5_000);
   });
 });

@@ -12,7 +12,8 @@ import { afterEach, describe, it } from 'node:test';
 import createDebug from 'debug';
 import { DEFAULT_BUSES } from '../src/buses.ts';
 import { DEFAULT_ROUTES, RouteTable, type RouteChange, type RouteRemoval } from '../src/routes.ts';
-import { request, startBroker, type HttpAnswer } from './helpers/broker.ts';
+import { listedRoute, request, startBroker, type HttpAnswer } from './helpers/broker.ts';
+import type { RouteListing } from '../src/http/routes.ts';
 import { closeAll, connect, flush, type TestClient } from './helpers/clients.ts';
 import { parseMetrics } from './helpers/metrics.ts';
 
@@ -27,24 +28,10 @@ async function client(url = broker.url, token?: string): Promise<TestClient> {
   return c;
 }
 
-interface Listing {
-  event: string;
-  bus: string | null;
-  kind: string;
-  default?: string | null;
-  set_at?: string;
-  set_by?: string;
-}
 
 const list = (url = broker.url, headers: Record<string, string> = {}): Promise<HttpAnswer> => request(`${url}/routes`, { headers });
 const remove = (event: string, url = broker.url, headers: Record<string, string> = {}): Promise<HttpAnswer> =>
   request(`${url}/routes/${encodeURIComponent(event)}`, { method: 'DELETE', headers });
-/** The listing of `event` in `GET /routes`, or undefined. */
-async function listed(event: string, url = broker.url): Promise<Listing | undefined> {
-  const answer = await list(url);
-  assert.equal(answer.status, 200);
-  return (answer.body.routes as Listing[]).find((r) => r.event === event);
-}
 
 /**
  * DELETE with `path` sent as it stands: `fetch` (a WHATWG URL) turns `/routes/..`
@@ -130,7 +117,7 @@ describe('GET /routes', () => {
     assert.equal(answer.body.ok, true);
     assert.equal(answer.body.node, NODE);
     assert.equal(answer.body.count, answer.body.routes.length);
-    const builtIn = new Map((answer.body.routes as Listing[]).filter((r) => r.kind === 'built-in').map((r) => [r.event, r]));
+    const builtIn = new Map((answer.body.routes as RouteListing[]).filter((r) => r.kind === 'built-in').map((r) => [r.event, r]));
     assert.equal(builtIn.size, DEFAULT_ROUTES.size);
     const call = builtIn.get('call');
     assert.deepEqual(call, { event: 'call', bus: 'calls', kind: 'built-in', default: 'calls' });
@@ -141,7 +128,7 @@ describe('GET /routes', () => {
     const before = Date.now();
     assert.deepEqual(await handler.ack('register', { event: 'queuer', default_room: 'calls' }), { ok: true, event: 'queuer', bus: 'calls' });
     const after = Date.now();
-    const queuer = await listed('queuer');
+    const queuer = await listedRoute(broker.url, 'queuer');
     assert.ok(queuer, 'queuer is listed');
     const { set_at: setAt, ...rest } = queuer;
     assert.deepEqual(rest, { event: 'queuer', bus: 'calls', kind: 'registered', set_by: NODE });
@@ -150,7 +137,7 @@ describe('GET /routes', () => {
     assert.equal(setAt, new Date(at).toISOString(), 'ISO 8601');
     // Registering the same route again changes nothing, its stamp included.
     await handler.ack('register', { event: 'queuer', default_room: 'calls' });
-    assert.equal((await listed('queuer'))?.set_at, setAt);
+    assert.equal((await listedRoute(broker.url, 'queuer'))?.set_at, setAt);
   });
 });
 
@@ -165,7 +152,7 @@ describe('DELETE /routes/:event', () => {
     const answer = await remove('mistake');
     assert.equal(answer.status, 200);
     assert.deepEqual(answer.body, { ok: true, event: 'mistake' }, 'no bus after: the event has no route');
-    assert.equal(await listed('mistake'), undefined);
+    assert.equal(await listedRoute(broker.url, 'mistake'), undefined);
     assert.equal(broker.broker.routes.get('mistake'), undefined);
     assert.deepEqual(await handler.ack('mistake', { n: 2 }), { ok: false, error: 'no route for "mistake"' });
     await flush(handler, [listener]);
@@ -181,7 +168,7 @@ describe('DELETE /routes/:event', () => {
     await support.ack('join', 'support');
     await internal.ack('join', 'internal');
     await admin.ack('register', { event: 'report_dev', default_room: 'internal' });
-    const changed = await listed('report_dev');
+    const changed = await listedRoute(broker.url, 'report_dev');
     assert.equal(changed?.bus, 'internal');
     assert.equal(changed?.kind, 'built-in');
     assert.equal(changed?.default, 'support');
@@ -190,7 +177,7 @@ describe('DELETE /routes/:event', () => {
     const answer = await remove('report_dev');
     assert.equal(answer.status, 200);
     assert.deepEqual(answer.body, { ok: true, event: 'report_dev', bus: 'support' });
-    assert.deepEqual(await listed('report_dev'), { event: 'report_dev', bus: 'support', kind: 'built-in', default: 'support' });
+    assert.deepEqual(await listedRoute(broker.url, 'report_dev'), { event: 'report_dev', bus: 'support', kind: 'built-in', default: 'support' });
     admin.emit('report_dev', { error: 'x' });
     await flush(admin, [support, internal]);
     assert.equal(support.count('report_dev'), 1);
@@ -229,7 +216,7 @@ describe('DELETE /routes/:event', () => {
     const handler = await client();
     for (const event of weird) {
       assert.deepEqual(await handler.ack('register', { event, default_room: 'support' }), { ok: true, event, bus: 'support' }, event);
-      assert.equal((await listed(event))?.kind, 'registered', event);
+      assert.equal((await listedRoute(broker.url, event))?.kind, 'registered', event);
     }
     for (const event of weird) {
       const answer = await remove(event);

@@ -8,6 +8,7 @@ import { after } from 'node:test';
 import { DEFAULT_SETTINGS, type Settings } from '../../src/settings.ts';
 import { startServer, type RunningBroker } from '../../src/server.ts';
 import type { Buses } from '../../src/buses.ts';
+import type { RouteListing } from '../../src/http/routes.ts';
 import { withTimeout } from './clients.ts';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -93,4 +94,17 @@ export function notify(base: string, msg: string, body: unknown, headers: Record
     headers: { 'Content-Type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
+}
+
+/**
+ * The listing of `event` in `GET /routes` of the broker at `url`, or
+ * undefined when the table has no such event; fails unless the answer is 200.
+ *
+ * @example
+ * (await listedRoute(broker.url, 'queuer'))?.kind; // 'registered'
+ */
+export async function listedRoute(url: string, event: string, headers: Record<string, string> = {}): Promise<RouteListing | undefined> {
+  const answer = await request(`${url}/routes`, { headers });
+  if (answer.status !== 200) throw new Error(`GET /routes answered ${answer.status}`);
+  return (answer.body.routes as RouteListing[]).find((r) => r.event === event);
 }
