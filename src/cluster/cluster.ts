@@ -79,6 +79,16 @@ export class RefusedWriteError extends Error {
   }
 }
 
+/** What {@link startCluster} changes on its {@link Cluster}: nothing else may. */
+interface ClusterControl {
+  setState(state: RedisState): void;
+  addUndelivered(count: number): void;
+  /** The outcome of an event publication, kept if {@link Cluster.track} is waiting for it. */
+  setOutcome(outcome: () => Promise<PublishOutcome>): void;
+  /** Redis refused a write, for `reason`. */
+  refused(reason: RefusalReason): void;
+}
+
 /** The parts of a running cluster the {@link Cluster} object hands on. */
 interface ClusterLink {
   readonly close: () => Promise<void>;
@@ -117,12 +127,18 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /** The Socket.IO adapter to use; undefined for the in-memory one. */
   readonly adapter: ServerOptions['adapter'] | undefined;
 
-  /** @internal use {@link startCluster}. */
-  constructor(state: RedisState, adapter?: ServerOptions['adapter'], link?: ClusterLink) {
+  /** @internal use {@link startCluster}; `control` receives what only it may change. */
+  constructor(state: RedisState, adapter?: ServerOptions['adapter'], link?: ClusterLink, control?: (control: ClusterControl) => void) {
     super();
     this.#state = state;
     this.adapter = adapter;
     this.#link = link;
+    control?.({
+      setState: (next) => this.#setState(next),
+      addUndelivered: (count) => this.#addUndelivered(count),
+      setOutcome: (outcome) => this.#setOutcome(outcome),
+      refused: (reason) => this.emit('refused', reason),
+    });
   }
 
   /** `'off'` without Redis; `'up'`, `'degraded'` (Redis refuses writes) or `'down'` with it. */
@@ -181,21 +197,18 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     return this.#link?.close() ?? Promise.resolve();
   }
 
-  /** @internal */
-  setState(state: RedisState): void {
+  #setState(state: RedisState): void {
     if (state === this.#state) return;
     this.#state = state;
     this.emit('state', state);
   }
 
-  /** @internal */
-  addUndelivered(count: number): void {
+  #addUndelivered(count: number): void {
     this.#undelivered += count;
     this.emit('undelivered', count);
   }
 
-  /** @internal the outcome of an event publication, kept if {@link track} is waiting for it. */
-  setOutcome(outcome: () => Promise<PublishOutcome>): void {
+  #setOutcome(outcome: () => Promise<PublishOutcome>): void {
     if (this.#tracking && this.#tracked === undefined) this.#tracked = outcome();
   }
 }
@@ -213,6 +226,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
  */
 export async function startCluster(settings: Settings, routes: RouteTable, buses: Buses): Promise<Cluster> {
   if (!redisConfigured(settings)) return new Cluster('off');
+  // What this function, and only it, changes on the Cluster it returns: set once the Cluster exists, used after.
+  let control!: ClusterControl;
   const where = describeRedis(settings);
 
   const client = createRedis(settings, {
@@ -261,7 +276,7 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
   routeReader.on('error', () => {}); // the main connection reports the same trouble
   const routeSync = new RouteSync(routes, buses, client, routeReader, REDIS_PREFIX, {
     // Called only for changes made once the cluster runs (the listener starts with the route table loaded).
-    outcome: (write) => cluster.setOutcome(() => routeOutcome(write)),
+    outcome: (write) => control.setOutcome(() => routeOutcome(write)),
     failed: (error) => {
       const reason = refusalReason(error);
       if (reason) refusals.refused(reason, error.message);
@@ -335,12 +350,12 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
           if (reason === undefined) throw error;
           refusals.refused(reason, (error as Error).message);
           // Delivered to this node's clients by the adapter, and to no other node.
-          if (kind === 'event') cluster.addUndelivered(1);
+          if (kind === 'event') control.addUndelivered(1);
           throw new RefusedWriteError(reason, `Redis refused the event (${(error as Error).message}): delivered to this node's clients only`);
         },
       );
     const result = grace.publish(kind, send);
-    if (kind === 'event') cluster.setOutcome(() => outcomeOf(result));
+    if (kind === 'event') control.setOutcome(() => outcomeOf(result));
     return result;
   };
 
@@ -380,7 +395,7 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
     if (down && before !== 'down') {
       downSince = Date.now();
       grace.down();
-      cluster.setState('down');
+      control.setState('down');
       onNextDown.resolve({ ok: true });
       const why = liveness?.hung && !closed ? `no answer within ${settings.redisTimeoutMs / 1000} s` : lastError || 'connection closed';
       debug('Redis is down (%s): holding events for up to %d s; still accepting connections', why, graceSeconds);
@@ -392,14 +407,14 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
       const seconds = ((Date.now() - downSince) / 1000).toFixed(1);
       const missed = grace.missedThisOutage;
       const late = grace.expired;
-      cluster.setState(refusals.refusing ? 'degraded' : 'up');
+      control.setState(refusals.refusing ? 'degraded' : 'up');
       grace.up();
       lastError = '';
       if (late) debug('Redis is up again after %s s; %d events published meanwhile reached only this node\'s clients', seconds, missed);
       else debug('Redis is up again after %s s; events held meanwhile are delivered now', seconds);
       return;
     }
-    cluster.setState(refusals.refusing ? 'degraded' : 'up');
+    control.setState(refusals.refusing ? 'degraded' : 'up');
   };
 
   const cluster = new Cluster('up', adapter, {
@@ -426,13 +441,13 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
       disconnectAll();
       debug('disconnected from Redis');
     },
-  });
+  }, (given) => (control = given));
 
-  grace.on('undelivered', (count) => cluster.addUndelivered(count));
+  grace.on('undelivered', (count) => control.addUndelivered(count));
   grace.on('expired', () => {
     debug('Redis has been down for more than %d s: events now reach only this node\'s clients, and each is counted until Redis is back', graceSeconds);
   });
-  refusals.on('refused', (reason) => cluster.emit('refused', reason));
+  refusals.on('refused', (reason) => control.refused(reason));
   refusals.on('refusing', (reason, message) => {
     debug('Redis refuses writes (%s: %s): events reach only this node\'s clients, and each is counted until Redis takes writes again', reason, message);
     if (liveness) liveness.probeWrites = true;
