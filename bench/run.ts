@@ -36,12 +36,16 @@ const SUBSCRIBERS = (argv.find((a) => a.startsWith('--subscribers='))?.slice(14)
   .split(',')
   .filter(Boolean)
   .map(Number);
+const CONNECTIONS = (argv.find((a) => a.startsWith('--connections='))?.slice(14) ?? '')
+  .split(',')
+  .filter(Boolean)
+  .map(Number);
 const wanted = (name: (typeof SCENARIOS)[number]): boolean => ONLY.length === 0 || ONLY.includes(name);
 
 /** Durations and sizes of each mode. */
 const MODE = FULL
-  ? { name: 'full', reps: 5, sideReps: 3, warmMs: 700, measureMs: 2_500, fanout: [1, 100, 1_000], inSubscribers: 400, httpWarmS: 1, httpS: 2, httpReps: 9, idle: [1_000, 10_000], cluster: 1_000 }
-  : { name: 'quick', reps: 1, sideReps: 1, warmMs: 400, measureMs: 1_500, fanout: [1, 100, 1_000], inSubscribers: 200, httpWarmS: 1, httpS: 1, httpReps: 3, idle: [1_000], cluster: 100 };
+  ? { name: 'full', reps: 5, sideReps: 3, warmMs: 700, measureMs: 2_500, fanout: [1, 100, 1_000], inSubscribers: 400, httpWarmS: 1, httpS: 2, httpReps: 7, httpConnections: [10, 50], idle: [1_000, 10_000], cluster: 1_000 }
+  : { name: 'quick', reps: 1, sideReps: 1, warmMs: 400, measureMs: 1_500, fanout: [1, 100, 1_000], inSubscribers: 200, httpWarmS: 1, httpS: 1, httpReps: 3, httpConnections: [10, 50], idle: [1_000], cluster: 100 };
 
 const RESULTS = join(ROOT, 'bench', 'results');
 const PROFILES = join(RESULTS, 'profiles');
@@ -199,12 +203,12 @@ async function scenarioIn(ctx: Context): Promise<void> {
 }
 
 /** Runs autocannon once against `url` and measures the server's CPU meanwhile. */
-async function httpRun(server: ServerProc, durationS: number, body: string) {
+async function httpRun(server: ServerProc, durationS: number, body: string, connections: number) {
   const worker = forkWorker<HttpCommand, HttpReport>('http.ts');
   try {
     const started = worker.next((r): r is Extract<HttpReport, { type: 'started' }> => r.type === 'started');
     const done = worker.next((r): r is Extract<HttpReport, { type: 'done' }> => r.type === 'done', durationS * 1000 + 60_000);
-    worker.send({ type: 'run', url: `${server.url}/_notify/report_ops`, connections: 10, durationS, body });
+    worker.send({ type: 'run', url: `${server.url}/_notify/report_ops`, connections, durationS, body });
     await started;
     const a = await server.probe();
     const result = await done;
@@ -225,7 +229,7 @@ async function httpRun(server: ServerProc, durationS: number, body: string) {
   }
 }
 
-// Scenario 3: OpenSIPS pushes, POST /_notify/report_ops with 1 KB.
+// Scenario 3: OpenSIPS pushes, POST /_notify/report_ops with 1 KB, at 10 and at 50 keep-alive connections.
 // Two baselines: bare Express, and bare Express plus the one Socket.IO broadcast a push must make
 // (the broker's Socket.IO options, recovery included): the second isolates the broker's own overhead.
 async function scenarioHttp(ctx: Context): Promise<void> {
@@ -236,59 +240,72 @@ async function scenarioHttp(ctx: Context): Promise<void> {
     await startServerProc({ label: 'ex+emit', entry: 'bench/servers/bare-express.ts', env: { BENCH_EMIT: '1' }, nodeFlags: BROKER.nodeFlags ?? [] }),
   ];
   const body = reportOpsBody();
-  const runs = new Map<string, Awaited<ReturnType<typeof httpRun>>[]>(servers.map((server) => [server.label, []]));
+  type Run = Awaited<ReturnType<typeof httpRun>>;
+  const connectionCounts = CONNECTIONS.length > 0 ? CONNECTIONS : MODE.httpConnections;
+  const byCount = new Map<number, Map<string, Run[]>>();
   try {
-    for (const server of servers) await httpRun(server, MODE.httpWarmS, body);
-    for (let rep = 0; rep < MODE.httpReps; rep++) {
-      // Rotate the order, so that no server always runs first or last.
-      const order = servers.map((_, i) => servers[(i + rep) % servers.length]!);
-      for (const server of order) {
-        const r = await httpRun(server, MODE.httpS, body);
-        log(
-          `  ${server.label.padEnd(8)} ${num(r.rps).padStart(7)} requests/s  p50 ${r.p50} ms p99 ${r.p99} ms  ${num(r.cpuPerRequestUs, 1)} µs CPU/request` +
-            `  server ${num(r.serverCores * 100)}% of a core, autocannon ${num(r.clientCores * 100)}%  non-2xx ${r.non2xx} errors ${r.errors}`,
-        );
-        runs.get(server.label)!.push(r);
+    for (const server of servers) await httpRun(server, MODE.httpWarmS, body, Math.max(...connectionCounts));
+    for (const connections of connectionCounts) {
+      log(`- ${connections} connections`);
+      const runs = new Map<string, Run[]>(servers.map((server) => [server.label, []]));
+      byCount.set(connections, runs);
+      for (let rep = 0; rep < MODE.httpReps; rep++) {
+        // Rotate the order, so that no server always runs first or last.
+        const order = servers.map((_, i) => servers[(i + rep) % servers.length]!);
+        for (const server of order) {
+          const r = await httpRun(server, MODE.httpS, body, connections);
+          log(
+            `  ${server.label.padEnd(8)} ${num(r.rps).padStart(7)} requests/s  p50 ${r.p50} ms p99 ${r.p99} ms  ${num(r.cpuPerRequestUs, 1)} µs CPU/request` +
+              `  server ${num(r.serverCores * 100)}% of a core, autocannon ${num(r.clientCores * 100)}%  non-2xx ${r.non2xx} errors ${r.errors}`,
+          );
+          runs.get(server.label)!.push(r);
+        }
       }
     }
   } finally {
     await Promise.all(servers.map((server) => server.stop()));
   }
-  type Run = Awaited<ReturnType<typeof httpRun>>;
-  const med = (label: string, f: (r: Run) => number): number => median(runs.get(label)!.map(f));
-  const row = (metric: string, f: (r: Run) => number, digits: number): string[] => [
-    metric,
-    num(med('broker', f), digits),
-    num(med('express', f), digits),
-    num(med('ex+emit', f), digits),
-    times(ratio(med('broker', f), med('express', f))),
-    times(ratio(med('broker', f), med('ex+emit', f))),
-  ];
-  const rps = (r: Run): number => r.rps;
-  const rpsRatio = ratio(med('broker', rps), med('express', rps));
-  const emitRatio = ratio(med('broker', rps), med('ex+emit', rps));
-  ctx.checks.push({ what: 'HTTP pushes: requests/s, broker ÷ bare Express', value: rpsRatio, limit: '≥ 0.90', pass: rpsRatio >= 0.9 });
-  ctx.checks.push({ what: 'HTTP pushes: requests/s, broker ÷ bare Express + one emit', value: emitRatio, limit: '≥ 0.90', pass: emitRatio >= 0.9 });
-  ctx.results.http = Object.fromEntries(runs);
-  ctx.tables.push({
-    title: '3. HTTP pushes: `POST /_notify/report_ops`',
-    intro:
-      `autocannon, 10 keep-alive connections, one request at a time each, POSTing a 1,000-byte \`report_ops\` body (a registrant failure with its SIP message), ${MODE.httpS} s per run, median of ${MODE.httpReps} runs each, the three servers in rotating order. ` +
-      'The broker parses it, routes it to `support` (no subscriber listening) and answers `{ok: true}`. ' +
-      'The baselines are a bare Express 5 app with the same body-parser JSON route that only answers, and the same app that also does `io.to(\'support\').emit(msg, body)` on a Socket.IO server with the broker\'s options (connection state recovery on): the work a push cannot avoid.',
-    headers: ['metric', 'broker', 'bare Express', 'Express + emit', 'ratio to Express', 'ratio to Express + emit'],
-    rows: [
+  const rows: string[][] = [];
+  const notes: string[] = [];
+  for (const [connections, runs] of byCount) {
+    const med = (label: string, f: (r: Run) => number): number => median(runs.get(label)!.map(f));
+    const row = (metric: string, f: (r: Run) => number, digits: number): string[] => [
+      num(connections),
+      metric,
+      num(med('broker', f), digits),
+      num(med('express', f), digits),
+      num(med('ex+emit', f), digits),
+      times(ratio(med('broker', f), med('express', f))),
+      times(ratio(med('broker', f), med('ex+emit', f))),
+    ];
+    const rps = (r: Run): number => r.rps;
+    const rpsRatio = ratio(med('broker', rps), med('express', rps));
+    const emitRatio = ratio(med('broker', rps), med('ex+emit', rps));
+    ctx.checks.push({ what: `HTTP pushes, ${connections} connections: requests/s, broker ÷ bare Express`, value: rpsRatio, limit: '≥ 0.95', pass: rpsRatio >= 0.95 });
+    ctx.checks.push({ what: `HTTP pushes, ${connections} connections: requests/s, broker ÷ bare Express + one emit`, value: emitRatio, limit: '≥ 0.95', pass: emitRatio >= 0.95 });
+    rows.push(
       row('requests/s', rps, 0),
       row('latency p50 ms', (r) => r.p50, 1),
       row('latency p99 ms', (r) => r.p99, 1),
       row('server CPU µs/request', (r) => r.cpuPerRequestUs, 1),
       row('non-2xx answers + errors', (r) => r.non2xx + r.errors, 0),
-    ],
-    notes: [
-      `Server share of a core: broker ${num(med('broker', (r) => r.serverCores) * 100)}%, Express ${num(med('express', (r) => r.serverCores) * 100)}%, Express + emit ${num(med('ex+emit', (r) => r.serverCores) * 100)}%; ` +
-        `autocannon used ${num(med('broker', (r) => r.clientCores) * 100)}% / ${num(med('express', (r) => r.clientCores) * 100)}% / ${num(med('ex+emit', (r) => r.clientCores) * 100)}% of a core. ` +
-        'Below ~85% for the server, autocannon (sharing the two cores) limited the rate and CPU µs/request is the fairer figure.',
-    ],
+    );
+    notes.push(
+      `${connections} connections: server share of a core: broker ${num(med('broker', (r) => r.serverCores) * 100)}%, Express ${num(med('express', (r) => r.serverCores) * 100)}%, Express + emit ${num(med('ex+emit', (r) => r.serverCores) * 100)}%; ` +
+        `autocannon used ${num(med('broker', (r) => r.clientCores) * 100)}% / ${num(med('express', (r) => r.clientCores) * 100)}% / ${num(med('ex+emit', (r) => r.clientCores) * 100)}% of a core.`,
+    );
+  }
+  notes.push('Below ~85% for the server, autocannon (sharing the two cores) limited the rate and CPU µs/request is the fairer figure.');
+  ctx.results.http = Object.fromEntries([...byCount].map(([connections, runs]) => [String(connections), Object.fromEntries(runs)]));
+  ctx.tables.push({
+    title: '3. HTTP pushes: `POST /_notify/report_ops`',
+    intro:
+      `autocannon with ${connectionCounts.join(' and ')} keep-alive connections, one request at a time each, POSTing a 1,000-byte \`report_ops\` body (a registrant failure with its SIP message), ${MODE.httpS} s per run, median of ${MODE.httpReps} runs each, the three servers in rotating order. ` +
+      'The broker parses it, routes it to `support` (no subscriber listening) and answers `{ok: true}`. ' +
+      'The baselines are a bare Express 5 app with the same body-parser JSON route that only answers, and the same app that also does `io.to(\'support\').emit(msg, body)` on a Socket.IO server with the broker\'s options (connection state recovery on): the work a push cannot avoid.',
+    headers: ['connections', 'metric', 'broker', 'bare Express', 'Express + emit', 'ratio to Express', 'ratio to Express + emit'],
+    rows,
+    notes,
   });
 }
 
