@@ -48,6 +48,21 @@ export function looksLikeSocketId(room: string): boolean {
   return room.length === 20 && GENERATED_ID.test(room);
 }
 
+/**
+ * `socket.onAny(listener)`, in an array of exactly one listener when it is the
+ * socket's first: Socket.IO's `onAny` pushes onto a new empty array, which V8
+ * grows to 16 slots, about 120 bytes more per socket than the one needed.
+ * Socket.IO 4.8 keeps any-listeners in `_anyListeners` (`onAny` creates it,
+ * `offAny` and `listenersAny` read it) and calls each with `this` set to the
+ * socket (`onevent`: `listener.apply(this, args)`), so one function can
+ * serve every socket.
+ */
+export function onAnyEvent<S extends { onAny(listener: (...args: any[]) => void): unknown }>(socket: S, listener: (this: S, ...args: any[]) => void): void {
+  const held = socket as unknown as { _anyListeners?: unknown[] };
+  if (held._anyListeners === undefined) held._anyListeners = [listener];
+  else socket.onAny(listener);
+}
+
 /** Engine.IO protocol revision of a socket's connection: 3 for socket.io-client 1.x and 2.x, 4 for 4.x. */
 export function engineProtocol(socket: BrokerSocket): number {
   return socket.conn.protocol;
@@ -142,7 +157,17 @@ export interface WaitingSession {
 export interface KeptPacket {
   readonly id: string;
   readonly emittedAt: number;
+  /** The broadcast's options; `restoreSession` reads only `rooms` and `except` of it, with `size` and `has`. */
+  readonly opts: { readonly rooms: ReadonlySet<string>; except: ReadonlySet<string> };
 }
+
+/**
+ * The `except` of every kept packet that excluded no room: Socket.IO makes a
+ * new empty Set for each broadcast (each `socket.emit`, with recovery on),
+ * and the adapter keeps it with the packet for the whole recovery window,
+ * though it only ever asks it `has`. Never added to.
+ */
+export const NO_ROOMS: ReadonlySet<string> = new Set<string>();
 
 /** What the recovery pieces read and wrap of the in-memory `SessionAwareAdapter`. */
 interface SessionAwareAdapter {
@@ -202,7 +227,11 @@ export interface PacketBacklog {
  * Calls `kept(packet, bytes)` after each broadcast the adapter kept for
  * recovery, with its encoded size: `SessionAwareAdapter.broadcast` pushes
  * the packet onto `packets`, then encodes it once (`_encode`) for every
- * receiver. Undefined when the adapter keeps no backlog.
+ * receiver. A kept packet that excludes no room gets the shared
+ * {@link NO_ROOMS} as its `except` once its broadcast is done (the in-memory
+ * adapter's is synchronous), so that the backlog does not hold an empty Set
+ * per event (about 150 bytes; every socket's `welcome` is one such event).
+ * Undefined when the adapter keeps no backlog.
  */
 export function watchBacklog(io: BrokerServer, kept: (packet: KeptPacket, bytes: number) => void): PacketBacklog | undefined {
   const adapter = sessionAware(io);
@@ -220,7 +249,11 @@ export function watchBacklog(io: BrokerServer, kept: (packet: KeptPacket, bytes:
     lastBytes = 0;
     const result = broadcast(packet, opts);
     const after = adapter.packets.length;
-    if (after > before) kept(adapter.packets[after - 1] as KeptPacket, lastBytes);
+    if (after > before) {
+      const packet = adapter.packets[after - 1] as KeptPacket;
+      if (packet.opts.except.size === 0) packet.opts.except = NO_ROOMS;
+      kept(packet, lastBytes);
+    }
     return result;
   };
   return { packets: adapter.packets };

@@ -10,7 +10,7 @@
  */
 import type { Server as HttpServer } from 'node:http';
 import createDebug from 'debug';
-import type { BrokerServer } from '../broker.ts';
+import type { BrokerServer, BrokerSocket } from '../broker.ts';
 import type { Refusal } from '../protocol.ts';
 
 const debug = createDebug('spicy-action:message-size');
@@ -26,14 +26,16 @@ export function watchMessageSize(io: BrokerServer, httpServer: HttpServer, refus
   const limit = io.engine.opts.maxHttpBufferSize;
   const refusal: Refusal = { reason: 'too_large', error: `message larger than ${limit} bytes` };
   // WebSocket: ws reports the oversized frame as the transport error that ends the connection.
+  // One listener for every socket (Node's EventEmitter calls it with `this` set to the socket), not a closure per socket.
+  function onDisconnect(this: BrokerSocket, reason: string, description: unknown): void {
+    if (reason !== 'transport error') return;
+    const message = description instanceof Error ? description.message : '';
+    if (!message.includes('Max payload size exceeded')) return;
+    debug('a client at %s sent a message larger than %d bytes over websocket', this.handshake.address, limit);
+    refused(this.handshake.address, refusal);
+  }
   io.on('connection', (socket) => {
-    socket.once('disconnect', (reason, description) => {
-      if (reason !== 'transport error') return;
-      const message = description instanceof Error ? description.message : '';
-      if (!message.includes('Max payload size exceeded')) return;
-      debug('a client at %s sent a message larger than %d bytes over websocket', socket.handshake.address, limit);
-      refused(socket.handshake.address, refusal);
-    });
+    socket.on('disconnect', onDisconnect);
   });
   // Long-polling: Engine.IO answers the POST 413 without an event; read the answer's status.
   const prefix = `${io.path()}/`;
