@@ -10,7 +10,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { Server, type Socket } from 'socket.io';
-import { Decoder, PacketType } from 'socket.io-parser';
+import { Decoder, Encoder, PacketType } from 'socket.io-parser';
 import {
   catchAsyncBroadcast,
   engineSession,
@@ -119,6 +119,24 @@ describe('Socket.IO internals the guards rely on', async () => {
     const deadline = Date.now() + 5_000;
     while (sets.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     assert.equal(sets.length, 1, 'a dropped session was kept through set()');
+  });
+
+  it('the broker\'s encoder writes what socket.io-parser writes for a packet without binary parts, skipping its walk', () => {
+    const { Encoder: JsonOnlyEncoder } = jsonOnlyParser(() => undefined);
+    const ours = new JsonOnlyEncoder();
+    const theirs = new Encoder();
+    const payload = JSON.parse(JSON.stringify({ call: 'x', _in: ['endpoint:a'], data: { n: [1, 2, { deep: null }] }, text: 'é "quoted" </script>' })) as unknown;
+    for (const packet of [
+      { type: PacketType.EVENT, nsp: '/', data: ['call', payload, 'offset-1'] },
+      { type: PacketType.EVENT, nsp: '/', data: ['welcome', { id: 'x' }] },
+      { type: PacketType.ACK, nsp: '/', id: 7, data: [{ ok: true, rooms: 2 }] },
+      { type: PacketType.ACK, nsp: '/', id: 8, data: [false] },
+      { type: PacketType.CONNECT, nsp: '/', data: { sid: 'abc', pid: 'def' } },
+      { type: PacketType.DISCONNECT, nsp: '/' },
+      { type: PacketType.CONNECT_ERROR, nsp: '/', data: { message: 'unauthorized' } },
+    ]) {
+      assert.deepEqual(ours.encode(packet), theirs.encode(packet), `packet type ${packet.type}`);
+    }
   });
 
   it('any-listeners live in _anyListeners and are called with this = the socket: one function serves every socket', async () => {

@@ -8,7 +8,7 @@
  * Pinned against socket.io 4.8, engine.io 6.6, socket.io-adapter 2.5,
  * socket.io-parser 4.2.
  */
-import { Decoder, Encoder, PacketType } from 'socket.io-parser';
+import { Decoder, Encoder, PacketType, type Packet } from 'socket.io-parser';
 
 /**
  * What these helpers take of a Socket.IO server: the broker's `BrokerServer`
@@ -127,6 +127,20 @@ export function onEngineSession(io: BrokerServer, listener: (session: EngineSess
  * `refused` is told of each refusal (to count it); it must not throw.
  */
 export function jsonOnlyParser(refused: () => void): { Encoder: typeof Encoder; Decoder: typeof Decoder } {
+  /**
+   * The broker's server sends nothing but what came in as JSON (its decoder
+   * refuses binary packets, /_notify bodies are JSON) and its own JSON
+   * answers: socket.io-parser's `encode` would still walk every packet it
+   * sends, to the last value, looking for binary parts first (`hasBinary`),
+   * a second pass over each payload after the broker's depth check. This one
+   * goes straight to the string encoding `encode` ends with for a packet
+   * without them (socket.io-parser 4.2 `encodeAsString`).
+   */
+  class JsonOnlyEncoder extends Encoder {
+    override encode(packet: Packet): string[] {
+      return [(this as unknown as { encodeAsString(packet: Packet): string }).encodeAsString(packet)];
+    }
+  }
   class JsonOnlyDecoder extends Decoder {
     override add(data: unknown): void {
       if (typeof data !== 'string' || isBinaryHeader(data)) {
@@ -136,7 +150,7 @@ export function jsonOnlyParser(refused: () => void): { Encoder: typeof Encoder; 
       super.add(data);
     }
   }
-  return { Encoder, Decoder: JsonOnlyDecoder };
+  return { Encoder: JsonOnlyEncoder, Decoder: JsonOnlyDecoder };
 }
 
 /** True for the encoded header of a binary event or ack: its first character is the packet type. */
