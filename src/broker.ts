@@ -4,7 +4,8 @@
  * One `onAny` listener does the dispatch, so a route registered now applies
  * at once to sockets connected before; it is one function shared by every
  * socket (Socket.IO calls it with `this` set to the socket), and so is the
- * `disconnect` listener: a socket costs the broker no closure of its own.
+ * `disconnect` listener, which reports each disconnection to the telemetry
+ * for whoever watches: a socket costs the broker no closure of its own.
  * Socket.IO only: the HTTP side (`/_notify`) reaches the broker through
  * {@link Broker.push}.
  */
@@ -92,7 +93,7 @@ export class Broker {
   /** The `onAny` listener of every socket (`this` is the socket). */
   readonly #onAny: (this: BrokerSocket, event: string, ...args: unknown[]) => void;
   /** The `disconnect` listener of every socket (`this` is the socket). */
-  readonly #onDisconnect: (this: BrokerSocket, reason: string) => void;
+  readonly #onDisconnect: (this: BrokerSocket, reason: string, description: unknown) => void;
   #closed = false;
 
   constructor(io: BrokerServer, options: BrokerOptions = {}) {
@@ -128,8 +129,13 @@ export class Broker {
     this.#onAny = function onAny(this: BrokerSocket, event: string, ...args: unknown[]): void {
       broker.#dispatch(this, event, args);
     };
-    this.#onDisconnect = function onDisconnect(this: BrokerSocket, reason: string): void {
-      if (debug.enabled) debug('disconnect %s: %s', broker.publicId(this), reason);
+    // One listener serves the log line and every other watcher (the message size guard) through the telemetry.
+    this.#onDisconnect = function onDisconnect(this: BrokerSocket, reason: string, description: unknown): void {
+      const listened = broker.telemetry.listens('disconnection');
+      if (!debug.enabled && !listened) return;
+      const publicId = broker.publicId(this);
+      debug('disconnect %s: %s', publicId, reason);
+      if (listened) broker.telemetry.disconnection(publicId, reason, { description, address: this.handshake.address });
     };
     io.on('connection', this.#onConnection);
   }

@@ -204,7 +204,8 @@ function assemble(
   app.get('/', (_req, res) => {
     res.json({ ok: true, name: NAME, version: VERSION });
   });
-  watchMessageSize(io, httpServer, (_address, refusal) => telemetry.refused('socket.io message', refusal));
+  // It hears of disconnections through the broker's one listener per socket, not one of its own.
+  watchMessageSize(io, httpServer, (_address, refusal) => telemetry.refused('socket.io message', refusal), telemetry);
   const slowConsumers = new SlowConsumerGuard(io, { maxBufferedBytes: settings.maxBufferedBytes });
   const metrics = createMetrics({ broker, connections, redis: cluster, backpressure: slowConsumers, maxMetricEvents: settings.maxMetricEvents });
   app.get('/metrics', metricsHandler(metrics));

@@ -18,6 +18,7 @@ import {
   isBinaryHeader,
   jsonOnlyParser,
   looksLikeSocketId,
+  NO_FLAGS,
   NO_ROOMS,
   onAnyEvent,
   onEngineSession,
@@ -195,6 +196,7 @@ describe('Socket.IO internals the guards rely on', async () => {
     recovering.io.to('calls').emit('call', { n: 3 });
     const plain = kept.filter((packet) => packet.opts.except.size === 0);
     assert.ok(plain.length >= 3 && plain.every((packet) => packet.opts.except === NO_ROOMS), 'kept packets that exclude nobody share one empty set');
+    assert.ok(kept.every((packet) => packet.opts.flags === NO_FLAGS), 'and kept packets without flags one empty object');
     assert.ok(kept.some((packet) => packet.opts.except.has(client.id)), 'a real except is kept as it was');
     const welcomed = client.next('welcome');
     (client.raw as unknown as { connect(): void }).connect();
