@@ -19,7 +19,6 @@ import { tooDeep } from '../src/protocol.ts';
 import { DEFAULT_SETTINGS } from '../src/settings.ts';
 import { socketOptions } from '../src/server.ts';
 import { SAMPLE_CALL } from '../test/helpers/payloads.ts';
-import { median } from './stats.ts';
 
 /** A payload of about `bytes` of JSON: `call` records in an array, the shape a batch of events would have. */
 export function payloadOf(bytes: number): Record<string, unknown> {
@@ -28,17 +27,20 @@ export function payloadOf(bytes: number): Record<string, unknown> {
   return { calls };
 }
 
-/** Median µs per call of `f` over `rounds` timed rounds of `n` calls, after a warm-up. */
+/**
+ * µs per call of `f`: the least over `rounds` timed rounds of `n` calls, after
+ * a warm-up. On a shared machine other jobs only ever add time to a round, so
+ * the least is the figure nearest the cost itself.
+ */
 function timeIt(f: () => unknown, n: number, rounds = 7): number {
   for (let i = 0; i < n; i++) f();
-  const results: number[] = [];
+  let least = Number.POSITIVE_INFINITY;
   for (let r = 0; r < rounds; r++) {
-    const start = process.cpuUsage();
+    const start = process.hrtime.bigint();
     for (let i = 0; i < n; i++) f();
-    const used = process.cpuUsage(start);
-    results.push((used.user + used.system) / n);
+    least = Math.min(least, Number(process.hrtime.bigint() - start) / 1_000 / n);
   }
-  return median(results);
+  return least;
 }
 
 export interface DepthRow {
@@ -74,7 +76,7 @@ export function measureDepth(sizes: readonly number[] = [1_000, 100_000]): Depth
     // As a payload arrives: parsed from its JSON.
     const text = JSON.stringify(payloadOf(bytes));
     const payload = JSON.parse(text) as unknown;
-    const n = Math.max(20, Math.round(2_000_000 / text.length));
+    const n = Math.max(200, Math.round(20_000_000 / text.length));
     const packet = (): { type: PacketType; nsp: string; data: unknown[] } => ({ type: PacketType.EVENT, nsp: '/', data: ['call', payload, 'offset'] });
     return {
       bytes: text.length,
@@ -105,17 +107,18 @@ export async function measureRouting(): Promise<RoutingRow> {
   const n = 20_000;
   try {
     // Alternate, so that a slower moment of the machine falls on both.
-    const brokerRuns: number[] = [];
-    const bareRuns: number[] = [];
-    for (let r = 0; r < 5; r++) {
-      brokerRuns.push(
+    let brokerLeast = Number.POSITIVE_INFINITY;
+    let bareLeast = Number.POSITIVE_INFINITY;
+    for (let r = 0; r < 7; r++) {
+      brokerLeast = Math.min(
+        brokerLeast,
         timeIt(() => {
           if (!tooDeep(call, DEFAULT_SETTINGS.maxPayloadDepth)) broker.route('call', [call]);
         }, n, 1),
       );
-      bareRuns.push(timeIt(() => bareIo.to(['calls', ...inRooms(call)]).emit('call', call), n, 1));
+      bareLeast = Math.min(bareLeast, timeIt(() => bareIo.to(['calls', ...inRooms(call)]).emit('call', call), n, 1));
     }
-    return { broker: median(brokerRuns), bare: median(bareRuns) };
+    return { broker: brokerLeast, bare: bareLeast };
   } finally {
     broker.close();
     brokerIo.close();
