@@ -541,11 +541,14 @@ function chart(fanout: readonly FanoutResult[]): string {
   );
 }
 
+/** The load averages when the run began: the machine's other jobs, before the bench adds its own. */
+const LOAD_AT_START = loadavg();
+
 function machine(): string[] {
   const cpu = cpus();
   const pkg = (name: string): string => (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
   return [
-    `Machine: ${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${num(totalmem() / 2 ** 30, 1)} GiB, Linux ${release()}; load average at start ${loadavg().map((l) => l.toFixed(2)).join(' ')}.`,
+    `Machine: ${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${num(totalmem() / 2 ** 30, 1)} GiB, Linux ${release()}; load average at start ${LOAD_AT_START.map((l) => l.toFixed(2)).join(' ')}, at the end ${loadavg().map((l) => l.toFixed(2)).join(' ')} (the bench itself keeps about two cores busy).`,
     `Node ${process.version}; socket.io ${pkg('socket.io')}, socket.io-client ${pkg('socket.io-client')}, express ${pkg('express')}, autocannon ${pkg('autocannon')}.`,
   ];
 }
