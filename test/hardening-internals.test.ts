@@ -20,6 +20,7 @@ import {
   looksLikeSocketId,
   NO_FLAGS,
   NO_ROOMS,
+  OneRoom,
   onAnyEvent,
   onEngineSession,
   recoveryEnabled,
@@ -197,12 +198,15 @@ describe('Socket.IO internals the guards rely on', async () => {
     const plain = kept.filter((packet) => packet.opts.except.size === 0);
     assert.ok(plain.length >= 3 && plain.every((packet) => packet.opts.except === NO_ROOMS), 'kept packets that exclude nobody share one empty set');
     assert.ok(kept.every((packet) => packet.opts.flags === NO_FLAGS), 'and kept packets without flags one empty object');
+    assert.ok(kept.every((packet) => packet.opts.rooms instanceof OneRoom), 'kept packets sent to one room hold it alone');
+    recovering.io.to(['calls', 'everyone']).emit('call', { n: 4 });
+    assert.ok(kept.at(-1)!.opts.rooms instanceof Set, 'a packet sent to several rooms keeps their Set');
     assert.ok(kept.some((packet) => packet.opts.except.has(client.id)), 'a real except is kept as it was');
     const welcomed = client.next('welcome');
     (client.raw as unknown as { connect(): void }).connect();
     await welcomed;
     assert.equal(client.raw.recovered, true);
-    assert.deepEqual((client.payloads('call') as { n: number }[]).map((p) => p.n), [0, 1, 3], 'what it missed, but what excluded it');
+    assert.deepEqual((client.payloads('call') as { n: number }[]).map((p) => p.n), [0, 1, 3, 4], 'what it missed, but what excluded it');
   });
 
   it('a cluster-less adapter broadcasts synchronously: the async guard leaves its throws to the caller', () => {

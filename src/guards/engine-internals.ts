@@ -172,9 +172,33 @@ export interface KeptPacket {
   readonly id: string;
   readonly emittedAt: number;
   /** The broadcast's options; `restoreSession` reads only `rooms` and `except` of it, with `size` and `has`. */
-  readonly opts: { readonly rooms: ReadonlySet<string>; except: ReadonlySet<string>; flags?: object };
+  readonly opts: { rooms: RoomSet; except: ReadonlySet<string>; flags?: object };
   /** The event's name, arguments and offset, replayed as they are to a recovering client. */
   data: unknown[];
+}
+
+/** What `restoreSession` asks of a kept packet's rooms. */
+export interface RoomSet {
+  readonly size: number;
+  has(room: string): boolean;
+}
+
+/**
+ * The rooms of a kept packet sent to one room (a bus, or one socket's own
+ * room: every `socket.emit`), in place of the Set Socket.IO made: a Set of
+ * one holds a hash table sized for four, about 150 bytes; this, one field.
+ */
+export class OneRoom implements RoomSet {
+  constructor(readonly room: string) {}
+  get size(): number {
+    return 1;
+  }
+  has(room: string): boolean {
+    return room === this.room;
+  }
+  *[Symbol.iterator](): IterableIterator<string> {
+    yield this.room;
+  }
 }
 
 /** The `flags` of every kept packet that had none set (Socket.IO copies them into a new object per broadcast; nothing reads them back). */
@@ -252,13 +276,14 @@ export interface PacketBacklog {
  * Calls `kept(packet, bytes)` after each broadcast the adapter kept for
  * recovery, with its encoded size: `SessionAwareAdapter.broadcast` pushes
  * the packet onto `packets`, then encodes it once (`_encode`) for every
- * receiver. A kept packet that excludes no room gets the shared
+ * receiver. A kept packet sent to one room gets a {@link OneRoom} for its
+ * rooms, one that excludes no room the shared
  * {@link NO_ROOMS} as its `except`, and one without flags the shared
  * {@link NO_FLAGS}, once its broadcast is done (the in-memory adapter's is
  * synchronous), and its arguments are copied into an array of their exact
- * length, so that the backlog does not hold an empty Set, an empty object
- * and about 17 unused array slots per event (about 300 bytes; every
- * socket's `welcome` is one such event).
+ * length, so that the backlog does not hold a Set of one, an empty Set, an
+ * empty object and about 17 unused array slots per event (about 400 bytes;
+ * every socket's `welcome` is one such event).
  * Undefined when the adapter keeps no backlog.
  */
 export function watchBacklog(io: BrokerServer, kept: (packet: KeptPacket, bytes: number) => void): PacketBacklog | undefined {
@@ -280,6 +305,7 @@ export function watchBacklog(io: BrokerServer, kept: (packet: KeptPacket, bytes:
     if (after > before) {
       const packet = adapter.packets[after - 1] as KeptPacket;
       const { opts } = packet;
+      if (opts.rooms.size === 1 && opts.rooms instanceof Set) opts.rooms = new OneRoom(opts.rooms.values().next().value as string);
       if (opts.except.size === 0) opts.except = NO_ROOMS;
       if (opts.flags !== undefined && isEmpty(opts.flags)) opts.flags = NO_FLAGS;
       // The adapter pushed the offset onto the event's arguments, which V8 grew by 17 slots for it: keep an exact copy.
