@@ -79,7 +79,18 @@ function messageName(path: string): string {
 export function notifyHandlers(broker: PushTarget): RequestHandler[] {
   // Any Content-Type is read as JSON: OpenSIPS sends application/json, and a
   // forgotten header in a `curl` should not turn into a puzzling 400.
-  const json = bodyParser.json({ limit: broker.limits.maxBodyBytes, strict: false, type: () => true, verify: refuseEmpty });
+  const options = { limit: broker.limits.maxBodyBytes, strict: false, type: () => true };
+  const checked = bodyParser.json({ ...options, verify: refuseEmpty });
+  const plain = bodyParser.json(options);
+  // A body sent as it is (no Content-Encoding) with a Content-Length above 0 cannot be empty (Node's
+  // parser takes that header only as a number, and body-parser refuses a body of another length): it
+  // is read without the emptiness check, which makes body-parser read it as bytes and decode it apart.
+  // Any other body (none, 0, chunked, compressed: a gzip of nothing is not empty) is checked.
+  const json: RequestHandler = (req, res, next) => {
+    const { 'content-length': length, 'content-encoding': encoding } = req.headers;
+    if (Number(length) > 0 && (encoding === undefined || encoding.toLowerCase() === 'identity')) plain(req, res, next);
+    else checked(req, res, next);
+  };
 
   const { telemetry } = broker;
   /** Answers, and reports the request. */
