@@ -22,10 +22,12 @@ export interface ProbeReport {
   /** `process.cpuUsage()`, µs. */
   readonly cpu: { user: number; system: number };
   readonly mem: NodeJS.MemoryUsage;
+  /** The heap snapshot written, when one was asked for. */
+  readonly heapSnapshot?: string;
 }
 
 /** Orchestrator → server probe. */
-export type ProbeRequest = { type: 'probe'; id: number; gc?: boolean };
+export type ProbeRequest = { type: 'probe'; id: number; gc?: boolean; heapSnapshot?: string };
 
 /** Orchestrator → subscriber generator. */
 export type SubscriberCommand =

@@ -30,7 +30,7 @@ export interface ServerProc {
   readonly url: string;
   readonly child: ChildProcess;
   /** Its own `process.cpuUsage()` and memory, after a full GC when `gc`. */
-  probe(gc?: boolean): Promise<ProbeReport>;
+  probe(gc?: boolean, heapSnapshot?: string): Promise<ProbeReport>;
   /** SIGTERM, then SIGKILL after 10 s; resolves once it has exited. */
   stop(): Promise<void>;
   /** The last lines it wrote on stderr. */
@@ -76,16 +76,16 @@ export function startServerProc(spec: ServerSpec): Promise<ServerProc> {
     label: spec.label,
     url: '',
     child,
-    probe(gc = false) {
+    probe(gc = false, heapSnapshot?: string) {
       const id = ++nextId;
       return new Promise<ProbeReport>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`${spec.label} did not answer its probe`)), 30_000);
+        const timer = setTimeout(() => reject(new Error(`${spec.label} did not answer its probe`)), heapSnapshot ? 300_000 : 30_000);
         waiting.set(id, (report) => {
           clearTimeout(timer);
           waiting.delete(id);
           resolve(report);
         });
-        child.send({ type: 'probe', id, gc });
+        child.send({ type: 'probe', id, gc, ...(heapSnapshot ? { heapSnapshot } : {}) });
       });
     },
     async stop() {

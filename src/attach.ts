@@ -3,9 +3,9 @@
  * and `POST /_notify/:msg` on the host's Express app, refused to web pages
  * of other origins.
  */
-import type { Application } from 'express';
+import type { Application, RequestHandler } from 'express';
 import { Broker, type BrokerOptions, type BrokerServer } from './broker.ts';
-import { notifyRouter } from './http/notify.ts';
+import { NOTIFY_PATH, notifyHandlers, notifyRouter } from './http/notify.ts';
 import { pushOriginGuard, type AllowedOrigins } from './http/origin.ts';
 
 /** How to attach a broker. */
@@ -16,11 +16,18 @@ export interface AttachOptions extends BrokerOptions {
    * is refused with 403. Servers send no Origin and are not concerned.
    */
   readonly corsOrigins?: AllowedOrigins;
+  /**
+   * Middlewares every request under `/_notify` meets first, before the
+   * Origin check (the host's access check, say), so that the push route
+   * can be mounted ahead of the host's other routes and still be guarded.
+   */
+  readonly notifyChecks?: readonly RequestHandler[];
 }
 
 /**
  * Attaches the broker to a host's Socket.IO server and, when `app` is given,
- * mounts `POST /_notify/:msg` on its Express app, behind the Origin check.
+ * mounts `POST /_notify/:msg` on its Express app, where the app's routes
+ * stand now, behind `notifyChecks` and the Origin check.
  *
  * @example
  * const io = new Server(httpServer, { allowEIO3: true });
@@ -33,7 +40,12 @@ export function attachBroker(io: BrokerServer, app?: Application, options: Attac
   const broker = new Broker(io, options);
   if (app) {
     const { telemetry } = broker;
-    app.use('/_notify', pushOriginGuard(options.corsOrigins ?? '*', (attempt, refusal) => telemetry.refused(attempt.what, refusal)));
+    const checks = [...(options.notifyChecks ?? []), pushOriginGuard(options.corsOrigins ?? '*', (attempt, refusal) => telemetry.refused(attempt.what, refusal))];
+    // A push meets one flat route: the checks, the body, the push; no router to enter and leave.
+    app.post(NOTIFY_PATH, ...checks, ...notifyHandlers(broker));
+    // Any other request under /_notify (another method or path) meets the same checks, then the
+    // router as before: OPTIONS is answered `Allow: POST`, the rest goes on to the host's routes.
+    app.use('/_notify', ...checks);
     app.use(notifyRouter(broker));
   }
   return broker;

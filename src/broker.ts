@@ -1,16 +1,20 @@
 /**
  * Connection handling (docs/protocol.md#control-events, #routed-events): greets each socket, answers the
  * control events, and routes every other event to its bus and `_in` rooms.
- * One `onAny` listener per socket does the dispatch, so a route registered
- * now applies at once to sockets connected before. Socket.IO only: the HTTP
- * side (`/_notify`) reaches the broker through {@link Broker.push}.
+ * One `onAny` listener does the dispatch, so a route registered now applies
+ * at once to sockets connected before; it is one function shared by every
+ * socket (Socket.IO calls it with `this` set to the socket), and so is the
+ * `disconnect` listener, which reports each disconnection to the telemetry
+ * for whoever watches: a socket costs the broker no closure of its own.
+ * Socket.IO only: the HTTP side (`/_notify`) reaches the broker through
+ * {@link Broker.push}.
  */
 import createDebug from 'debug';
 import type { Server, Socket } from 'socket.io';
 import { DEFAULT_BUSES, type Buses } from './buses.ts';
 import { DEFAULT_LIMITS, type Limits } from './limits.ts';
 import { NAME, VERSION } from './package-info.ts';
-import { engineProtocol, looksLikeSocketId, recoveryEnabled } from './internals.ts';
+import { engineProtocol, looksLikeSocketId, onAnyEvent, recoveryEnabled } from './internals.ts';
 import { depthRefusal, isObject, roomRefusal, type ClientToServerEvents, type Refusal, type ServerToClientEvents } from './protocol.ts';
 import { PublicIds } from './public-id.ts';
 import { WaitingRooms } from './recovery-backlog.ts';
@@ -98,6 +102,10 @@ export class Broker {
   /** What others and the logs see of a socket instead of its id. */
   readonly #publicIds = new PublicIds();
   readonly #track: BrokerOptions['track'];
+  /** The `onAny` listener of every socket (`this` is the socket). */
+  readonly #onAny: (this: BrokerSocket, event: string, ...args: unknown[]) => void;
+  /** The `disconnect` listener of every socket (`this` is the socket). */
+  readonly #onDisconnect: (this: BrokerSocket, reason: string, description: unknown) => void;
   #closed = false;
 
   constructor(io: BrokerServer, options: BrokerOptions = {}) {
@@ -128,6 +136,20 @@ export class Broker {
       ['notify_users', this.#notifyUsers],
       ['register', this.#register],
     ]);
+    // Shared by every socket rather than a closure per socket: Socket.IO calls any-listeners, and
+    // Node's EventEmitter calls listeners, with `this` set to the socket (src/internals.ts).
+    const broker = this;
+    this.#onAny = function onAny(this: BrokerSocket, event: string, ...args: unknown[]): void {
+      broker.#dispatch(this, event, args);
+    };
+    // One listener serves the log line and every other watcher (the message size guard) through the telemetry.
+    this.#onDisconnect = function onDisconnect(this: BrokerSocket, reason: string, description: unknown): void {
+      const listened = broker.telemetry.listens('disconnection');
+      if (!debug.enabled && !listened) return;
+      const publicId = broker.publicId(this);
+      debug('disconnect %s: %s', publicId, reason);
+      if (listened) broker.telemetry.disconnection(publicId, reason, { description, address: this.handshake.address });
+    };
     io.on('connection', this.#onConnection);
   }
 
@@ -208,9 +230,11 @@ export class Broker {
   readonly #onConnection = (socket: BrokerSocket): void => {
     const publicId = this.publicId(socket);
     debug('connect %s from %s (EIO%d over %s)', publicId, socket.handshake.address, engineProtocol(socket), socket.conn.transport.name);
-    socket.onAny((event: string, ...args: unknown[]) => this.#dispatch(socket, event, args));
-    socket.once('disconnect', (reason) => debug('disconnect %s: %s', publicId, reason));
-    socket.emit('welcome', { id: socket.id, publicId, ...this.#welcome, public: false });
+    onAnyEvent(socket, this.#onAny);
+    socket.on('disconnect', this.#onDisconnect);
+    // One literal of five properties (a spread would build it in steps): with recovery on, Socket.IO keeps it for the window.
+    const { name, version } = this.#welcome;
+    socket.emit('welcome', { id: socket.id, publicId, name, version, public: false });
     this.telemetry.connection(publicId);
   };
 

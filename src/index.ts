@@ -21,7 +21,7 @@ export type { Settings } from './settings.ts';
 export { DEFAULT_LIMITS } from './limits.ts';
 export type { Limits } from './limits.ts';
 export { Telemetry } from './telemetry.ts';
-export type { RouteAdminAction, TelemetryEvents } from './telemetry.ts';
+export type { DisconnectDetails, RouteAdminAction, TelemetryEvents } from './telemetry.ts';
 export { HealthCheck } from './http/health.ts';
 export type { HealthOptions, HealthReport, Phase, RedisStateSource } from './http/health.ts';
 export { watchMessageSize } from './guards/message-size.ts';

@@ -118,15 +118,18 @@ const COMPACT_AFTER = 1_024;
  * backlog?.state().bytes; // ≤ 64 MB after every broadcast
  */
 export function capBacklog(io: BrokerServer, maxBytes: number): { state(): BacklogState } | undefined {
-  // The sizes of the kept packets, in the adapter's order, from `head` on; entries before `head`
-  // are cleared as they are passed, so that a dropped packet is not held here until compaction.
-  const queue: ({ packet: KeptPacket; bytes: number } | undefined)[] = [];
+  // The kept packets and their sizes, in the adapter's order, from `head` on, as two parallel arrays (no
+  // object per packet); packets before `head` are cleared as they are passed, so that a dropped packet
+  // is not held here until compaction.
+  const kept: (KeptPacket | undefined)[] = [];
+  const sizes: number[] = [];
   let head = 0;
   let total = 0;
   let pruned = 0;
 
   const backlog = watchBacklog(io, (packet, bytes) => {
-    queue.push({ packet, bytes });
+    kept.push(packet);
+    sizes.push(bytes);
     total += bytes;
     if (total > maxBytes) prune();
   });
@@ -136,12 +139,13 @@ export function capBacklog(io: BrokerServer, maxBytes: number): { state(): Backl
   /** Forgets the sizes of packets the adapter's expiry timer took off the front. */
   const sync = (): void => {
     const first = packets[0];
-    while (head < queue.length && queue[head]?.packet !== first) {
-      total -= queue[head]?.bytes ?? 0;
-      queue[head++] = undefined;
+    while (head < kept.length && kept[head] !== first) {
+      total -= sizes[head] ?? 0;
+      kept[head++] = undefined;
     }
-    if (head > COMPACT_AFTER && head * 2 > queue.length) {
-      queue.splice(0, head);
+    if (head > COMPACT_AFTER && head * 2 > kept.length) {
+      kept.splice(0, head);
+      sizes.splice(0, head);
       head = 0;
     }
   };
@@ -150,9 +154,9 @@ export function capBacklog(io: BrokerServer, maxBytes: number): { state(): Backl
     sync();
     const target = maxBytes * PRUNE_TO;
     let drop = 0;
-    while (total > target && head + drop < queue.length) {
-      total -= queue[head + drop]?.bytes ?? 0;
-      queue[head + drop] = undefined;
+    while (total > target && head + drop < kept.length) {
+      total -= sizes[head + drop] ?? 0;
+      kept[head + drop] = undefined;
       drop++;
     }
     packets.splice(0, drop);

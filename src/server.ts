@@ -176,10 +176,6 @@ function assemble(
 ): RunningBroker {
   const { app, httpServer, io, routes, cluster, health, connections, telemetry } = parts;
   const refused: AccessObserver = (attempt, refusal) => telemetry.refused(attempt.what, refusal);
-  // Access (the README's Security section): /health and the monitor page (which asks for the token) stay open;
-  // everything else, the page's configuration included, needs the token when one is set.
-  app.use(monitorAssetsRouter());
-  app.use(httpAccess(settings.token, refused));
   const socketGuard = socketAccess(settings.token, refused);
   if (socketGuard) io.use(socketGuard);
   // An Engine.IO session id is not a credential: every request on a session must come from its owner.
@@ -188,10 +184,12 @@ function assemble(
   catchAsyncBroadcast(io, (error) => debug('a broadcast failed: %s', error instanceof Error ? error.stack : String(error)));
   // One process keeps the recovery backlog in memory: hold it under its byte cap (a cluster keeps it in Redis).
   const recoveryBacklog = !redisConfigured(settings) ? capBacklog(io, settings.recoveryBacklogBytes) : undefined;
-  app.get('/', (_req, res) => {
-    res.json({ ok: true, name: NAME, version: VERSION });
-  });
 
+  // Access (the README's Security section): /health and the monitor page (which asks for the token) stay open;
+  // everything else, the page's configuration included, needs the token when one is set.
+  const access = httpAccess(settings.token, refused);
+  // /_notify comes first, behind the token and the Origin check: a push, the hot path of HTTP, meets one
+  // flat route and none of the others (which all answer other paths, so their order does not change an answer).
   const broker = attachBroker(io, app, {
     buses,
     routes,
@@ -203,8 +201,15 @@ function assemble(
     telemetry,
     // Pushes come from servers, never from a web page: a browser's Origin not listed is refused.
     corsOrigins: settings.corsOrigins,
+    notifyChecks: settings.token === undefined ? [] : [access],
   });
-  watchMessageSize(io, httpServer, (_address, refusal) => telemetry.refused('socket.io message', refusal));
+  app.use(monitorAssetsRouter());
+  app.use(access);
+  app.get('/', (_req, res) => {
+    res.json({ ok: true, name: NAME, version: VERSION });
+  });
+  // It hears of disconnections through the broker's one listener per socket, not one of its own.
+  watchMessageSize(io, httpServer, (_address, refusal) => telemetry.refused('socket.io message', refusal), telemetry);
   const slowConsumers = new SlowConsumerGuard(io, { maxBufferedBytes: settings.maxBufferedBytes });
   const metrics = createMetrics({ broker, connections, redis: cluster, backpressure: slowConsumers, maxMetricEvents: settings.maxMetricEvents });
   app.get('/metrics', metricsHandler(metrics));

@@ -10,10 +10,22 @@ import type { Refusal } from './protocol.ts';
 import type { Route } from './routes.ts';
 import type { Targets } from './targets.ts';
 
+/** What comes with a disconnection. */
+export interface DisconnectDetails {
+  /** Socket.IO's description of the reason: for a `transport error`, the Error. */
+  readonly description: unknown;
+  readonly address: string;
+}
+
 /** The facts, by name, with what each carries. */
 export interface TelemetryEvents {
-  /** A socket connected; `id` is its Socket.IO id. */
+  /** A socket connected; `id` is its public id. */
   connection: [id: string];
+  /**
+   * A socket disconnected: its public id, Socket.IO's reason, and what came
+   * with it (the error of a `transport error`) and the peer's address.
+   */
+  disconnection: [id: string, reason: string, details: DisconnectDetails];
   /** A routed event, from a socket or from `/_notify`, was published. */
   routed: [event: string, route: Route, targets: Targets];
   /** A socket sent an event that has no route; it was dropped. */
@@ -54,6 +66,15 @@ export class Telemetry {
 
   connection(id: string): void {
     this.#emitter.emit('connection', id);
+  }
+
+  disconnection(id: string, reason: string, details: DisconnectDetails): void {
+    this.#emitter.emit('disconnection', id, reason, details);
+  }
+
+  /** True when someone listens to `event`: a report that costs something to build can be skipped otherwise. */
+  listens(event: keyof TelemetryEvents): boolean {
+    return this.#emitter.listenerCount(event) > 0;
   }
 
   routed(event: string, route: Route, targets: Targets): void {

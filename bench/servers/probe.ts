@@ -5,6 +5,7 @@
  * the bench opened, without any change to the server itself. It answers
  * only when asked, so it costs nothing while a measurement runs.
  */
+import { writeHeapSnapshot } from 'node:v8';
 import type { ProbeReport, ProbeRequest } from '../messages.ts';
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -16,7 +17,11 @@ if (process.send) {
       gc();
       gc();
     }
-    const report: ProbeReport = { type: 'probe', id: message.id, cpu: process.cpuUsage(), mem: process.memoryUsage() };
+    // A heap snapshot (bench/idle-heap.ts) is written only when asked for, after the figures are read.
+    const cpu = process.cpuUsage();
+    const mem = process.memoryUsage();
+    const heapSnapshot = message.heapSnapshot ? writeHeapSnapshot(message.heapSnapshot) : undefined;
+    const report: ProbeReport = { type: 'probe', id: message.id, cpu, mem, ...(heapSnapshot ? { heapSnapshot } : {}) };
     process.send?.(report);
   });
   // The channel must not keep the server alive: its own shutdown decides.

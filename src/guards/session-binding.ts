@@ -36,6 +36,8 @@ const debug = createDebug('spicy-action:session-binding');
 
 /** What a session is bound to, from its handshake. */
 type Binding = { readonly kind: 'token' } | { readonly kind: 'address'; readonly address: string | undefined };
+/** Every session bound to the token shares this one binding. */
+const TOKEN_BINDING: Binding = Object.freeze({ kind: 'token' });
 
 /**
  * Binds every Engine.IO session of `io` to the token (or, without one, the
@@ -52,7 +54,7 @@ export function bindSessions(io: BrokerServer, token: string | undefined, refuse
   const presented = (req: { url?: string; headers: { authorization?: string } }): string | undefined => httpToken(req.url ?? '', req.headers.authorization);
 
   onEngineSession(io, (session) => {
-    const binding: Binding = check(presented(session.request)) ? { kind: 'token' } : { kind: 'address', address: session.remoteAddress };
+    const binding: Binding = check(presented(session.request)) ? TOKEN_BINDING : { kind: 'address', address: session.remoteAddress };
     bindings.set(session, binding);
   });
 

@@ -7,7 +7,7 @@
 import bodyParser from 'body-parser';
 import createDebug from 'debug';
 import { Router, type ErrorRequestHandler, type RequestHandler, type Response } from 'express';
-import { depthRefusal, isObject } from '../protocol.ts';
+import { depthRefusal, isObject, tooDeep, type Refusal } from '../protocol.ts';
 import type { Targets } from '../targets.ts';
 import type { Telemetry } from '../telemetry.ts';
 
@@ -41,24 +41,70 @@ export interface PushTarget {
 }
 
 /**
- * The router of `POST /_notify/:msg`, pushing through `broker`.
- *
- * @example
- * app.use(notifyRouter(broker));
- * // curl -H 'Content-Type: application/json' -d '{"name":"invalid_source","endpoint":"alice@example.net"}' \
- * //   http://127.0.0.1:3000/_notify/script_register
+ * The path of the push route, `/_notify/<msg>`: what Express matches for
+ * `/_notify/:msg` (any case, one segment, a trailing slash allowed), but
+ * without decoding `<msg>` on the way, so that the checks mounted before the
+ * route (the token, the Origin) answer first, as they did in front of a
+ * router; the route decodes it after them ({@link notifyHandlers}).
  */
-export function notifyRouter(broker: PushTarget): Router {
-  const router = Router();
+export const NOTIFY_PATH = /^\/_notify\/[^/]+\/?$/i;
+
+/** Where `<msg>` starts in a path {@link NOTIFY_PATH} matched. */
+const MSG_AT = '/_notify/'.length;
+
+/**
+ * `<msg>` of a `/_notify/<msg>` request, decoded as Express decodes a route
+ * parameter; a broken percent-escape throws the `URIError` Express would
+ * (status 400), which the app's error handler answers.
+ */
+function messageName(path: string): string {
+  const end = path.endsWith('/') ? path.length - 1 : path.length;
+  const raw = path.slice(MSG_AT, end);
+  if (!raw.includes('%')) return raw;
+  try {
+    return decodeURIComponent(raw);
+  } catch (error) {
+    if (error instanceof URIError) Object.assign(error, { message: `Failed to decode param '${raw}'`, status: 400, statusCode: 400 });
+    throw error;
+  }
+}
+
+/**
+ * The handlers of `POST /_notify/:msg`, in order, pushing through `broker`,
+ * to mount on {@link NOTIFY_PATH} after whatever checks come first, as one
+ * flat route: `app.post(NOTIFY_PATH, check, ...notifyHandlers(broker))`.
+ * A push then costs one route match, with no router of its own to enter
+ * and leave.
+ */
+export function notifyHandlers(broker: PushTarget): RequestHandler[] {
   // Any Content-Type is read as JSON: OpenSIPS sends application/json, and a
   // forgotten header in a `curl` should not turn into a puzzling 400.
-  const json = bodyParser.json({ limit: broker.limits.maxBodyBytes, strict: false, type: () => true, verify: refuseEmpty });
+  const options = { limit: broker.limits.maxBodyBytes, strict: false, type: () => true };
+  const checked = bodyParser.json({ ...options, verify: refuseEmpty });
+  const plain = bodyParser.json(options);
+  // A body sent as it is (no Content-Encoding) with a Content-Length above 0 cannot be empty (Node's
+  // parser takes that header only as a number, and body-parser refuses a body of another length): it
+  // is read without the emptiness check, which makes body-parser read it as bytes and decode it apart.
+  // Any other body (none, 0, chunked, compressed: a gzip of nothing is not empty) is checked.
+  const json: RequestHandler = (req, res, next) => {
+    const { 'content-length': length, 'content-encoding': encoding } = req.headers;
+    if (Number(length) > 0 && (encoding === undefined || encoding.toLowerCase() === 'identity')) plain(req, res, next);
+    else checked(req, res, next);
+  };
 
   const { telemetry } = broker;
   /** Answers, and reports the request. */
   const answer = (res: Response, msg: string, status: number, body: object): void => {
     telemetry.notified(msg, status);
-    res.status(status).json(body);
+    // A fresh answer's status is 200 already: storing it again costs ~2 µs a request in the profiles (Express's res.status does).
+    if (status !== 200) res.status(status);
+    res.json(body);
+  };
+
+  // `<msg>`, decoded once the checks before the route passed; it is `req.params.msg` from here on.
+  const name: RequestHandler = (req, _res, next) => {
+    (req.params as { msg?: string }).msg = messageName(req.path);
+    next();
   };
 
   const push: RequestHandler<{ msg: string }> = (req, res) => {
@@ -69,19 +115,21 @@ export function notifyRouter(broker: PushTarget): Router {
     }
     const body: unknown = req.body;
     if (!isObject(body)) return answer(res, msg, 400, { ok: false, error: 'body must be a JSON object' });
-    const deep = depthRefusal([body], broker.limits.maxPayloadDepth);
-    if (deep) {
+    if (tooDeep(body, broker.limits.maxPayloadDepth)) {
+      const deep = depthRefusal([body], broker.limits.maxPayloadDepth) as Refusal;
       telemetry.refused(msg, deep);
       return answer(res, msg, 400, { ok: false, error: deep.error });
     }
     if (broker.push(msg, body) === undefined) {
       debug('ignored %s: no route, or a null one', msg);
-      return answer(res, msg, 200, { ok: false, ignore: true });
+      return answer(res, msg, 200, IGNORED);
     }
-    answer(res, msg, 200, { ok: true });
+    answer(res, msg, 200, PUSHED);
   };
 
-  const refuse: ErrorRequestHandler<{ msg: string }> = (err: { type?: string; status?: number }, req, res, _next) => {
+  const refuse: ErrorRequestHandler<{ msg: string }> = (err: { type?: string; status?: number }, req, res, next) => {
+    // A path that does not decode is the app's to answer, as when Express itself decoded it.
+    if (err instanceof URIError) return next(err);
     const known = err.type ? BODY_ERRORS[err.type] : undefined;
     const status = known?.status ?? err.status ?? 500;
     const error = known?.error ?? 'the request could not be handled';
@@ -90,6 +138,26 @@ export function notifyRouter(broker: PushTarget): Router {
     answer(res, req.params.msg, status, { ok: false, error: status === 413 ? `${error} (limit ${broker.limits.maxBodyBytes} bytes)` : error });
   };
 
-  router.post('/_notify/:msg', json, push, refuse);
+  return [name, json, push as RequestHandler, refuse as unknown as RequestHandler];
+}
+
+/** The two answers of a push that was read: sent, or ignored (no route, or a null one). */
+const PUSHED = Object.freeze({ ok: true });
+const IGNORED = Object.freeze({ ok: false, ignore: true });
+
+/**
+ * The router of `POST /_notify/:msg`, pushing through `broker`, for a host
+ * that mounts routers. Its route decodes `<msg>` as it matches, whatever the
+ * method: a broken percent-escape under `/_notify/` is a 400 for any method.
+ *
+ * @example
+ * app.use(notifyRouter(broker));
+ * // curl -H 'Content-Type: application/json' -d '{"name":"invalid_source","endpoint":"alice@example.net"}' \
+ * //   http://127.0.0.1:3000/_notify/script_register
+ */
+export function notifyRouter(broker: PushTarget): Router {
+  const router = Router();
+  // Express has decoded `<msg>` into req.params already: the handlers but the first.
+  router.post('/_notify/:msg', ...notifyHandlers(broker).slice(1));
   return router;
 }
