@@ -15,7 +15,7 @@ import { DEFAULT_BUSES, type Buses } from './buses.ts';
 import { DEFAULT_LIMITS, type Limits } from './limits.ts';
 import { NAME, VERSION } from './package-info.ts';
 import { engineProtocol, looksLikeSocketId, onAnyEvent, recoveryEnabled } from './internals.ts';
-import { depthRefusal, isObject, roomRefusal, type ClientToServerEvents, type Refusal, type ServerToClientEvents } from './protocol.ts';
+import { depthRefusal, isObject, roomRefusal, type ClientToServerEvents, type Refusal, type ServerToClientEvents, type PublicationOutcome } from './protocol.ts';
 import { PublicIds } from './public-id.ts';
 import { WaitingRooms } from './recovery-backlog.ts';
 import { RouteTable, type Route } from './routes.ts';
@@ -71,8 +71,8 @@ export interface BrokerOptions {
 /** What the broker and its HTTP route report, for observers (metrics, logs). */
 export type BrokerEvents = TelemetryEvents;
 
-/** What became of one event's publication to the cluster (see {@link BrokerOptions.track}). */
-export type PublicationOutcome = { readonly ok: true } | { readonly ok: false; readonly error: string };
+/** The outcome of a publication that reached everyone it could: one process, or Redis took it. */
+const PUBLISHED: PublicationOutcome = Object.freeze({ ok: true });
 
 type AckFn = (answer: unknown) => void;
 /** Control events whose acknowledgement is a boolean (docs/protocol.md). */
@@ -193,12 +193,21 @@ export class Broker {
    * Routes a `/_notify` push: `msg` with `body` to the route's bus and, when
    * the body names an endpoint, to `endpoint:<endpoint>`. Returns what it
    * reached, or undefined (nothing sent) when `msg` has no route or a null one.
+   *
+   * `confirmed`, when given, hears what became of the push's publication:
+   * on a cluster once Redis took it or refused it (as a socket's
+   * acknowledgement waits to), at once on one process.
    */
-  push(msg: string, body: Record<string, unknown>): Targets | undefined {
+  push(msg: string, body: Record<string, unknown>, confirmed?: (outcome: PublicationOutcome) => void): Targets | undefined {
     const bus = this.routes.get(msg);
     if (bus === undefined || bus === null) return undefined;
     const rooms = notifyTargets(bus, body, this.limits.maxRoomNameLength);
-    return this.#deliver(msg, bus, { rooms, skipped: 0, overflow: 0 }, [body]);
+    const targets: Targets = { rooms, skipped: 0, overflow: 0 };
+    const deliver = (): Targets => this.#deliver(msg, bus, targets, [body]);
+    const outcome = confirmed && this.#track ? this.#track(deliver) : deliver();
+    if (outcome instanceof Promise) void outcome.then(confirmed);
+    else confirmed?.(PUBLISHED);
+    return targets;
   }
 
   /** Publishes a routed event and tells the observers. */

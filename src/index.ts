@@ -37,7 +37,7 @@ export type { ErrorAnswer } from './http/errors.ts';
 export { processSecrets, quoteArgument, REDACTED, redactText, redactUrl } from './redact.ts';
 export type { PushTarget } from './http/notify.ts';
 export { CONTROL_EVENTS, RESERVED_EVENTS } from './protocol.ts';
-export type { Ack, ClientToServerEvents, RedisState, RegisterRequest, Refusal, RefusalReason, ServerToClientEvents } from './protocol.ts';
+export type { Ack, ClientToServerEvents, RedisState, RegisterRequest, Refusal, PublicationOutcome, RefusalReason, ServerToClientEvents } from './protocol.ts';
 export { DEFAULT_ROUTES, defaultNodeName, RouteTable } from './routes.ts';
 export type { Route, RouteChange, RouteInfo, RouteKind, RouteRemoval, RouteStamp } from './routes.ts';
 export { routeAdminRouter, routeListing } from './http/routes.ts';

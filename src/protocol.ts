@@ -189,3 +189,11 @@ export function isObject(value: unknown): value is Record<string, unknown> {
  * or not answering within REDIS_TIMEOUT).
  */
 export type RedisState = 'off' | 'up' | 'degraded' | 'down';
+
+/**
+ * What became of one event's publication to the cluster, as a sender's
+ * acknowledgement (or a `/_notify` answer) tells it: `ok` when Redis took
+ * it, or holds it within the outage grace; not `ok`, with why, when it
+ * reached this node's clients only.
+ */
+export type PublicationOutcome = { readonly ok: true } | { readonly ok: false; readonly error: string };

@@ -10,7 +10,7 @@ import { format } from 'node:util';
 import { after, describe, it, type TestContext } from 'node:test';
 import createDebug from 'debug';
 import { Redis } from 'ioredis';
-import { request, spawnBroker, startBroker } from './helpers/broker.ts';
+import { notify, request, spawnBroker, startBroker } from './helpers/broker.ts';
 import { closeAll, connect, flush, type Generation, type TestClient, clientsClosedAfter } from './helpers/clients.ts';
 import { parseMetrics } from './helpers/metrics.ts';
 import { freePort, RedisServer, redisMissing } from './helpers/redis.ts';
@@ -180,7 +180,7 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     assert.deepEqual(seqs(remote), [2], 'the other node never got what missed the cluster');
   });
 
-  it('counts every write Redis refuses (maxmemory, noeviction), says degraded, answers {ok:false}, delivers locally, and recovers', async (t) => {
+  it('counts every write Redis refuses (maxmemory, noeviction), says degraded, answers {ok:false} to sockets and /_notify, delivers locally, and recovers', async (t) => {
     const logged = captureLog(t);
     const redis = await RedisServer.start();
     const { admin } = await control(redis);
@@ -201,25 +201,31 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
       assert.equal(answer.ok, false, `event ${seq} refused`);
       assert.match(answer.error ?? '', /OOM/);
     }
+    // A push through /_notify is answered the same way, once Redis has refused it.
+    const pushed = await notify(a.url, 'call', { seq: REFUSED + 1 });
+    assert.equal(pushed.status, 200);
+    assert.equal(pushed.body.ok, false);
+    assert.match(String(pushed.body.error), /OOM/);
     // Delivered to this node's clients, not to the other node.
-    await local.receive('call', 1 + REFUSED);
+    await local.receive('call', 2 + REFUSED);
     assert.equal(a.cluster.state, 'degraded');
     const health = await request(`${a.url}/health`);
     assert.equal(health.status, 200);
     assert.equal(health.body.redis, 'degraded');
     const metrics = parseMetrics((await request(`${a.url}/metrics`)).body as string);
     assert.ok(metrics.value('spicy_action_cluster_refused_writes_total', { reason: 'oom' }) >= REFUSED);
-    assert.equal(metrics.value('spicy_action_cluster_undelivered_events_total'), REFUSED);
+    assert.equal(metrics.value('spicy_action_cluster_undelivered_events_total'), REFUSED + 1);
     assert.equal(metrics.value('spicy_action_redis_state', { state: 'degraded' }), 1);
 
     await admin.config('SET', 'maxmemory', '0');
     await until('node A sees Redis take writes again (its probe)', () => a.cluster.state === 'up', 20_000);
-    assert.deepEqual(await publisher.ack('call', { seq: 6 }), { ok: true, rooms: 1 });
-    await remote.receive('call', 2);
+    assert.deepEqual(await publisher.ack('call', { seq: 7 }), { ok: true, rooms: 1 });
+    assert.deepEqual((await notify(a.url, 'call', { seq: 8 })).body, { ok: true });
+    await remote.receive('call', 3);
     await flush(publisher, [local, remote]);
-    assert.deepEqual(seqs(local), range(0, 7));
-    assert.deepEqual(seqs(remote), [0, 6]);
-    assert.equal(a.cluster.undelivered, REFUSED);
+    assert.deepEqual(seqs(local), range(0, 9));
+    assert.deepEqual(seqs(remote), [0, 7, 8]);
+    assert.equal(a.cluster.undelivered, REFUSED + 1);
 
     const starts = logged.filter((line) => line.includes('Redis refuses writes'));
     const ends = logged.filter((line) => line.includes('Redis takes writes again after'));

@@ -27,7 +27,7 @@ import { ADAPTER_BROADCAST, catchFireAndForget, hookAdapter, keepDuplicates, rec
 import { Liveness } from './liveness.ts';
 import { MissedClusterError, OutageGrace, type PublicationKind } from './outage-grace.ts';
 import { createRedis, describeRedis, redisConfigured, refuseServer } from './redis-connection.ts';
-import type { RedisState } from '../protocol.ts';
+import type { PublicationOutcome, RedisState } from '../protocol.ts';
 import { ExactRecovery } from './recovery.ts';
 import { refusalReason, WriteRefusals, type RefusalReason } from './refusals.ts';
 import type { RouteTable } from '../routes.ts';
@@ -58,12 +58,6 @@ export interface ClusterEvents {
   refused: [reason: RefusalReason];
 }
 
-/**
- * What became of one event's publication to the cluster, as the sender's
- * acknowledgement tells it: `ok` when Redis took it, or holds it for the
- * grace; not `ok` when it reached this node's clients only.
- */
-export type PublishOutcome = { readonly ok: true } | { readonly ok: false; readonly error: string };
 
 /**
  * An event Redis refused to write (OOM, READONLY, MISCONF...): it reached
@@ -84,7 +78,7 @@ interface ClusterControl {
   setState(state: RedisState): void;
   addUndelivered(count: number): void;
   /** The outcome of an event publication, kept if {@link Cluster.track} is waiting for it. */
-  setOutcome(outcome: () => Promise<PublishOutcome>): void;
+  setOutcome(outcome: () => Promise<PublicationOutcome>): void;
   /** Redis refused a write, for `reason`. */
   refused(reason: RefusalReason): void;
 }
@@ -122,7 +116,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   #undelivered = 0;
   readonly #link: ClusterLink | undefined;
   /** The outcome of the event publication started inside {@link track}. */
-  #tracked: Promise<PublishOutcome> | undefined;
+  #tracked: Promise<PublicationOutcome> | undefined;
   #tracking = false;
   /** The Socket.IO adapter to use; undefined for the in-memory one. */
   readonly adapter: ServerOptions['adapter'] | undefined;
@@ -167,7 +161,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
    * const outcome = cluster.track(() => io.to('calls').emit('call', call));
    * (await outcome)?.ok; // false when Redis refused the write
    */
-  track(publish: () => void): Promise<PublishOutcome> | undefined {
+  track(publish: () => void): Promise<PublicationOutcome> | undefined {
     if (this.#link === undefined) {
       publish();
       return undefined;
@@ -208,7 +202,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.emit('undelivered', count);
   }
 
-  #setOutcome(outcome: () => Promise<PublishOutcome>): void {
+  #setOutcome(outcome: () => Promise<PublicationOutcome>): void {
     if (this.#tracking && this.#tracked === undefined) this.#tracked = outcome();
   }
 }
@@ -360,13 +354,13 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
   };
 
   /** What to tell the sender of an event being published as `result`. */
-  const outcomeOf = (result: Promise<string>): Promise<PublishOutcome> => {
+  const outcomeOf = (result: Promise<string>): Promise<PublicationOutcome> => {
     const down = cluster.state === 'down';
     // Held for the grace: accepted, it will reach the cluster when Redis is back (or be counted).
     if (down && !grace.expired) return Promise.resolve({ ok: true });
     const written = result.then(
-      (): PublishOutcome => ({ ok: true }),
-      (error: unknown): PublishOutcome => {
+      (): PublicationOutcome => ({ ok: true }),
+      (error: unknown): PublicationOutcome => {
         if (error instanceof RefusedWriteError) return { ok: false, error: error.message };
         if (error instanceof MissedClusterError) return { ok: false, error: "Redis is down: delivered to this node's clients only" };
         return { ok: false, error: `not published to the cluster: ${(error as Error).message}` };
@@ -377,12 +371,12 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
   };
 
   /** What to tell the sender of a `register` whose write to Redis is `write`. */
-  const routeOutcome = (write: Promise<void>): Promise<PublishOutcome> => {
+  const routeOutcome = (write: Promise<void>): Promise<PublicationOutcome> => {
     // Queued for a lost Redis: written when it is back.
     if (cluster.state === 'down') return Promise.resolve({ ok: true });
     const written = write.then(
-      (): PublishOutcome => ({ ok: true }),
-      (error: unknown): PublishOutcome => ({ ok: false, error: `Redis refused the route (${(error as Error).message}): the route is unchanged` }),
+      (): PublicationOutcome => ({ ok: true }),
+      (error: unknown): PublicationOutcome => ({ ok: false, error: `Redis refused the route (${(error as Error).message}): the route is unchanged` }),
     );
     return Promise.race([written, onNextDown.promise]);
   };
@@ -505,9 +499,9 @@ function waitReady(client: Redis, timeoutMs: number, lastError: () => string, wh
 }
 
 /** A promise and its resolve function (Promise.withResolvers, which Node 20 lacks). */
-function signal(): { promise: Promise<PublishOutcome>; resolve: (outcome: PublishOutcome) => void } {
-  let resolve: (outcome: PublishOutcome) => void = () => {};
-  const promise = new Promise<PublishOutcome>((r) => (resolve = r));
+function signal(): { promise: Promise<PublicationOutcome>; resolve: (outcome: PublicationOutcome) => void } {
+  let resolve: (outcome: PublicationOutcome) => void = () => {};
+  const promise = new Promise<PublicationOutcome>((r) => (resolve = r));
   return { promise, resolve };
 }
 

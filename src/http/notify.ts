@@ -7,7 +7,7 @@
 import bodyParser from 'body-parser';
 import createDebug from 'debug';
 import { Router, type ErrorRequestHandler, type RequestHandler, type Response } from 'express';
-import { depthRefusal, isObject, tooDeep, type Refusal } from '../protocol.ts';
+import { depthRefusal, isObject, tooDeep, type Refusal, type PublicationOutcome } from '../protocol.ts';
 import type { Targets } from '../targets.ts';
 import type { Telemetry } from '../telemetry.ts';
 
@@ -36,8 +36,12 @@ export interface PushTarget {
   readonly limits: { readonly maxBodyBytes: number; readonly maxPayloadDepth: number };
   /** Where requests and refusals are reported. */
   readonly telemetry: Telemetry;
-  /** Routes `msg` with `body`; undefined when it has no route or a null one (nothing sent). */
-  push(msg: string, body: Record<string, unknown>): Targets | undefined;
+  /**
+   * Routes `msg` with `body`; undefined when it has no route or a null one
+   * (nothing sent). Otherwise `confirmed` hears, once known, whether the push
+   * reached the whole cluster (`{ok: true}`) or this node's clients only.
+   */
+  push(msg: string, body: Record<string, unknown>, confirmed?: (outcome: PublicationOutcome) => void): Targets | undefined;
 }
 
 /**
@@ -120,11 +124,13 @@ export function notifyHandlers(broker: PushTarget): RequestHandler[] {
       telemetry.refused(msg, deep);
       return answer(res, msg, 400, { ok: false, error: deep.error });
     }
-    if (broker.push(msg, body) === undefined) {
+    // On a cluster the answer waits, as a socket's acknowledgement does, to say whether Redis took the push.
+    const confirmed = (outcome: PublicationOutcome): void =>
+      answer(res, msg, 200, outcome.ok ? PUSHED : { ok: false, error: outcome.error });
+    if (broker.push(msg, body, confirmed) === undefined) {
       debug('ignored %s: no route, or a null one', msg);
-      return answer(res, msg, 200, IGNORED);
+      answer(res, msg, 200, IGNORED);
     }
-    answer(res, msg, 200, PUSHED);
   };
 
   const refuse: ErrorRequestHandler<{ msg: string }> = (err: { type?: string; status?: number }, req, res, next) => {
