@@ -9,6 +9,7 @@ import { io } from 'socket.io-client';
 import { DEFAULT_SETTINGS } from '../src/settings.ts';
 import { startServer } from '../src/server.ts';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from './helpers/chromium.ts';
+import { tangibleReport } from './helpers/payloads.ts';
 import { sleep, until } from './helpers/wait.ts';
 
 const OUTPUT = new URL('../docs/monitor.png', import.meta.url);
@@ -43,7 +44,7 @@ try {
       contact: `sip:bob@192.0.2.${20 + i}:5060`, expires: 3600, user_agent: 'Yealink SIP-T46S', hostname: 'opensips1', query_type: 'insert', query_time: stamp(),
     });
     if (i % 4 === 1) await post('script_register', { name: 'invalid_source', endpoint: 'alice@example.net', ip: `192.0.2.${100 + i}` });
-    if (i % 5 === 2) server.emit('report_ops', { error: 'core_threshold', application: 'ccnq4-opensips:registrant', host: 'sbc2.example.net', stamp: stamp() });
+    if (i % 5 === 2) server.emit('report_ops', tangibleReport('ops', i));
     if (i === 7) await post('report_csr', { error: 'endpoint_rate_limit', direction: 'egress', endpoint: 'alice@example.net', limit: 10, ip: '198.51.100.4' });
     await sleep(70);
   }

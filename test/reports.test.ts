@@ -9,22 +9,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { startBroker } from './helpers/broker.ts';
 import { closeAll, connect, flush, GENERATIONS, type TestClient } from './helpers/clients.ts';
-
-/** A report of the shape tangible sends (values as a FreeSWITCH call handler would log them). */
-function tangibleReport(method: 'dev' | 'ops' | 'csr', n: number) {
-  return {
-    stamp: '2026-11-27T00:50:00.123Z',
-    now: 1_795_741_800_123 + n,
-    host: 'fs1.example.net',
-    session: `b5c2e0a4-6b3e-4c1f-9d2a-${String(n).padStart(12, '0')}`,
-    application: 'huge-play',
-    method,
-    event: 'call-handler',
-    msg: `originate failed (${n})`,
-    data: [{ call: 'c1', cause: 'NO_ROUTE_DESTINATION', code: 502 }, 'second argument', 3, null],
-    logging: 'tangible:huge-play:call-handler',
-  };
-}
+import { tangibleReport } from './helpers/payloads.ts';
 
 describe('error reports from tangible', () => {
   const open: TestClient[] = [];

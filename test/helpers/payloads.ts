@@ -30,6 +30,29 @@ export const SAMPLE_CALL = {
 } as const;
 
 /**
+ * An error report of the shape the platform's reporter, the CCNQ logging
+ * library `tangible`, sends over socket.io-client 2.x as `report_<method>`
+ * (values as a FreeSWITCH call handler would log them); `n` varies it.
+ *
+ * @example
+ * reporter.emit('report_ops', tangibleReport('ops', 1));
+ */
+export function tangibleReport(method: 'dev' | 'ops' | 'csr', n: number) {
+  return {
+    stamp: '2026-11-27T00:50:00.123Z',
+    now: 1_795_741_800_123 + n,
+    host: 'fs1.example.net',
+    session: `b5c2e0a4-6b3e-4c1f-9d2a-${String(n).padStart(12, '0')}`,
+    application: 'huge-play',
+    method,
+    event: 'call-handler',
+    msg: `originate failed (${n})`,
+    data: [{ call: 'c1', cause: 'NO_ROUTE_DESTINATION', code: 502 }, 'second argument', 3, null],
+    logging: 'tangible:huge-play:call-handler',
+  };
+}
+
+/**
  * A `report_ops` body as OpenSIPS posts it on a registrant failure (about 1 KB, with a SIP message).
  *
  * @example
