@@ -159,6 +159,11 @@ export class Broker {
     return this;
   }
 
+  /** True on a cluster: an acknowledgement, or the `confirmed` of {@link push}, waits to tell whether Redis took the event. */
+  get confirms(): boolean {
+    return this.#track !== undefined;
+  }
+
   /** True once {@link close} was called. */
   get closed(): boolean {
     return this.#closed;

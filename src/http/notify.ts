@@ -36,6 +36,8 @@ export interface PushTarget {
   readonly limits: { readonly maxBodyBytes: number; readonly maxPayloadDepth: number };
   /** Where requests and refusals are reported. */
   readonly telemetry: Telemetry;
+  /** True when {@link push} can tell whether a push reached the whole cluster (a broker on a cluster). */
+  readonly confirms: boolean;
   /**
    * Routes `msg` with `body`; undefined when it has no route or a null one
    * (nothing sent). Otherwise `confirmed` hears, once known, whether the push
@@ -125,12 +127,14 @@ export function notifyHandlers(broker: PushTarget): RequestHandler[] {
       return answer(res, msg, 400, { ok: false, error: deep.error });
     }
     // On a cluster the answer waits, as a socket's acknowledgement does, to say whether Redis took the push.
-    const confirmed = (outcome: PublicationOutcome): void =>
-      answer(res, msg, 200, outcome.ok ? PUSHED : { ok: false, error: outcome.error });
+    const confirmed = broker.confirms
+      ? (outcome: PublicationOutcome): void => answer(res, msg, 200, outcome.ok ? PUSHED : { ok: false, error: outcome.error })
+      : undefined;
     if (broker.push(msg, body, confirmed) === undefined) {
       debug('ignored %s: no route, or a null one', msg);
-      answer(res, msg, 200, IGNORED);
+      return answer(res, msg, 200, IGNORED);
     }
+    if (confirmed === undefined) answer(res, msg, 200, PUSHED);
   };
 
   const refuse: ErrorRequestHandler<{ msg: string }> = (err: { type?: string; status?: number }, req, res, next) => {
