@@ -6,9 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createServer, connect as tcpConnect, type Socket as TcpSocket } from 'node:net';
-import { format } from 'node:util';
 import { after, describe, it, type TestContext } from 'node:test';
-import createDebug from 'debug';
 import { Redis } from 'ioredis';
 import { notify, request, spawnBroker, startBroker } from './helpers/broker.ts';
 import { closeAll, connect, flush, type Generation, type TestClient, clientsClosedAfter } from './helpers/clients.ts';
@@ -16,6 +14,7 @@ import { parseMetrics } from './helpers/metrics.ts';
 import { freePort, RedisServer, redisMissing } from './helpers/redis.ts';
 import { StartError } from '../src/server.ts';
 import { MAX_CONCURRENT_RESTORES } from '../src/cluster/recovery.ts';
+import { captureLog } from './helpers/logs.ts';
 import { until } from './helpers/wait.ts';
 
 
@@ -52,19 +51,6 @@ async function control(redis: RedisServer): Promise<{ admin: Redis; freeze(): vo
   };
 }
 
-/** Collects the lines of the `spicy-action:cluster` log for the rest of the test. */
-function captureLog(t: TestContext): string[] {
-  const logged: string[] = [];
-  const originalLog = createDebug.log;
-  const wasEnabled = createDebug.disable();
-  createDebug.log = (...args: unknown[]) => logged.push(format(...(args as [string])));
-  createDebug.enable('spicy-action:cluster');
-  t.after(() => {
-    createDebug.log = originalLog;
-    createDebug.enable(wasEnabled);
-  });
-  return logged;
-}
 
 /**
  * A TCP relay to `port` that passes everything, until a client sends `trigger`

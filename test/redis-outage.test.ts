@@ -5,13 +5,12 @@
  * start is retried for a bounded time, then the start fails in one line.
  */
 import assert from 'node:assert/strict';
-import { format } from 'node:util';
 import { after, describe, it } from 'node:test';
-import createDebug from 'debug';
 import { notify, request, spawnBroker, startBroker } from './helpers/broker.ts';
 import { closeAll, connect, flush, type Generation, type TestClient, clientsClosedAfter } from './helpers/clients.ts';
 import { parseMetrics } from './helpers/metrics.ts';
 import { freePort, RedisServer, redisMissing } from './helpers/redis.ts';
+import { captureLog } from './helpers/logs.ts';
 import { sleep, until } from './helpers/wait.ts';
 
 interface Call {
@@ -78,15 +77,7 @@ describe('Redis outages', { skip: redisMissing() }, async () => {
   });
 
   it('serves local clients and counts what missed the cluster when Redis stays down past the grace', async (t) => {
-    const logged: string[] = [];
-    const originalLog = createDebug.log;
-    const wasEnabled = createDebug.disable();
-    createDebug.log = (...args: unknown[]) => logged.push(format(...(args as [string])));
-    createDebug.enable('spicy-action:cluster');
-    t.after(() => {
-      createDebug.log = originalLog;
-      createDebug.enable(wasEnabled);
-    });
+    const logged = captureLog(t);
 
     const redis = await RedisServer.start();
     const settings = { redisUrl: redis.url, redisOutageGraceMs: 2_000 };
