@@ -1,5 +1,5 @@
 /**
- * SPEC section 8, Redis failing in the ways a closed connection does not
+ * The README's *When Redis fails*: Redis failing in the ways a closed connection does not
  * show: a Redis that stops answering (SIGSTOP: a hung process, or a
  * partition), a Redis that answers but refuses writes (maxmemory with
  * noeviction), and a node stopping while its events are held for Redis.

@@ -1,5 +1,5 @@
 /**
- * Several brokers as one (SPEC section 8): the Socket.IO Redis Streams adapter
+ * Several brokers as one (docs/protocol.md#several-brokers): the Socket.IO Redis Streams adapter
  * carries every event to every node, the route table is kept the same
  * everywhere ({@link RouteSync}), Redis outages are handled by
  * {@link OutageGrace}, a Redis that stops answering is noticed by

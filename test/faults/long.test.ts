@@ -58,7 +58,7 @@ describe('long fault runs', { skip: redisMissing() }, () => {
  * have had nothing replayed; the restoring node's RSS must stay under 1 GB.
  */
 async function storm(t: TestContext, clients: number): Promise<{ recovered: number }> {
-  const CLIENTS = clients;
+  
   const BACKLOG = 30_000;
   const FILLER = 'x'.repeat(2_000);
   const redis = await RedisServer.start();
@@ -69,9 +69,9 @@ async function storm(t: TestContext, clients: number): Promise<{ recovered: numb
   const admin = new Redis(redis.url);
   t.after(() => admin.disconnect());
 
-  const received: number[][] = Array.from({ length: CLIENTS }, () => []);
+  const received: number[][] = Array.from({ length: clients }, () => []);
   const sockets: ClientSocket[] = [];
-  for (let i = 0; i < CLIENTS; i++) {
+  for (let i = 0; i < clients; i++) {
     const socket = ioV4(url, { transports: ['websocket'], reconnection: false, forceNew: true });
     socket.on('call', (call: { seq: number }) => received[i]!.push(call.seq));
     sockets.push(socket);
@@ -120,7 +120,7 @@ async function storm(t: TestContext, clients: number): Promise<{ recovered: numb
   await poller;
   const peak = peakRssMb(pid);
   const recovered = restored.filter(Boolean).length;
-  t.diagnostic(`${CLIENTS} clients back at once: ${recovered} restores of ${BACKLOG} events × 2 KB in ${seconds.toFixed(1)} s, ${CLIENTS - recovered} fresh sessions; restoring node RSS peak ${peak} MB (${before} MB before); slowest /health ${slowestHealthMs} ms`);
+  t.diagnostic(`${clients} clients back at once: ${recovered} restores of ${BACKLOG} events × 2 KB in ${seconds.toFixed(1)} s, ${clients - recovered} fresh sessions; restoring node RSS peak ${peak} MB (${before} MB before); slowest /health ${slowestHealthMs} ms`);
   for (const [i, seqs] of received.entries()) {
     const expected = restored[i] ? Array.from({ length: BACKLOG + 1 }, (_, n) => n) : [0];
     assert.deepEqual(seqs, expected, `client ${i} (${restored[i] ? 'recovered' : 'fresh'}): every event once, in order; nothing replayed to a fresh session`);
