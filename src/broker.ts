@@ -208,11 +208,31 @@ export class Broker {
     if (bus === undefined || bus === null) return undefined;
     const rooms = notifyTargets(bus, body, this.limits.maxRoomNameLength);
     const targets: Targets = { rooms, skipped: 0, overflow: 0 };
-    const deliver = (): Targets => this.#deliver(msg, bus, targets, [body]);
-    const outcome = confirmed && this.#track ? this.#track(deliver) : deliver();
-    if (outcome instanceof Promise) void outcome.then(confirmed);
-    else confirmed?.(PUBLISHED);
+    if (confirmed === undefined) return this.#deliver(msg, bus, targets, [body]);
+    const { outcome } = this.#tracked(() => this.#deliver(msg, bus, targets, [body]));
+    if (outcome === undefined) confirmed(PUBLISHED);
+    else void outcome.then(confirmed);
     return targets;
+  }
+
+  /**
+   * Runs `publish` and, on a cluster, learns what became of the event it
+   * published (see {@link BrokerOptions.track}); the outcome is undefined on
+   * one process, or when nothing went to Redis.
+   */
+  #tracked<T>(publish: () => T): { value: T; outcome: Promise<PublicationOutcome> | undefined } {
+    if (this.#track === undefined) return { value: publish(), outcome: undefined };
+    let value: T | undefined;
+    const outcome = this.#track(() => {
+      value = publish();
+    });
+    return { value: value as T, outcome };
+  }
+
+  /** Acknowledges with `answer` once the publication is known to have reached the cluster, else with why not. */
+  static #ackWhenPublished(ack: AckFn, answer: object, outcome: Promise<PublicationOutcome> | undefined): void {
+    if (outcome === undefined) return ack(answer);
+    void outcome.then((result) => ack(result.ok ? answer : { ok: false, error: result.error }));
   }
 
   /** Publishes a routed event and tells the observers. */
@@ -262,10 +282,8 @@ export class Broker {
       const control = this.#controls.get(event);
       if (control) return control(socket, args, ack, event);
       // On a cluster, an acknowledgement waits to learn whether Redis took the event.
-      const routed: { targets?: Targets } = {};
-      const outcome = ack && this.#track ? this.#track(() => (routed.targets = this.route(event, args))) : undefined;
-      if (!(ack && this.#track)) routed.targets = this.route(event, args);
-      const { targets } = routed;
+      const tracked = ack && this.#track ? this.#tracked(() => this.route(event, args)) : undefined;
+      const targets = tracked ? tracked.value : this.route(event, args);
       if (targets === undefined) {
         this.telemetry.unrouted(event);
         ack?.({ ok: false, error: `no route for "${event}"` });
@@ -274,9 +292,7 @@ export class Broker {
       if (targets.overflow > 0) {
         this.telemetry.refused(event, { reason: 'in_overflow', error: `${targets.overflow} _in rooms past the limit of ${this.limits.maxInRooms} were ignored` });
       }
-      const rooms = targets.rooms.length;
-      if (outcome === undefined) ack?.({ ok: true, rooms });
-      else void outcome.then((result) => ack?.(result.ok ? { ok: true, rooms } : { ok: false, error: result.error }));
+      if (ack) Broker.#ackWhenPublished(ack, { ok: true, rooms: targets.rooms.length }, tracked?.outcome);
     } catch (error) {
       // A bug of ours must not stop the broker or leave the client waiting.
       debug('failure handling %s from %s: %s', event, this.publicId(socket), (error as Error).stack);
@@ -358,14 +374,11 @@ export class Broker {
   // `register {event, default_room}`: servers declaring the events they emit.
   // On a cluster, the acknowledgement waits for Redis to take the change (a refused change is undone).
   readonly #register: Control = (socket, [request], ack) => {
-    const registered: { result?: ReturnType<RouteTable['register']> } = {};
-    const outcome = ack && this.#track ? this.#track(() => (registered.result = this.routes.register(request))) : undefined;
-    const result = registered.result ?? this.routes.register(request);
+    const tracked = ack && this.#track ? this.#tracked(() => this.routes.register(request)) : undefined;
+    const result = tracked ? tracked.value : this.routes.register(request);
     if (!result.ok) return this.#refuse(socket, 'register', ack, result);
     debug('%s registered %s → %s', this.publicId(socket), result.event, result.bus ?? '(_in only)');
-    const answer = { ok: true, event: result.event, bus: result.bus };
-    if (outcome === undefined) ack?.(answer);
-    else void outcome.then((written) => ack?.(written.ok ? answer : { ok: false, error: written.error }));
+    if (ack) Broker.#ackWhenPublished(ack, { ok: true, event: result.event, bus: result.bus }, tracked?.outcome);
   };
 }
 

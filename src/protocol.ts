@@ -172,9 +172,14 @@ export function tooDeep(value: unknown, maxDepth: number): boolean {
  */
 export function depthRefusal(args: readonly unknown[], maxDepth: number): Refusal | undefined {
   for (const arg of args) {
-    if (tooDeep(arg, maxDepth)) return { reason: 'too_deep', error: `payload nested deeper than ${maxDepth} levels` };
+    if (tooDeep(arg, maxDepth)) return tooDeepRefusal(maxDepth);
   }
   return undefined;
+}
+
+/** The refusal of a payload found nested deeper than `maxDepth` (by {@link tooDeep}). */
+export function tooDeepRefusal(maxDepth: number): Refusal {
+  return { reason: 'too_deep', error: `payload nested deeper than ${maxDepth} levels` };
 }
 
 /** True for a plain JSON object: not null, not an array. */

@@ -87,6 +87,33 @@ function tallyCounter(registry: Registry, name: string, help: string, label: str
   });
 }
 
+/** Counts by two keys, kept in nested Maps on the hot path (two lookups, no key string to build). */
+class PairTally {
+  readonly counts = new Map<string, Map<string | number, number>>();
+  add(first: string, second: string | number): void {
+    let bySecond = this.counts.get(first);
+    if (bySecond === undefined) this.counts.set(first, (bySecond = new Map()));
+    bySecond.set(second, (bySecond.get(second) ?? 0) + 1);
+  }
+}
+
+/** A counter with two labels whose values come from a {@link PairTally} when scraped. */
+function pairCounter(registry: Registry, name: string, help: string, labels: readonly [string, string], tally: PairTally): void {
+  const [first, second] = labels;
+  new Counter({
+    name,
+    help,
+    labelNames: [first, second],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [a, bySecond] of tally.counts) {
+        for (const [b, n] of bySecond) this.inc({ [first]: a, [second]: String(b) }, n);
+      }
+    },
+  });
+}
+
 /** The slow-consumer guard, as the metrics read it. */
 export interface BackpressureSource {
   on(event: 'disconnected', listener: (id: string, bytes: number) => void): unknown;
@@ -154,8 +181,7 @@ export function createMetrics(sources: MetricsSources): Registry {
   const received = new Tally();
   const deliveries = new Tally();
   const refused = new Tally();
-  // `/_notify` answers by message label, then by status: two lookups per request, no key to build.
-  const notified = new Map<string, Map<number, number>>();
+  const notified = new PairTally();
   const refusedWrites = new Tally();
 
   const { telemetry, routes } = broker;
@@ -169,12 +195,7 @@ export function createMetrics(sources: MetricsSources): Registry {
   telemetry.on('unrouted', () => unrouted++);
   telemetry.on('refused', (_what, refusal) => refused.add(refusal.reason));
   // One key per (msg, status): msg is named only when it has a route (and within the bound), status is one of a few codes.
-  telemetry.on('notified', (msg, status) => {
-    const label = routes.get(msg) === undefined ? UNROUTED_LABEL : labels.of(msg);
-    let byStatus = notified.get(label);
-    if (byStatus === undefined) notified.set(label, (byStatus = new Map()));
-    byStatus.set(status, (byStatus.get(status) ?? 0) + 1);
-  });
+  telemetry.on('notified', (msg, status) => notified.add(routes.get(msg) === undefined ? UNROUTED_LABEL : labels.of(msg), status));
   redis?.on('undelivered', (n) => (undelivered += n));
   redis?.on('refused', (reason) => refusedWrites.add(reason));
   backpressure?.on('disconnected', () => slowConsumers++);
@@ -194,39 +215,28 @@ export function createMetrics(sources: MetricsSources): Registry {
   tallyCounter(registry, 'spicy_action_events_received_total', `Routed events received (from sockets and /_notify), by event name (${OTHER_LABEL}: registered names past MAX_METRIC_EVENTS).`, 'event', received);
   tallyCounter(registry, 'spicy_action_deliveries_total', 'Routed events published to a bus, by bus (once per event, however many sockets receive it).', 'bus', deliveries);
   counter('spicy_action_unrouted_events_total', 'Events dropped because no route exists for them.', () => unrouted);
-  new Counter({
-    name: 'spicy_action_notify_requests_total',
-    help: `POST /_notify requests, by message (${UNROUTED_LABEL} when it has no route, ${OTHER_LABEL} past MAX_METRIC_EVENTS) and HTTP status.`,
-    labelNames: ['msg', 'status'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [msg, byStatus] of notified) {
-        for (const [status, n] of byStatus) this.inc({ status: String(status), msg }, n);
-      }
-    },
-  });
+  pairCounter(
+    registry,
+    'spicy_action_notify_requests_total',
+    `POST /_notify requests, by message (${UNROUTED_LABEL} when it has no route, ${OTHER_LABEL} past MAX_METRIC_EVENTS) and HTTP status.`,
+    ['msg', 'status'],
+    notified,
+  );
   tallyCounter(registry, 'spicy_action_refused_total', 'Client inputs refused, by reason.', 'reason', refused);
   counter('spicy_action_slow_consumers_disconnected_total', 'Sockets disconnected because their unsent data passed MAX_BUFFERED_BYTES.', () => slowConsumers);
   counter('spicy_action_cluster_undelivered_events_total', 'Events that could not reach the cluster (Redis down past its grace, refusing writes, or held at shutdown) and reached only local clients.', () => undelivered);
   tallyCounter(registry, 'spicy_action_cluster_refused_writes_total', 'Writes Redis refused (events, sessions, route changes), by reason: oom, readonly, misconf, noreplicas, other.', 'reason', refusedWrites);
 
   // Route administration (http/routes.ts): one key per (action, status), both bounded by the code.
-  const routeAdmin = new Tally();
-  telemetry.on('route_admin', (action, status) => routeAdmin.add(`${action} ${status}`));
-  new Counter({
-    name: 'spicy_action_route_admin_requests_total',
-    help: 'Route administration requests (GET /routes: list, DELETE /routes/:event: remove), by action and HTTP status.',
-    labelNames: ['action', 'status'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [key, n] of routeAdmin.counts) {
-        const [action = '', status = ''] = key.split(' ');
-        this.inc({ action, status }, n);
-      }
-    },
-  });
+  const routeAdmin = new PairTally();
+  telemetry.on('route_admin', (action, status) => routeAdmin.add(action, status));
+  pairCounter(
+    registry,
+    'spicy_action_route_admin_requests_total',
+    'Route administration requests (GET /routes: list, DELETE /routes/:event: remove), by action and HTTP status.',
+    ['action', 'status'],
+    routeAdmin,
+  );
 
   return registry;
 }

@@ -7,7 +7,7 @@
 import bodyParser from 'body-parser';
 import createDebug from 'debug';
 import { Router, type ErrorRequestHandler, type RequestHandler, type Response } from 'express';
-import { depthRefusal, isObject, tooDeep, type Refusal, type PublicationOutcome } from '../protocol.ts';
+import { isObject, tooDeep, tooDeepRefusal, type PublicationOutcome } from '../protocol.ts';
 import type { Targets } from '../targets.ts';
 import type { Telemetry } from '../telemetry.ts';
 
@@ -122,7 +122,7 @@ export function notifyHandlers(broker: PushTarget): RequestHandler[] {
     const body: unknown = req.body;
     if (!isObject(body)) return answer(res, msg, 400, { ok: false, error: 'body must be a JSON object' });
     if (tooDeep(body, broker.limits.maxPayloadDepth)) {
-      const deep = depthRefusal([body], broker.limits.maxPayloadDepth) as Refusal;
+      const deep = tooDeepRefusal(broker.limits.maxPayloadDepth);
       telemetry.refused(msg, deep);
       return answer(res, msg, 400, { ok: false, error: deep.error });
     }
