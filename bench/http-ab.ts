@@ -10,9 +10,9 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { HttpCommand, HttpReport } from './messages.ts';
-import { forkWorker, killAll, startServerProc, type ServerProc, type ServerSpec } from './procs.ts';
+import { killAll, startServerProc, type ServerProc, type ServerSpec } from './procs.ts';
 import { reportOpsBody } from '../test/helpers/payloads.ts';
+import { httpRun } from './http-run.ts';
 import { median } from './stats.ts';
 
 const [connectionsArg, roundsArg, secondsArg, other] = process.argv.slice(2);
@@ -20,21 +20,11 @@ const connections = Number(connectionsArg ?? 50);
 const rounds = Number(roundsArg ?? 12);
 const seconds = Number(secondsArg ?? 1);
 
+/** One run: requests per second, and the server's CPU per request in µs. */
 async function run(server: ServerProc, body: string, durationS: number): Promise<{ rps: number; cpuUs: number }> {
-  const worker = forkWorker<HttpCommand, HttpReport>('http.ts');
-  try {
-    const started = worker.next((r): r is Extract<HttpReport, { type: 'started' }> => r.type === 'started');
-    const done = worker.next((r): r is Extract<HttpReport, { type: 'done' }> => r.type === 'done', durationS * 1000 + 60_000);
-    worker.send({ type: 'run', url: `${server.url}/_notify/report_ops`, connections, durationS, body });
-    await started;
-    const a = await server.probe();
-    const result = await done;
-    const b = await server.probe();
-    if (result.non2xx + result.errors > 0) throw new Error(`${server.label}: ${result.non2xx} non-2xx, ${result.errors} errors`);
-    return { rps: result.requests / result.durationS, cpuUs: (b.cpu.user + b.cpu.system - a.cpu.user - a.cpu.system) / result.requests };
-  } finally {
-    worker.child.kill('SIGKILL');
-  }
+  const result = await httpRun(server, durationS, body, connections);
+  if (result.non2xx + result.errors > 0) throw new Error(`${server.label}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+  return { rps: result.rps, cpuUs: result.cpuPerRequestUs };
 }
 
 const specs: ServerSpec[] = [

@@ -18,7 +18,8 @@ import { socketOptions } from '../src/server.ts';
 import { renderChart } from './chart.ts';
 import { measureFanout, type FanoutResult, type MeasuredTarget, type Phase } from './fanout.ts';
 import { measureDepth, measureRouting } from './per-event.ts';
-import type { HttpCommand, HttpReport, SubscriberCommand, SubscriberReport } from './messages.ts';
+import { httpRun } from './http-run.ts';
+import type { SubscriberCommand, SubscriberReport } from './messages.ts';
 import { reportOpsBody } from '../test/helpers/payloads.ts';
 import { forkWorker, killAll, procCpuMicros, ROOT, startRedis, startServerProc, type ServerProc, type ServerSpec } from './procs.ts';
 import { sleep } from '../test/helpers/wait.ts';
@@ -210,33 +211,6 @@ async function scenarioIn(ctx: Context): Promise<void> {
     ],
     notes: [`Flat out, limited by: broker ${boundBy(b.max)}; exactly-once ${boundBy(u.max)}; per room ${boundBy(p.max)}.`],
   });
-}
-
-/** Runs autocannon once against `url` and measures the server's CPU meanwhile. */
-async function httpRun(server: ServerProc, durationS: number, body: string, connections: number) {
-  const worker = forkWorker<HttpCommand, HttpReport>('http.ts');
-  try {
-    const started = worker.next((r): r is Extract<HttpReport, { type: 'started' }> => r.type === 'started');
-    const done = worker.next((r): r is Extract<HttpReport, { type: 'done' }> => r.type === 'done', durationS * 1000 + 60_000);
-    worker.send({ type: 'run', url: `${server.url}/_notify/report_ops`, connections, durationS, body });
-    await started;
-    const a = await server.probe();
-    const result = await done;
-    const b = await server.probe();
-    const cpu = b.cpu.user + b.cpu.system - a.cpu.user - a.cpu.system;
-    return {
-      rps: result.requests / result.durationS,
-      p50: result.latency.p50,
-      p99: result.latency.p99,
-      cpuPerRequestUs: cpu / result.requests,
-      serverCores: cpu / 1e6 / result.durationS,
-      clientCores: (result.cpu.user + result.cpu.system) / 1e6 / result.durationS,
-      non2xx: result.non2xx,
-      errors: result.errors,
-    };
-  } finally {
-    worker.child.kill('SIGKILL');
-  }
 }
 
 // Scenario 3: OpenSIPS pushes, POST /_notify/report_ops with 1 KB, at 10 and at 50 keep-alive connections.
