@@ -122,11 +122,7 @@ export class RedisServer {
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.#child = child;
-    // A binary that cannot run gives `error` and no `exit`.
-    this.#exited = new Promise((resolve) => {
-      child.once('exit', () => resolve());
-      child.once('error', () => resolve());
-    });
+    this.#exited = exitOf(child);
     void this.#exited.then(() => {
       if (this.#child === child) this.#child = undefined;
     });
@@ -172,4 +168,18 @@ export class RedisServer {
     this.#child?.kill('SIGKILL');
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Resolves when `child` has ended: on `exit`, or on `error` for a binary
+ * that cannot run (it gives `error` and no `exit`).
+ *
+ * @example
+ * const exited = exitOf(spawn('redis-server', ['--port', '0']));
+ */
+export function exitOf(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.once('error', () => resolve());
+  });
 }

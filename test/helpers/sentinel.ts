@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after } from 'node:test';
 import { Redis } from 'ioredis';
 import { freePort } from './ports.ts';
+import { exitOf } from './redis.ts';
 
 const BINARY = process.env.REDIS_SERVER ?? 'redis-server';
 /** The primary's name in the Sentinels' configuration. */
@@ -57,10 +58,7 @@ export class RedisProcess {
   start(ready: RegExp): Promise<void> {
     const child = spawn(BINARY, this.sentinel ? [this.conf, '--sentinel'] : [this.conf], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.#child = child;
-    this.#exited = new Promise((resolve) => {
-      child.once('exit', () => resolve());
-      child.once('error', () => resolve());
-    });
+    this.#exited = exitOf(child);
     void this.#exited.then(() => {
       if (this.#child === child) this.#child = undefined;
     });
