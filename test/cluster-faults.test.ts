@@ -6,10 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { createServer, connect as tcpConnect, type Socket as TcpSocket } from 'node:net';
-import { after, describe, it, type TestContext } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { notify, request, spawnBroker, startBroker } from './helpers/broker.ts';
-import { closeAll, connect, flush, type Generation, type TestClient, clientsClosedAfter } from './helpers/clients.ts';
+import { clientsClosedAfter, connect, flush, type TestClient } from './helpers/clients.ts';
 import { parseMetrics } from './helpers/metrics.ts';
 import { freePort, RedisServer, redisMissing } from './helpers/redis.ts';
 import { StartError } from '../src/server.ts';
@@ -89,8 +89,6 @@ const seqs = (r: TestClient, event = 'call'): number[] => (r.payloads(event) as 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
 
 describe('Redis faults a closed connection does not show', { skip: redisMissing() }, async () => {
-  const clients: TestClient[] = [];
-  after(() => closeAll(clients));
   const open = clientsClosedAfter();
 
   it('sees a Redis that stops answering (SIGSTOP) as down within REDIS_TIMEOUT, holds events, and delivers them in order on SIGCONT', async (t) => {
@@ -280,7 +278,7 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     const { freeze, thaw } = await control(redis);
     const node = await startBroker({ redisUrl: redis.url, redisTimeoutMs: 500, redisOutageGraceMs: 60_000 });
     const subscriber = await connect('v4', node.url, { transports: ['websocket'], reconnection: false });
-    clients.push(subscriber);
+    open.keep(subscriber);
     assert.equal(await subscriber.ack('join', 'calls'), true);
     const publisher = await open('v2', node.url);
 
@@ -307,7 +305,7 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
       const leaving = spawnBroker({ REDIS_URL: redis.url });
       const url = await leaving.ready;
       const client = await connect('v4', url, { transports: ['websocket'], reconnection: false });
-      clients.push(client);
+      open.keep(client);
       assert.equal(await client.ack('join', 'support'), true);
       const tag = signal;
       assert.deepEqual(await publisher.ack('report_ops', { tag, n: 0 }), { ok: true, rooms: 1 });
@@ -350,7 +348,7 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     const subscribers: TestClient[] = [];
     for (let i = 0; i < count; i++) {
       const client = await connect('v4', node.url, { transports: ['websocket'], reconnection: false });
-      clients.push(client);
+      open.keep(client);
       assert.equal(await client.ack('join', 'calls'), true);
       subscribers.push(client);
     }

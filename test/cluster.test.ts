@@ -5,9 +5,9 @@
  * that drops recovers what it missed on another node.
  */
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { notify, spawnBroker, startBroker } from './helpers/broker.ts';
-import { closeAll, connect, flush, withTimeout, type Generation, type TestClient, clientsClosedAfter } from './helpers/clients.ts';
+import { clientsClosedAfter, connect, flush, withTimeout, type Generation, type TestClient } from './helpers/clients.ts';
 import { RedisServer, redisMissing } from './helpers/redis.ts';
 import { until } from './helpers/wait.ts';
 
@@ -19,15 +19,12 @@ describe('cluster on Redis', { skip: redisMissing() }, async () => {
   const redis = await RedisServer.start();
   const spawned = spawnBroker({ REDIS_URL: redis.url });
   const [a, b, cUrl] = await Promise.all([startBroker({ redisUrl: redis.url }), startBroker({ redisUrl: redis.url }), spawned.ready]);
-  const clients: TestClient[] = [];
-  after(() => closeAll(clients));
+  const open = clientsClosedAfter();
 
   it('starts every node with the link to Redis up', () => {
     assert.equal(a.cluster.state, 'up');
     assert.equal(b.cluster.state, 'up');
   });
-
-  const open = clientsClosedAfter();
 
   it('delivers routed, _in, /_notify, ping, shout and notify_users events to every node, once per socket', async () => {
     const urls = [a.url, b.url, cUrl];
@@ -166,7 +163,7 @@ describe('cluster on Redis', { skip: redisMissing() }, async () => {
 
   it('recovers a dropped 4.x client on another node with the 1,000 events it missed, in order', async () => {
     const dropped = await connect('v4', a.url, { transports: ['websocket'], reconnection: false });
-    clients.push(dropped);
+    open.keep(dropped);
     assert.equal(await dropped.ack('join', 'calls'), true);
     const publisher = await open('v4', cUrl);
     const witness = await open('v4', b.url);
@@ -199,7 +196,7 @@ describe('cluster on Redis', { skip: redisMissing() }, async () => {
   it('lets a 4.x client of a node that shuts down recover on another node', async () => {
     const leaving = await startBroker({ redisUrl: redis.url });
     const client = await connect('v4', leaving.url, { transports: ['websocket'], reconnection: false });
-    clients.push(client);
+    open.keep(client);
     assert.equal(await client.ack('join', 'support'), true);
     const publisher = await open('v4', b.url);
     publisher.emit('report_ops', { n: 0 });

@@ -5,9 +5,9 @@
  * start is retried for a bounded time, then the start fails in one line.
  */
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { notify, request, spawnBroker, startBroker } from './helpers/broker.ts';
-import { closeAll, connect, flush, type Generation, type TestClient, clientsClosedAfter } from './helpers/clients.ts';
+import { clientsClosedAfter, connect, flush, type TestClient } from './helpers/clients.ts';
 import { parseMetrics } from './helpers/metrics.ts';
 import { freePort, RedisServer, redisMissing } from './helpers/redis.ts';
 import { captureLog } from './helpers/logs.ts';
@@ -20,8 +20,6 @@ interface Call {
 }
 
 describe('Redis outages', { skip: redisMissing() }, async () => {
-  const clients: TestClient[] = [];
-  after(() => closeAll(clients));
   const open = clientsClosedAfter();
 
   it('loses nothing on any node when Redis restarts in the middle of a stream of events', async (t) => {
@@ -90,7 +88,7 @@ describe('Redis outages', { skip: redisMissing() }, async () => {
     c.cluster.on('undelivered', (n) => (counted += n));
 
     const dropping = await connect('v4', c.url, { transports: ['websocket'], reconnection: false });
-    clients.push(dropping);
+    open.keep(dropping);
     publisher.emit('call', { seq: 0 });
     for (const r of [...local, remote]) await r.receive('call', 1);
 

@@ -225,6 +225,13 @@ export function closeAll(clients: Iterable<TestClient | undefined>): void {
   for (const client of clients) client?.close();
 }
 
+/** Opens a client closed when the suite ends; `keep` adds one opened otherwise. */
+export interface ClientOpener {
+  (generation: Generation, url: string): Promise<TestClient>;
+  /** Closes `client` too when the suite ends; returns it. */
+  keep(client: TestClient): TestClient;
+}
+
 /**
  * A way to open WebSocket clients that are all closed when the current suite
  * ends (call it inside a `describe`).
@@ -232,13 +239,14 @@ export function closeAll(clients: Iterable<TestClient | undefined>): void {
  * @example
  * const open = clientsClosedAfter();
  * const client = await open('v4', broker.url);
+ * open.keep(await connect('v2', broker.url, { transports: ['polling'] }));
  */
-export function clientsClosedAfter(options: ClientOptions = { transports: ['websocket'] }): (generation: Generation, url: string) => Promise<TestClient> {
+export function clientsClosedAfter(options: ClientOptions = { transports: ['websocket'] }): ClientOpener {
   const clients: TestClient[] = [];
   after(() => closeAll(clients));
-  return async (generation, url) => {
-    const client = await connect(generation, url, options);
+  const keep = (client: TestClient): TestClient => {
     clients.push(client);
     return client;
   };
+  return Object.assign(async (generation: Generation, url: string) => keep(await connect(generation, url, options)), { keep });
 }
