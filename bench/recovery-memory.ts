@@ -1,6 +1,6 @@
 /**
- * What connection state recovery costs in memory (README, "Running several
- * brokers"): the heap a broker keeps per broadcast event with the in-memory
+ * What connection state recovery costs in memory (docs/cluster.md,
+ * *Memory cost of recovery*): the heap a broker keeps per broadcast event with the in-memory
  * adapter (every broadcast is kept for RECOVERY_WINDOW), and, when
  * redis-server is installed, the Redis memory per stream entry with the
  * Streams adapter.

@@ -1,6 +1,5 @@
 /**
- * What a Redis failover can lose, and what avoiding it costs (README,
- * "Production", Redis Sentinel).
+ * What a Redis failover can lose, and what avoiding it costs (docs/cluster.md#what-a-failover-can-lose).
  *
  * Run: npx tsx bench/sentinel-loss.ts [runs]
  *

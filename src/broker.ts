@@ -29,7 +29,7 @@ export type BrokerServer = Server<ClientToServerEvents, ServerToClientEvents>;
 /** One connected client. */
 export type BrokerSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
 
-/** The limits the broker and its `/_notify` route enforce (the README's Security section). */
+/** The limits the broker and its `/_notify` route enforce (docs/security.md#limits). */
 export type BrokerLimits = Pick<Limits, (typeof BROKER_LIMITS)[number]>;
 const BROKER_LIMITS = ['maxRoomNameLength', 'maxRoomsPerSocket', 'maxRoutes', 'maxInRooms', 'maxBodyBytes', 'maxPayloadDepth'] as const;
 

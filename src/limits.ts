@@ -2,7 +2,7 @@
  * The limits on what clients may send and hold, declared once with their
  * defaults. Settings ({@link Settings}) extend them; the broker, the HTTP
  * push route, the route table and the guards each read the ones they need.
- * The README's Security section lists them.
+ * docs/configuration.md#limits lists them; docs/security.md says what each guards against.
  */
 
 /** Every limit the broker enforces. */
@@ -29,7 +29,7 @@ export interface Limits {
   readonly recoveryBacklogBytes: number;
 }
 
-/** The defaults, as the README's settings table gives them. */
+/** The defaults, as docs/configuration.md#limits gives them. */
 export const DEFAULT_LIMITS: Limits = Object.freeze({
   maxMessageBytes: 1_000_000,
   maxBodyBytes: 1_000_000,

@@ -162,8 +162,8 @@ export function tooDeep(value: unknown, maxDepth: number): boolean {
 }
 
 /**
- * The refusal of a payload nested deeper than `maxDepth` (the README's
- * `MAX_PAYLOAD_DEPTH`); undefined when it is fine. `args` are all the
+ * The refusal of a payload nested deeper than `maxDepth` (the setting
+ * `MAX_PAYLOAD_DEPTH`, docs/configuration.md#limits); undefined when it is fine. `args` are all the
  * arguments of an event (or a body alone): the limit applies to each.
  *
  * @example

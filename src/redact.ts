@@ -1,6 +1,6 @@
 /**
- * Keeping secrets out of what the broker and `tail` print (the README's
- * *What is logged*): error lines and log lines may quote a URL or a command
+ * Keeping secrets out of what the broker and `tail` print
+ * (docs/security.md#what-is-logged): error lines and log lines may quote a URL or a command
  * line, and those may carry a token or a password. Pure functions, no I/O.
  *
  * What is hidden, each replaced by {@link REDACTED}:

@@ -46,7 +46,7 @@ export interface RunningBroker {
   readonly health: HealthCheck;
   /** The Registry `GET /metrics` exposes. */
   readonly metrics: Registry;
-  /** The link to Redis: `state` `'off'` | `'up'` | `'down'`, events `state` and `undelivered` (the README's *Running several brokers*). */
+  /** The link to Redis: `state` `'off'` | `'up'` | `'down'`, events `state` and `undelivered` (docs/cluster.md). */
   readonly cluster: Cluster;
   /** The in-memory recovery backlog under its byte cap (`RECOVERY_BACKLOG_BYTES`); undefined in a cluster or without recovery. */
   readonly recoveryBacklog: { state(): BacklogState } | undefined;
@@ -185,7 +185,7 @@ function assemble(
   // One process keeps the recovery backlog in memory: hold it under its byte cap (a cluster keeps it in Redis).
   const recoveryBacklog = !redisConfigured(settings) ? capBacklog(io, settings.recoveryBacklogBytes) : undefined;
 
-  // Access (the README's Security section): /health and the monitor page (which asks for the token) stay open;
+  // Access (docs/security.md#the-token): /health and the monitor page (which asks for the token) stay open;
   // everything else, the page's configuration included, needs the token when one is set.
   const access = httpAccess(settings.token, refused);
   // /_notify comes first, behind the token and the Origin check: a push, the hot path of HTTP, meets one

@@ -3,8 +3,8 @@
  * (a flag wins over its environment variable), checked, and frozen.
  *
  * Every setting has one line in {@link SETTINGS}: its environment name, its
- * flag, its default and how its text is read. The README's settings table
- * mirrors it.
+ * flag, its default and how its text is read. The settings tables of
+ * docs/configuration.md mirror it.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -112,7 +112,7 @@ interface SettingSpec<K extends keyof Settings> {
 
 const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-/** The defaults, as the README's settings table gives them. */
+/** The defaults, as docs/configuration.md#settings gives them. */
 export const DEFAULT_SETTINGS: Settings = Object.freeze({
   port: 3000,
   host: '127.0.0.1',
@@ -173,7 +173,7 @@ const redisUrl: Reader<string> = (t) => {
   try {
     url = new URL(t);
   } catch {
-    // Its password stays out of the error line (the README's *What is logged*).
+    // Its password stays out of the error line (docs/security.md#what-is-logged).
     throw new SettingsError(`expected a URL such as redis://127.0.0.1:6379, got "${redactUrl(t)}"`);
   }
   if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
@@ -298,7 +298,7 @@ export const SETTING_NAMES: readonly SettingHelp[] = SETTINGS.map((spec) => {
   return inlineEnv === undefined ? { env, flag, shown, help } : { env, flag, shown, help, inlineEnv };
 });
 
-/** The units durations and sizes take, for `--help` and the README. */
+/** The units durations and sizes take, for `--help` and docs/configuration.md. */
 export const DURATION_UNITS: readonly string[] = Object.keys(UNITS_MS);
 export const SIZE_UNITS: readonly string[] = Object.keys(UNITS_BYTES);
 

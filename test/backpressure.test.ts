@@ -50,8 +50,8 @@ describe('unsent bytes of a connection', () => {
 describe('slow consumers', () => {
   it('disconnects a client that stops reading while 50 MB are published to its bus, and keeps memory bounded', async (t) => {
     if (process.platform !== 'linux') return t.skip('reads the broker process RSS from /proc (Linux)');
-    // Recovery keeps every broadcast for its window whoever reads it (README, "Running several
-    // brokers"): turned off here so that the growth measured is what the non-reading client costs.
+    // Recovery keeps every broadcast for its window whoever reads it (docs/cluster.md,
+    // *Memory cost of recovery*): turned off here so that the growth measured is what the non-reading client costs.
     const broker = spawnBroker({ MAX_BUFFERED_BYTES: '16mb', RECOVERY_WINDOW: '0', DEBUG: 'spicy-action:backpressure' });
     const url = await broker.ready;
     const pid = broker.child.pid!;

@@ -1,5 +1,5 @@
 /**
- * The README's *When Redis fails*: Redis failing in the ways a closed connection does not
+ * docs/cluster.md#when-redis-fails: Redis failing in the ways a closed connection does not
  * show: a Redis that stops answering (SIGSTOP: a hung process, or a
  * partition), a Redis that answers but refuses writes (maxmemory with
  * noeviction), and a node stopping while its events are held for Redis.

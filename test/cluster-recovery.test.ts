@@ -1,5 +1,5 @@
 /**
- * The README's *When Redis fails*: exact recovery: 4.x subscribers dropped every second while
+ * docs/cluster.md#when-redis-fails: exact recovery: 4.x subscribers dropped every second while
  * a publisher sends 2,000 events a second, coming back alternately on the
  * other node; every session told `recovered: true` has every event once, in
  * order. The long version (over 100 recoveries) is `npm run test:faults`.

@@ -1,18 +1,19 @@
 /**
  * The published package (`npm run test:deploy`): what `npm pack` ships, source
- * maps that carry their sources, and the README's embedding example and the
+ * maps that carry their sources, and the embedding example (docs/embedding.md) and the
  * `spicy-action` command run from a fresh project that installed the tarball.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, join, normalize, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { NAME, VERSION } from '../src/package-info.ts';
 import { notify, request, ROOT } from './helpers/broker.ts';
 import { closeAll, connect, flush, withTimeout, type TestClient } from './helpers/clients.ts';
+import { block, docPages, linksOf } from './helpers/docs.ts';
 
 const run = promisify(execFile);
 const NPM_ENV = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root' };
@@ -67,7 +68,7 @@ describe('the npm package', () => {
     await run('tar', ['-xzf', tarball, '-C', unpacked]);
   });
 
-  it('ships the compiled entry, the command, the bus lists, the monitor page and the README with its image', () => {
+  it('ships the compiled entry, the command, the bus lists, the monitor page, the README and docs/ with their images', () => {
     const paths = new Set(pack.files.map((f) => f.path));
     for (const needed of [
       'package.json',
@@ -82,10 +83,13 @@ describe('the npm package', () => {
     ]) {
       assert.ok(paths.has(needed), `${needed} is in the package`);
     }
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-    const images = [...readme.matchAll(/!\[[^\]]*\]\(([^)\s]+)\)/g)].map((m) => m[1]!).filter((p) => !/^\w+:/.test(p));
-    assert.ok(images.length > 0, 'the README shows an image');
-    for (const image of images) assert.ok(paths.has(image), `the README's image ${image} is in the package`);
+    // The README links the pages of docs/, and they ship with it, with the images they show.
+    for (const page of docPages()) assert.ok(paths.has(page), `${page} is in the package`);
+    const images = docPages().flatMap((page) =>
+      linksOf(page).filter((link) => link.image && !/^\w+:/.test(link.target)).map((link) => normalize(join(dirname(page), link.target))),
+    );
+    assert.ok(images.includes('docs/monitor.png'), 'the README shows the monitor page');
+    for (const image of images) assert.ok(paths.has(image), `the image ${image} is in the package`);
     for (const path of paths) {
       assert.doesNotMatch(path, /^(test|bench|src|deploy\/.*\.test)\//, `${path} does not belong in the package`);
       if (path.endsWith('.js') && path.startsWith('dist/')) assert.ok(paths.has(`${path}.map`), `${path} has its map`);
@@ -127,11 +131,8 @@ describe('the npm package', () => {
       assert.ok(existsSync(join(project, 'node_modules', 'spicy-action', 'dist', 'index.js')));
     });
 
-    it("runs the README's embedding example unchanged", async () => {
-      const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-      const section = readme.slice(readme.indexOf('## Embedding'));
-      const snippet = /```ts\n([\s\S]*?)```/.exec(section)?.[1];
-      assert.ok(snippet, 'the Embedding section has a ts example');
+    it('runs the embedding example of docs/embedding.md unchanged', async () => {
+      const snippet = block('docs/embedding.md', 'embedding-ts').text;
       // The one change: a free port, and a line saying which (the example listens on 3000).
       const listen = 'httpServer.listen(3000);';
       assert.ok(snippet.includes(listen), 'the example listens on 3000');

@@ -1,5 +1,5 @@
 /**
- * Redis Sentinel end to end (`npm run test:deploy`, README.md#production): a
+ * Redis Sentinel end to end (`npm run test:deploy`, docs/production.md): a
  * real primary, a replica and three Sentinels, with passwords; two broker
  * processes that find Redis through the Sentinels (one reading its passwords
  * from files, the other from the environment); a stream of events while the
@@ -173,7 +173,7 @@ describe('Redis Sentinel', { skip: redisMissing() }, () => {
     for (const [i, r] of receivers.entries()) {
       const seqs = (r.payloads('call') as Call[]).map((c) => c.seq);
       assert.deepEqual(seqs.filter((s) => s >= firstAfterKill), expected, `receiver ${i} (${r.generation}) got every event published during and after the failover once, in order`);
-      // Before the kill: an event the primary took but had not yet passed to the replica may be lost (README: what a failover can lose).
+      // Before the kill: an event the primary took but had not yet passed to the replica may be lost (docs/cluster.md#what-a-failover-can-lose).
       lostAtKill = Math.max(lostAtKill, firstAfterKill - new Set(seqs.filter((s) => s < firstAfterKill)).size);
     }
 

@@ -1,7 +1,7 @@
 /**
  * deploy/spicy-action.service (`npm run test:deploy`): systemd itself checks
  * it (`systemd-analyze verify`, and `security` for its hardening), and it
- * keeps the promises the README makes about stopping and restarting.
+ * keeps the promises docs/production.md makes about stopping and restarting.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { DEFAULT_SETTINGS, SETTING_NAMES } from '../src/settings.ts';
 import { ROOT } from './helpers/broker.ts';
+import { pageText } from './helpers/docs.ts';
 
 const UNIT = readFileSync(join(ROOT, 'deploy', 'spicy-action.service'), 'utf8');
 const ENV_EXAMPLE = readFileSync(join(ROOT, 'deploy', 'env.example'), 'utf8');
@@ -104,7 +105,7 @@ describe('the systemd unit', { skip: systemdMissing() }, () => {
     assert.equal(value('Restart'), 'on-failure');
   });
 
-  it('has the hardening the README promises', () => {
+  it('has the hardening docs/production.md promises', () => {
     const expected: Record<string, string> = {
       DynamicUser: 'yes',
       NoNewPrivileges: 'yes',
@@ -125,11 +126,8 @@ describe('the systemd unit', { skip: systemdMissing() }, () => {
     assert.equal(SETTING_NAMES.length, Object.keys(DEFAULT_SETTINGS).length);
   });
 
-  it("matches the README's Production section", () => {
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-    const start = readme.indexOf('## Production');
-    assert.ok(start >= 0, 'the README has a Production section');
-    const section = readme.slice(start, readme.indexOf('\n## ', start + 1)).replace(/\s+/g, ' ');
+  it('matches docs/production.md', () => {
+    const section = pageText('docs/production.md').replace(/\s+/g, ' ');
     assert.ok(section.includes(`It runs \`${value('ExecStart')}\``), 'the same ExecStart');
     assert.ok(section.includes(`gives it ${/^\d+/.exec(value('TimeoutStopSec') ?? '')?.[0]} s`), 'the same TimeoutStopSec');
     assert.ok(section.includes(value('EnvironmentFile')!), 'the same env file');

@@ -23,7 +23,7 @@ import { RedisServer, redisMissing } from './helpers/redis.ts';
 const RUNS = Number(process.env.FUZZ_RUNS ?? 100);
 /** A fixed seed unless told otherwise, so that a failure in CI can be replayed. */
 const SEED = process.env.FUZZ_SEED === undefined ? 42 : Number(process.env.FUZZ_SEED);
-/** Statuses the README documents for HTTP requests (401 needs a token set; 503 a broker shutting down). */
+/** Statuses docs/protocol.md documents for HTTP requests (401 needs a token set; 503 a broker shutting down). */
 const DOCUMENTED_STATUSES = new Set([200, 400, 401, 404, 413, 415, 503]);
 /** Control events whose callback gets a boolean. */
 const BOOLEAN_ACKS = new Set(['join', 'subscribe', 'leave', 'unsubscribe']);

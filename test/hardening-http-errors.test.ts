@@ -1,5 +1,5 @@
 /**
- * Error answers (README, *Security*, *Error answers*): a request that fails
+ * Error answers (docs/security.md#error-answers): a request that fails
  * in a route, a path with a broken percent-escape first of all, gets
  * `{ok: false, error}` in JSON with its status, never Express's HTML page
  * with a stack trace and install paths, and is counted.

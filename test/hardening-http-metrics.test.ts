@@ -1,5 +1,5 @@
 /**
- * Metric labels clients cannot multiply (README, *Observability*): any client
+ * Metric labels clients cannot multiply (docs/observability.md#get-metrics): any client
  * may register routes, so registered event names get a label of their own
  * only up to MAX_METRIC_EVENTS; the rest are counted together as `(other)`,
  * in `spicy_action_events_received_total` and in the `msg` of

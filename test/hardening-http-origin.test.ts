@@ -1,5 +1,5 @@
 /**
- * Web pages cannot push (README, *Security*, *Origins*): a browser may POST
+ * Web pages cannot push (docs/security.md#origins): a browser may POST
  * `/_notify` as a `text/plain` simple request, without a CORS preflight, and
  * names the page in `Origin`. Such a request is refused unless its origin is
  * in CORS_ORIGINS; OpenSIPS and curl send no Origin and keep working.
@@ -130,7 +130,7 @@ describe('Socket.IO handshakes from an origin not listed', () => {
 });
 
 describe('an embedding host', () => {
-  it('gets the same Origin rule from attachBroker by default, and JSON errors from the exported error handler, as the README shows', async () => {
+  it('gets the same Origin rule from attachBroker by default, and JSON errors from the exported error handler, as docs/embedding.md shows', async () => {
     const app = express();
     const httpServer = createServer(app);
     const io = new Server(httpServer, { allowEIO3: true });

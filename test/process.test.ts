@@ -1,4 +1,4 @@
-/** The process (README.md#settings): starting as `npm start` does, stopping on signals, failing clearly. */
+/** The process (docs/configuration.md#settings): starting as `npm start` does, stopping on signals, failing clearly. */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { spawn } from 'node:child_process';
@@ -11,6 +11,7 @@ import { NAME, VERSION } from '../src/package-info.ts';
 import { DEFAULT_SETTINGS, DURATION_UNITS, loadSettings, SETTING_NAMES, SIZE_UNITS, type Settings } from '../src/settings.ts';
 import { notify, request, ROOT, spawnBroker } from './helpers/broker.ts';
 import { connect, GENERATIONS, withTimeout } from './helpers/clients.ts';
+import { pageText } from './helpers/docs.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'spicy-process-'));
 
@@ -193,9 +194,10 @@ describe('units of durations and sizes', () => {
     assert.throws(() => loadSettings(['--recovery-window', '1d'], {}), /^SettingsError: --recovery-window: expected a duration such as/);
   });
 
-  it('the README documents every unit', () => {
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  it('docs/configuration.md documents every unit', () => {
+    const readme = pageText('docs/configuration.md');
     const start = readme.indexOf('## Settings');
+    assert.ok(start >= 0, 'docs/configuration.md has a Settings section');
     const section = readme.slice(start, readme.indexOf('\n## ', start + 1)).replace(/\s+/g, ' ');
     const sizes = /Sizes take ([\s\S]*?)\(a bare number is bytes\)/.exec(section);
     const durations = /Durations take ([\s\S]*?)\(a bare number is seconds\)/.exec(section);

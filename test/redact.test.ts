@@ -1,5 +1,5 @@
 /**
- * Secrets stay out of what is printed (README, *What is logged*): the pure
+ * Secrets stay out of what is printed (docs/security.md#what-is-logged): the pure
  * redaction of src/redact.ts, then the real processes, `spicy-action` and
  * `spicy-action tail`, given secrets in the ways operators get them wrong.
  */

@@ -1,5 +1,5 @@
 /**
- * How the broker reaches Redis (README.md#running-several-brokers): the
+ * How the broker reaches Redis (docs/cluster.md): the
  * ioredis arguments in URL and Sentinel mode, the description logs show
  * (never a password), and a Redis Cluster node refused at start in one line.
  */

@@ -20,7 +20,7 @@ describe('error reports from tangible', () => {
     const reporter = await connect('v2', broker.url);
     const subscribers = await Promise.all(GENERATIONS.map((g) => connect(g, broker.url)));
     open.push(reporter, ...subscribers);
-    // Dashboards subscribe with `configure`, as the README's example does, or `join`.
+    // Dashboards subscribe with `configure`, as docs/protocol.md#configure shows, or `join`.
     await subscribers[0]!.ack('join', 'support');
     await subscribers[1]!.ack('configure', { support: true });
     await subscribers[2]!.ack('configure', { support: true });

@@ -1,4 +1,4 @@
-/** Settings from the environment and flags (README.md#settings). */
+/** Settings from the environment and flags (docs/configuration.md#settings). */
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

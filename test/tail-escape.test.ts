@@ -1,7 +1,7 @@
 /**
  * `spicy-action tail` prints what clients send (payloads, registered event
  * names) to a terminal: nothing in its lines may be a character the terminal
- * acts on (README, *spicy-action tail*). Unit properties of the pure
+ * acts on (docs/watching.md#spicy-action-tail). Unit properties of the pure
  * formatting, then the real process against a real broker.
  */
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 /**
- * Notices a Redis that stops answering (the README's *When Redis fails*): a hung or stopped
+ * Notices a Redis that stops answering (docs/cluster.md#when-redis-fails): a hung or stopped
  * process, or a network partition that drops packets, keeps the TCP
  * connection open, so the client never sees it close. A watchdog PINGs on a
  * connection of its own; a PING left unanswered for the timeout means Redis

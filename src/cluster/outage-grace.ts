@@ -1,5 +1,5 @@
 /**
- * What happens to events while Redis is down (the README's *When Redis fails*). Pure: no
+ * What happens to events while Redis is down (docs/cluster.md#when-redis-fails). Pure: no
  * Redis, no Socket.IO; the cluster hands it each publication as a function
  * that writes the event to the stream.
  *

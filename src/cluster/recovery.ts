@@ -1,5 +1,5 @@
 /**
- * Exact connection state recovery on a cluster (the README's *When Redis fails*): a 4.x client
+ * Exact connection state recovery on a cluster (docs/cluster.md#when-redis-fails): a 4.x client
  * told `recovered: true` gets every event it missed once, in order, on
  * whichever node it comes back to; where that cannot be promised it gets a
  * fresh session (`recovered: false`).

@@ -1,5 +1,5 @@
 /**
- * Writes Redis refused (the README's *When Redis fails*): a Redis that answers, but answers
+ * Writes Redis refused (docs/cluster.md#when-redis-fails): a Redis that answers, but answers
  * "no" to writes: `maxmemory` reached with `noeviction` (OOM), a replica
  * (READONLY), a failed RDB save with `stop-writes-on-bgsave-error` (MISCONF),
  * too few replicas (NOREPLICAS). The link is up; events are not carried.

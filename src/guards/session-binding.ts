@@ -1,5 +1,5 @@
 /**
- * Engine.IO session ids are not credentials (the README's *Security*, "Sessions").
+ * Engine.IO session ids are not credentials (docs/security.md#sessions-an-engineio-id-is-not-a-credential).
  *
  * After its handshake, an Engine.IO session is named by its `sid` alone:
  * every poll, every post and the WebSocket upgrade carry `?sid=`, and

@@ -1,5 +1,5 @@
 /**
- * The last word on HTTP errors (the README's *Security*, *Error answers*):
+ * The last word on HTTP errors (docs/security.md#error-answers):
  * whatever fails in a route, including a path Express cannot decode
  * (`/_notify/%E0%A4%A`), is answered `{ok: false, error}` in JSON with its
  * status, never with Express's HTML page (which shows the stack and the

@@ -1,5 +1,5 @@
 /**
- * `GET /metrics` (docs/protocol.md#metrics, the README's *Observability*): what the broker does, in Prometheus text,
+ * `GET /metrics` (docs/protocol.md#metrics, docs/observability.md#get-metrics): what the broker does, in Prometheus text,
  * from its own prom-client Registry (never the global one, so several brokers
  * and a host application can live in one process).
  *

@@ -1,5 +1,5 @@
 /**
- * Browser origins (the README's *Security*, *Origins*). A web page can make a
+ * Browser origins (docs/security.md#origins). A web page can make a
  * visitor's browser send requests to the broker: a `POST /_notify` as a
  * `text/plain` "simple request" needs no CORS preflight, and the broker reads
  * any body as JSON, so any page could forge OpenSIPS pushes. Browsers name

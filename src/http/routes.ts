@@ -1,6 +1,6 @@
 /**
- * Route administration (docs/protocol.md#routes, the README's *Route
- * administration*): `GET /routes` lists the route table, `DELETE
+ * Route administration (docs/protocol.md#routes,
+ * docs/production.md#route-administration): `GET /routes` lists the route table, `DELETE
  * /routes/:event` removes a route. Routes are otherwise permanent: a
  * registered route never expires, since the platform's servers register once
  * at start-up; removing one is the operator's decision. Mount it behind the

@@ -1,0 +1,71 @@
+/**
+ * The docs hold together (docs/testing.md#docs-and-their-tests): the README
+ * stays short and links every page of docs/, and every relative link and
+ * anchor of README.md and docs/*.md resolves.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { dirname, join, normalize, relative } from 'node:path';
+import { describe, it } from 'node:test';
+import { ROOT } from './helpers/broker.ts';
+import { anchorsOf, docPages, linksOf, pageText } from './helpers/docs.ts';
+
+/** The README a newcomer reads in ten minutes. */
+const README_MAX_LINES = 300;
+
+describe('the docs', () => {
+  it(`keep the README under ${README_MAX_LINES} lines`, () => {
+    const lines = pageText('README.md').split('\n').length;
+    assert.ok(lines < README_MAX_LINES, `README.md has ${lines} lines`);
+  });
+
+  it('link every page of docs/ from the README', () => {
+    const linked = new Set(linksOf('README.md').map((link) => normalize(link.target.split('#')[0]!)));
+    const pages = docPages().filter((page) => page !== 'README.md');
+    assert.ok(pages.length >= 10, `found ${pages.length} pages`);
+    for (const page of pages) assert.ok(linked.has(page), `README.md links ${page}`);
+  });
+
+  it('have no relative link or anchor that does not resolve', () => {
+    const broken: string[] = [];
+    let checked = 0;
+    for (const page of docPages()) {
+      for (const link of linksOf(page)) {
+        if (/^[a-z][a-z0-9+.-]*:/i.test(link.target)) continue; // http:, https:, mailto:
+        checked++;
+        const [path, anchor] = link.target.split('#') as [string, string | undefined];
+        const file = path === '' ? page : normalize(join(dirname(page), decodeURIComponent(path)));
+        if (file.startsWith('..') || !existsSync(join(ROOT, file))) broken.push(`${page}:${link.line}: ${link.target} (no ${file})`);
+        else if (anchor !== undefined && (!file.endsWith('.md') || !anchorsOf(file).has(anchor))) {
+          broken.push(`${page}:${link.line}: ${link.target} (no heading #${anchor} in ${file})`);
+        }
+      }
+    }
+    assert.ok(checked >= 50, `checked ${checked} links`);
+    assert.deepEqual(broken, []);
+  });
+
+  it('point code comments at pages and anchors that exist', () => {
+    // Comments in src/, test/, bench/ and deploy/ name pages as `docs/<page>.md#<anchor>`.
+    const broken: string[] = [];
+    const files = ['src', 'test', 'bench', 'deploy', 'monitor'].flatMap((dir) => walk(join(ROOT, dir)));
+    for (const file of files) {
+      for (const m of pageText(file).matchAll(/\b((?:docs\/[\w-]+|README)\.md)(?:#([\w-]+))?/g)) {
+        const page = m[1]!;
+        if (!existsSync(join(ROOT, page))) broken.push(`${file}: ${m[0]}`);
+        else if (m[2] !== undefined && !anchorsOf(page).has(m[2])) broken.push(`${file}: ${m[0]}`);
+      }
+    }
+    assert.ok(files.length >= 50, `read ${files.length} files`);
+    assert.deepEqual(broken, []);
+  });
+});
+
+/** The text files under `dir`, relative to the repository (results and node_modules left out). */
+function walk(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) return entry.name === 'node_modules' || entry.name === 'results' ? [] : walk(path);
+    return /\.(ts|js|cfg|service|example|html|md)$/.test(entry.name) ? [relative(ROOT, path)] : [];
+  });
+}
