@@ -75,7 +75,12 @@ async function record({ redisUrl, tag }: RecorderData): Promise<void> {
   for (let draining = false; running || !draining; ) {
     if (!running) draining = true;
     // One atomic step: how many entries the stream ever took, and what follows what was read.
-    const replies = await redis.multi().call('XINFO', 'STREAM', STREAM).xread('COUNT', READ_COUNT, 'STREAMS', STREAM, last).exec();
+    // Redis refusing writes (maxmemory) refuses a MULTI too; the stream takes nothing meanwhile: wait.
+    const replies = await redis.multi().call('XINFO', 'STREAM', STREAM).xread('COUNT', READ_COUNT, 'STREAMS', STREAM, last).exec().catch(() => undefined);
+    if (replies === undefined) {
+      await new Promise((resolve) => setTimeout(resolve, READ_IDLE_MS));
+      continue;
+    }
     const reply = replies?.[1]?.[1] as [string, [string, string[]][]][] | null;
     const batch = reply?.[0]?.[1] ?? [];
     if (batch.length < READ_COUNT) {

@@ -35,6 +35,8 @@ const RECONNECT_DELAY_MS = 100;
 const RECORDER_URL = new URL('./recorder.ts', import.meta.url).href;
 /** How long a subscriber keeps trying to reconnect, node after node. */
 const RECONNECT_DEADLINE_MS = 60_000;
+/** How long a broker process may take to listen. */
+const NODE_START_MS = 60_000;
 /** How long publishers on a node are stopped before it is sent SIGTERM (an emit racing the close is lost unseen). */
 const QUIET_BEFORE_TERM_MS = 150;
 
@@ -53,9 +55,18 @@ class Node {
     private readonly env: Record<string, string>,
   ) {}
 
+  get name(): string {
+    return `node ${this.index}`;
+  }
+
   async start(): Promise<void> {
-    this.process = spawnBroker(this.env);
-    this.url = await this.process.ready;
+    const process = spawnBroker(this.env);
+    this.process = process;
+    // Not `ready`'s own bound: a node started on a loaded machine, in the middle of a run, may take longer.
+    this.url = await until(`${this.name} listening`, () => {
+      if (process.child.exitCode !== null) throw new Error(`${this.name} exited before listening: ${process.stderr().trim()}`);
+      return /listening on (http:\/\/\S+)/.exec(process.stdout())?.[1];
+    }, NODE_START_MS);
     this.life = { name: `node ${this.index}${this.lives > 0 ? ` (life ${this.lives + 1})` : ''}`, killed: false, published: [], baseline: 0, undelivered: undefined };
     this.lives++;
     this.life.baseline = (await this.undelivered()) ?? 0;

@@ -40,7 +40,7 @@ export function modelSuite({ schedules, bounds }: SuiteOptions): void {
       const violations = check(result.record);
       if (process.env.MODEL_DUMP) writeFileSync(`${process.env.MODEL_DUMP}.${seed}.json`, JSON.stringify(result.record));
       t.diagnostic(`${result.published} published, ${result.streamed} in the stream, ${result.sessions} sessions, ${result.recoveries} recoveries`);
-      const replayHint = `replay: SEED=${seed} npx tsx --test ${process.argv[1]?.includes('faults') ? 'test/faults/model.test.ts' : 'test/model.test.ts'}`;
+      const replayHint = `replay: SEED=${seed}${process.env.MODEL_LONG ? ' MODEL_LONG=1' : ''} npm run test:model`;
       assert.equal(result.inconclusive, undefined, `inconclusive: ${result.inconclusive}\n${describeSchedule(schedule)}\n${replayHint}`);
       assert.deepEqual(violations, [], `${summarize(violations)}\n${describeSchedule(schedule)}\n${replayHint}`);
     });

@@ -1,0 +1,88 @@
+/**
+ * The model checker's own parts, alone: its schedules (test/model/schedule.ts)
+ * and its judge (test/model/invariants.ts), on hand-made records where the
+ * right verdict is known. The runs themselves are test/model.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { check, type Chain, type RunRecord, type StreamEntry } from './model/invariants.ts';
+import { scheduleOf, type ScheduleBounds } from './model/schedule.ts';
+
+const BOUNDS: ScheduleBounds = { maxNodes: 3, durationMs: 10_000, maxSubscribers: 8, maxFaults: 3 };
+
+/** A stream of `keys`, each sent to `calls` unless given as `key@room`. */
+function stream(...keys: string[]): StreamEntry[] {
+  return keys.map((k, i) => {
+    const [key, room = 'calls'] = k.split('@') as [string, string?];
+    return { offset: `1000-${i}`, key, rooms: [room, 'model:sink'] };
+  });
+}
+
+function chain(keys: string[], recoveries = 0, rooms = ['calls']): Chain {
+  return { name: 'c', rooms, recoveries, received: keys.map((key) => ({ key, offset: undefined })) };
+}
+
+function record(overrides: Partial<RunRecord>): RunRecord {
+  return { stream: stream('a', 'b', 'c', 'd'), chains: [], acks: [], nodes: [], ...overrides };
+}
+
+const kinds = (r: RunRecord): string[] => check(r).map((v) => v.invariant);
+
+describe('model checker: the judge', () => {
+  it('passes a run that kept every promise', () => {
+    assert.deepEqual(check(record({ chains: [chain(['a', 'b', 'c', 'd']), chain(['b', 'c'], 1)] })), []);
+  });
+
+  it('finds an inversion of stream order, a duplicate, a gap, and an event of a room the client is not in', () => {
+    assert.deepEqual(kinds(record({ chains: [chain(['a', 'c', 'b', 'd'])] })), ['order']);
+    assert.deepEqual(kinds(record({ chains: [chain(['a', 'b', 'b', 'c'])] })), ['duplicate']);
+    assert.deepEqual(kinds(record({ chains: [chain(['a', 'd'], 1)] })), ['gap']);
+    assert.match(check(record({ chains: [chain(['a', 'd'], 1)] }))[0]!.detail, /2 stream events .* recovered: true/);
+    assert.deepEqual(kinds(record({ stream: stream('a', 'b@support'), chains: [chain(['a', 'b'])] })), ['foreign']);
+  });
+
+  it('expects only the events of the client\'s rooms, and none before its first or after its last', () => {
+    const r = record({ stream: stream('a', 'b@support', 'c', 'd'), chains: [chain(['c'])] });
+    assert.deepEqual(check(r), []);
+    assert.deepEqual(check({ ...r, chains: [chain(['a', 'c'])] }), []);
+  });
+
+  it('leaves events that never reached the stream (this node only) out of the order, but not out of the duplicates', () => {
+    assert.deepEqual(check(record({ chains: [chain(['a', 'local', 'b'])] })), []);
+    assert.deepEqual(kinds(record({ chains: [chain(['a', 'local', 'local'])] })), ['duplicate']);
+  });
+
+  it('holds acknowledgements to the stream: {ok: true} is in it, {ok: false} is not', () => {
+    assert.deepEqual(check(record({ acks: [{ key: 'a', answer: { ok: true } }, { key: 'x', answer: { ok: false, error: 'refused' } }] })), []);
+    assert.deepEqual(kinds(record({ acks: [{ key: 'x', answer: { ok: true } }, { key: 'a', answer: { ok: false, error: 'refused' } }] })), ['ack', 'ack']);
+  });
+
+  it('wants every event a node took that never reached the stream counted, except on a node killed with SIGKILL', () => {
+    const node = { name: 'node 0', killed: false, published: ['a', 'x', 'y'], undelivered: 2 };
+    assert.deepEqual(check(record({ nodes: [node] })), []);
+    assert.deepEqual(kinds(record({ nodes: [{ ...node, undelivered: 1 }] })), ['uncounted']);
+    assert.deepEqual(check(record({ nodes: [{ ...node, undelivered: 0, killed: true }] })), []);
+  });
+});
+
+describe('model checker: schedules', () => {
+  it('draws the same schedule from the same seed, and another from another', () => {
+    assert.deepEqual(scheduleOf(7, BOUNDS), scheduleOf(7, BOUNDS));
+    assert.notDeepEqual(scheduleOf(7, BOUNDS), scheduleOf(8, BOUNDS));
+  });
+
+  it('has subscribers of every generation and a publisher on every node, faults that never overlap, steps within the run', () => {
+    for (let seed = 0; seed < 500; seed++) {
+      const s = scheduleOf(seed, BOUNDS);
+      assert.deepEqual(new Set(s.subscribers.map((x) => x.generation)), new Set(['v1', 'v2', 'v4']), `seed ${seed}`);
+      for (let node = 0; node < s.nodes; node++) assert.ok(s.publishers.includes(node), `seed ${seed}: a publisher on node ${node}`);
+      let free = 0;
+      for (const step of s.steps) {
+        assert.ok(step.at >= 0 && step.at < s.durationMs, `seed ${seed}: step at ${step.at}`);
+        if (step.do === 'drop' || step.do === 'route') continue;
+        assert.ok(step.at >= free, `seed ${seed}: ${step.do} at ${step.at} overlaps the fault before`);
+        free = step.at + ('ms' in step ? step.ms : 0);
+      }
+    }
+  });
+});
