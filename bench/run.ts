@@ -355,13 +355,14 @@ async function scenarioIdle(ctx: Context): Promise<void> {
   });
 }
 
-// Scenario 5: the fan-out over two brokers sharing Redis, against one broker.
+// Scenario 5: the fan-out over two brokers sharing Redis, against two bare Socket.IO servers with the same adapter on the same Redis.
 async function scenarioCluster(ctx: Context): Promise<void> {
-  log('\n# 5. cluster: two brokers and Redis vs one broker');
+  log('\n# 5. cluster: two brokers vs two bare Socket.IO servers, Redis Streams adapter on one Redis');
+  const title = '5. Cluster: two brokers vs two bare Socket.IO servers on Redis';
   const skip = (why: string): void => {
     log(`  skipped: ${why}`);
     ctx.results.cluster = { skipped: why };
-    ctx.tables.push({ title: '5. Cluster: two brokers on Redis', intro: `Skipped: ${why}.`, headers: ['result'], rows: [['skipped']] });
+    ctx.tables.push({ title, intro: `Skipped: ${why}.`, headers: ['result'], rows: [['skipped']] });
   };
   let redis: Awaited<ReturnType<typeof startRedis>>;
   try {
@@ -383,30 +384,42 @@ async function scenarioCluster(ctx: Context): Promise<void> {
     }
     const redisPid = redis.pid ?? Number.NaN;
     if (!(await crossesNodes(a.url, b.url))) return skip('cluster support not present (an event published on one broker did not reach a subscriber of the other)');
-    const single = await startServerProc(BROKER);
-    started.push(single);
+    // The same adapter on the same Redis (a stream of its own), recovery as the broker has it.
+    const bare = (label: string): ServerSpec => {
+      const spec = bareSocketIo('ignore', ctx.recovery ? DEFAULT_SETTINGS.recoveryWindowMs : 0);
+      return { ...spec, label, env: { ...spec.env, BENCH_REDIS_URL: redis.url } };
+    };
+    const sa = await startServerProc(bare('bare A'));
+    started.push(sa);
+    const sb = await startServerProc(bare('bare B'));
+    started.push(sb);
     const r = await measureFanout(
-      [target('2 brokers + Redis', [a, b], () => procCpuMicros(redisPid)), target('1 broker', [single])],
+      [target('2 brokers', [a, b], () => procCpuMicros(redisPid)), target('2 bare Socket.IO', [sa, sb], () => procCpuMicros(redisPid))],
       fanoutOptions(MODE.cluster, 'bus', MODE.sideReps),
     );
     ctx.results.cluster = r;
     const [c, s] = r.targets as [FanoutResult['targets'][0], FanoutResult['targets'][0]];
+    const cpuRatio = ratio(c.fixed.cpuPerDeliveryUs, s.fixed.cpuPerDeliveryUs);
+    ctx.checks.push({ what: `cluster, ${num(r.subscribers)} subscribers: servers CPU per delivery at the fixed rate, brokers ÷ bare Socket.IO`, value: cpuRatio, limit: '≤ 1.05', pass: cpuRatio <= 1.05 });
+    const p99 = c.fixed.latency?.p99 ?? Number.NaN;
+    const bareP99 = s.fixed.latency?.p99 ?? Number.NaN;
+    ctx.checks.push({ what: `cluster, ${num(r.subscribers)} subscribers: latency p99 at the fixed rate, ms (bare Socket.IO ${num(bareP99, 2)})`, value: p99, limit: '≤ bare + 2 ms', pass: p99 <= bareP99 + 2, unit: 'ms' });
     const row = (metric: string, f: (t: typeof c) => number, digits: number): string[] => [metric, num(f(c), digits), num(f(s), digits), times(ratio(f(c), f(s)))];
     ctx.tables.push({
-      title: '5. Cluster: two brokers on Redis',
+      title,
       intro:
-        `The fan-out of scenario 1 with ${num(r.subscribers)} subscribers spread evenly over two brokers sharing a redis-server of the bench's own (Streams adapter), the publisher on the first; baseline: the same load on one broker. ` +
-        'Server CPU is the sum of both brokers; Redis CPU is given apart.',
-      headers: ['metric', '2 brokers + Redis', '1 broker', 'ratio'],
+        `The fan-out of scenario 1 with ${num(r.subscribers)} subscribers spread evenly over two nodes and a publisher on each node (events in turn), against two bare Socket.IO servers with the same Redis Streams adapter on the same redis-server of the bench's own (a stream each). ` +
+        `Connection state recovery ${ctx.recovery ? 'on on both sides' : 'off'}. Server CPU is the sum of both nodes; Redis CPU is given apart.`,
+      headers: ['metric', '2 brokers', '2 bare Socket.IO', 'ratio'],
       rows: [
         row('deliveries/s, flat out', (t) => t.max.uniquePerS, 0),
-        row('brokers CPU µs/delivery, flat out', (t) => t.max.cpuPerDeliveryUs, 2),
-        row(`brokers CPU µs/delivery at ${num(r.rate)} events/s`, (t) => t.fixed.cpuPerDeliveryUs, 2),
+        row('servers CPU µs/delivery, flat out', (t) => t.max.cpuPerDeliveryUs, 2),
+        row(`servers CPU µs/delivery at ${num(r.rate)} events/s`, (t) => t.fixed.cpuPerDeliveryUs, 2),
         row('Redis CPU µs/delivery, flat out', (t) => t.max.extraCpuPerDeliveryUs ?? NaN, 2),
         row('latency p50 ms (fixed rate)', (t) => t.fixed.latency?.p50 ?? NaN, 2),
         row('latency p99 ms (fixed rate)', (t) => t.fixed.latency?.p99 ?? NaN, 2),
       ],
-      notes: [`Flat out, limited by: cluster ${boundBy(c.max)}; one broker ${boundBy(s.max)}.`],
+      notes: [`Flat out, limited by: brokers ${boundBy(c.max)}; bare Socket.IO ${boundBy(s.max)}.`],
     });
   } finally {
     await Promise.all(started.map((s) => s.stop()));

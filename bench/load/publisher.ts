@@ -1,6 +1,7 @@
 /**
  * The publisher (forked by bench/run.ts): one socket.io-client 4.x WebSocket
- * connection per target, emitting `call` events either flat out (never more
+ * connection per URL of each target (a publisher on each node of a cluster,
+ * taking events in turn), emitting `call` events either flat out (never more
  * than `window` events ahead of the slowest subscriber, as the orchestrator
  * relays) or at a fixed rate, until told to stop.
  */
@@ -13,14 +14,14 @@ const send = (report: PublisherReport): void => {
   process.send?.(report);
 };
 
-const sockets = new Map<string, Socket>();
+const sockets = new Map<string, Socket[]>();
 let running: { run: number; stop: () => number } | undefined;
 
 function connect(name: string, url: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const socket = io(url, { transports: ['websocket'], forceNew: true, reconnection: false });
     socket.once('connect', () => {
-      sockets.set(name, socket);
+      sockets.set(name, [...(sockets.get(name) ?? []), socket]);
       resolve();
     });
     socket.once('connect_error', (error) => reject(new Error(`publisher cannot connect to ${url}: ${error.message}`)));
@@ -28,7 +29,7 @@ function connect(name: string, url: string): Promise<void> {
 }
 
 /** Flat out: emit while fewer than `window` events are ahead of the slowest subscriber. */
-function runMax(socket: Socket, run: number, window: number): { run: number; stop: () => number; allow: (upTo: number) => void } {
+function runMax(through: readonly Socket[], run: number, window: number): { run: number; stop: () => number; allow: (upTo: number) => void } {
   let seq = 0;
   let allowed = window;
   let stopped = false;
@@ -39,7 +40,7 @@ function runMax(socket: Socket, run: number, window: number): { run: number; sto
     while (!stopped && seq < allowed && burst < 64) {
       seq++;
       burst++;
-      socket.emit('call', callEvent({ run, seq, t: now() }));
+      through[seq % through.length]!.emit('call', callEvent({ run, seq, t: now() }));
     }
     // Let the socket write between bursts; the next `allow` wakes us when gated.
     if (!stopped && seq < allowed) schedule();
@@ -66,14 +67,14 @@ function runMax(socket: Socket, run: number, window: number): { run: number; sto
 }
 
 /** At `rate` events per second, on a schedule, whatever the receivers do. */
-function runRate(socket: Socket, run: number, rate: number): { run: number; stop: () => number } {
+function runRate(through: readonly Socket[], run: number, rate: number): { run: number; stop: () => number } {
   let seq = 0;
   const start = now();
   const tick = (): void => {
     const due = Math.floor(((now() - start) / 1000) * rate);
     while (seq < due) {
       seq++;
-      socket.emit('call', callEvent({ run, seq, t: now() }));
+      through[seq % through.length]!.emit('call', callEvent({ run, seq, t: now() }));
     }
   };
   const timer = setInterval(tick, 1);
@@ -91,14 +92,14 @@ let allow: ((upTo: number) => void) | undefined;
 process.on('message', (command: PublisherCommand) => {
   switch (command.type) {
     case 'connect':
-      Promise.all(command.targets.map((t) => connect(t.name, t.urls[0] as string))).then(
+      Promise.all(command.targets.flatMap((t) => t.urls.map((url) => connect(t.name, url)))).then(
         () => send({ type: 'connected' }),
         (error: Error) => send({ type: 'failed', error: error.message }),
       );
       return;
     case 'start': {
       const socket = sockets.get(command.target);
-      if (!socket) return send({ type: 'failed', error: `no target ${command.target}` });
+      if (!socket?.length) return send({ type: 'failed', error: `no target ${command.target}` });
       if (command.mode === 'max') {
         const max = runMax(socket, command.run, command.window);
         allow = max.allow;
@@ -123,7 +124,7 @@ process.on('message', (command: PublisherCommand) => {
       send({ type: 'cpu', id: command.id, cpu: process.cpuUsage() });
       return;
     case 'close':
-      for (const socket of sockets.values()) socket.close();
+      for (const socket of [...sockets.values()].flat()) socket.close();
       setTimeout(() => process.exit(0), 100);
       return;
   }

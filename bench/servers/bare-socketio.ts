@@ -10,10 +10,16 @@
  * - `union`: one `io.to(['calls', ..._in]).emit`, each socket once (what the broker must do);
  * - `per-room`: one emit per room, as the original broker did (duplicates).
  *
+ * `BENCH_REDIS_URL` makes it a cluster node: the official Redis Streams
+ * adapter on that Redis (a stream of its own, `bench:socket.io`), as the
+ * broker's cluster uses it, and nothing else.
+ *
  * Prints `listening on http://...` like the broker.
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createAdapter } from '@socket.io/redis-streams-adapter';
+import { Redis } from 'ioredis';
 import { Server, type ServerOptions } from 'socket.io';
 import { DEFAULT_SETTINGS } from '../../src/settings.ts';
 import { socketOptions } from '../../src/server.ts';
@@ -25,6 +31,13 @@ const recoveryMs = Number(process.env.BENCH_RECOVERY_MS ?? '0');
 const options: Partial<ServerOptions> = { ...socketOptions(DEFAULT_SETTINGS) };
 if (recoveryMs > 0 && options.connectionStateRecovery === undefined) {
   options.connectionStateRecovery = { maxDisconnectionDuration: recoveryMs, skipMiddlewares: true };
+}
+
+const redisUrl = process.env.BENCH_REDIS_URL;
+if (redisUrl) {
+  const redis = new Redis(redisUrl);
+  redis.on('error', (error: Error) => console.error(`bare socket.io: Redis: ${error.message}`));
+  options.adapter = createAdapter(redis, { streamName: 'bench:socket.io' });
 }
 
 const httpServer = createServer();
