@@ -19,7 +19,7 @@ function stream(...keys: string[]): StreamEntry[] {
 }
 
 function chain(keys: string[], recoveries = 0, rooms = ['calls']): Chain {
-  return { name: 'c', rooms, recoveries, received: keys.map((key) => ({ key, offset: undefined })) };
+  return { name: 'c', rooms, recoveries, received: keys.map((key) => ({ key, offset: undefined })), joinedAt: 0 };
 }
 
 function record(overrides: Partial<RunRecord>): RunRecord {
@@ -45,6 +45,12 @@ describe('model checker: the judge', () => {
     const r = record({ stream: stream('a', 'b@support', 'c', 'd'), chains: [chain(['c'])] });
     assert.deepEqual(check(r), []);
     assert.deepEqual(check({ ...r, chains: [chain(['a', 'c'])] }), []);
+  });
+
+  it('starts the gap check once every join was acknowledged', () => {
+    const r = record({ stream: stream('a', 'b@support', 'c'), chains: [{ ...chain(['a', 'c'], 0, ['calls', 'support']), joinedAt: 1 }] });
+    assert.deepEqual(check(r), []);
+    assert.deepEqual(kinds({ ...r, chains: [{ ...chain(['a', 'c'], 0, ['calls', 'support']), joinedAt: 0 }] }), ['gap']);
   });
 
   it('leaves events that never reached the stream (this node only) out of the order, but not out of the duplicates', () => {

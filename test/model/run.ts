@@ -121,7 +121,7 @@ async function waitLiveNode(nodes: readonly Node[], wanted: number): Promise<Nod
 
 /** A subscriber: one client object per connection for 1.x and 2.x; one socket, recovering, for 4.x. */
 class Subscriber {
-  readonly chains: { name: string; rooms: readonly string[]; recoveries: number; received: Received[] }[] = [];
+  readonly chains: { name: string; rooms: readonly string[]; recoveries: number; received: Received[]; joinedAt: number }[] = [];
   /** 4.x: chain by socket id (a recovered session keeps its id). */
   readonly #byId = new Map<string, Subscriber['chains'][number]>();
   #v4: ClientSocket | undefined;
@@ -155,7 +155,7 @@ class Subscriber {
   }
 
   #newChain(): Subscriber['chains'][number] {
-    const chain = { name: `${this.name} session ${this.chains.length + 1}`, rooms: this.plan.rooms, recoveries: 0, received: [] };
+    const chain = { name: `${this.name} session ${this.chains.length + 1}`, rooms: this.plan.rooms, recoveries: 0, received: [], joinedAt: 0 };
     this.chains.push(chain);
     return chain;
   }
@@ -204,8 +204,10 @@ class Subscriber {
         known.recoveries++;
         return;
       }
-      this.#byId.set(s.id!, this.#newChain());
+      const chain = this.#newChain();
+      this.#byId.set(s.id!, chain);
       for (const room of this.plan.rooms) await s.timeout(WAIT_MS).emitWithAck('join', room);
+      chain.joinedAt = chain.received.length;
       return;
     }
     const client = await connect(this.plan.generation, node.url, { transports: ['websocket'] });
@@ -221,6 +223,7 @@ class Subscriber {
     this.#legacy = client;
     client.raw.on('disconnect', (reason: string) => this.#lost(reason));
     for (const room of this.plan.rooms) await client.ack('join', room);
+    chain.joinedAt = chain.received.length;
   }
 
   /** The connection dropped without the run asking (its node went away): come back on another node. */
