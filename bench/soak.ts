@@ -11,7 +11,7 @@
  * of bench/slope.ts.
  */
 import { io as ioV4, type Socket as ClientSocket } from 'socket.io-client';
-import { connect, type Generation, type TestClient } from '../test/helpers/clients.ts';
+import { connect, withTimeout, type Generation, type TestClient } from '../test/helpers/clients.ts';
 import { sleep } from '../test/helpers/wait.ts';
 import { killAll, startRedis, startServerProc, type ServerProc } from './procs.ts';
 import { growth, leaks, LEAK_LIMITS, type MemorySample } from './slope.ts';
@@ -37,6 +37,8 @@ const MIN_WARMUP_MS = 20_000;
 /** The stream a soak keeps (the cluster's recovery backlog): small enough to reach its steady size early. */
 const STREAM_MAXLEN = '5000';
 const TICK_MS = 20;
+/** Liveness bound of each wait of the load (a loaded machine). */
+const WAIT_MS = 30_000;
 const GENERATIONS: readonly Generation[] = ['v1', 'v2', 'v4'];
 const MB = 1024 * 1024;
 
@@ -69,8 +71,8 @@ async function main(): Promise<void> {
     const url = urls[turn++ % urls.length]!;
     if (generation === 'v4') {
       const socket = ioV4(url, { transports: ['websocket'], reconnection: false, forceNew: true });
-      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-      await socket.emitWithAck('join', 'calls');
+      await withTimeout(new Promise<void>((resolve) => socket.once('connect', () => resolve())), `4.x client connected to ${url}`, WAIT_MS);
+      await socket.timeout(WAIT_MS).emitWithAck('join', 'calls');
       return { kind: 'v4', socket };
     }
     const client = await connect(generation, url, { transports: ['websocket'] });
@@ -130,12 +132,12 @@ async function main(): Promise<void> {
             const manager = s4.socket.io as unknown as { engine: { close(): void }; uri: string };
             const gone = new Promise((resolve) => s4.socket.once('disconnect', resolve));
             manager.engine.close();
-            await gone;
+            await withTimeout(gone, '4.x client dropped', WAIT_MS);
             await sleep(100);
             manager.uri = urls[(urls.indexOf(manager.uri) + 1) % urls.length] ?? urls[0]!;
             s4.socket.connect();
-            await new Promise<void>((resolve) => s4.socket.once('connect', () => resolve()));
-            if (!s4.socket.recovered) await s4.socket.emitWithAck('join', 'calls');
+            await withTimeout(new Promise<void>((resolve) => s4.socket.once('connect', () => resolve())), '4.x client back', WAIT_MS);
+            if (!s4.socket.recovered) await s4.socket.timeout(WAIT_MS).emitWithAck('join', 'calls');
           }
         }
       } catch (error) {
@@ -183,6 +185,14 @@ async function main(): Promise<void> {
   await Promise.all(nodes.map((n) => n.stop()));
   killAll();
   process.exit(failed ? 1 : 0);
+}
+
+// Interrupted (Ctrl-C, a CI timeout): the nodes and Redis go with it.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    killAll();
+    process.exit(130);
+  });
 }
 
 main().catch((error: unknown) => {
