@@ -1,0 +1,53 @@
+/**
+ * The model checker in `npm test`: one fixed schedule that the cluster keeps
+ * today, so that the checker itself (test/model/) runs on every change. Two
+ * broker processes, publishers on the first, subscribers of every generation
+ * on the second; drops (a 4.x client away and recovering), a route change and
+ * Redis paused (SIGSTOP) for longer than REDIS_TIMEOUT, all judged against
+ * every invariant of test/model/invariants.ts.
+ *
+ * The seeded schedules, with publishers on every node, nodes stopped and
+ * killed, refused writes and trimmed streams, are `npm run test:model`
+ * (test/model/checker.test.ts): on the code of today they break stream order,
+ * recovery under trimming and truthful acknowledgements (issue 16), so they
+ * are not in `npm test` yet.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { redisMissing } from './helpers/redis.ts';
+import { check, summarize } from './model/invariants.ts';
+import { runSchedule } from './model/run.ts';
+import { describeSchedule, type Schedule } from './model/schedule.ts';
+
+const SCHEDULE: Schedule = {
+  seed: 424242,
+  nodes: 2,
+  streamMaxLen: 100_000,
+  rate: 100,
+  ackedShare: 0.3,
+  publishers: [0, 0],
+  subscribers: [
+    { generation: 'v1', node: 1, rooms: ['calls'] },
+    { generation: 'v2', node: 1, rooms: ['calls', 'support'] },
+    { generation: 'v4', node: 1, rooms: ['calls', 'support'] },
+    { generation: 'v4', node: 1, rooms: ['support'] },
+  ],
+  durationMs: 4_000,
+  steps: [
+    { at: 800, do: 'drop', subscriber: 2, to: 1, away: 500 },
+    { at: 1_500, do: 'drop', subscriber: 0, to: 1, away: 0 },
+    { at: 2_000, do: 'route', publisher: 0, bus: 'support' },
+    { at: 2_300, do: 'pause', ms: 1_500 },
+  ],
+};
+
+describe('model checker: a fixed schedule the cluster keeps', { skip: redisMissing() }, () => {
+  it('keeps order, gives no duplicate and no gap, recovers exactly, answers truthfully', { timeout: 180_000 }, async (t) => {
+    const result = await runSchedule(SCHEDULE);
+    t.diagnostic(`${result.published} published, ${result.streamed} in the stream, ${result.sessions} sessions, ${result.recoveries} recoveries`);
+    assert.equal(result.inconclusive, undefined);
+    assert.ok(result.recoveries >= 1, 'the 4.x client dropped came back recovered');
+    const violations = check(result.record);
+    assert.deepEqual(violations, [], `${summarize(violations)}\n${describeSchedule(SCHEDULE)}`);
+  });
+});
