@@ -13,6 +13,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { io as connectClient } from 'socket.io-client';
+import { readCommandLine, type FlagSpec } from '../src/command-line.ts';
 import { DEFAULT_SETTINGS } from '../src/settings.ts';
 import { socketOptions } from '../src/server.ts';
 import { renderChart } from './chart.ts';
@@ -26,22 +27,30 @@ import { sleep } from '../test/helpers/wait.ts';
 import { consoleTable, markdownTable, num, times, type Table } from './report.ts';
 import { median, ratio } from './stats.ts';
 
-const argv = process.argv.slice(2);
-const FULL = argv.includes('--full');
-const PROFILE = argv.includes('--profile');
-const ONLY = (argv.find((a) => a.startsWith('--only='))?.slice(7) ?? (argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined) ?? '')
-  .split(',')
-  .filter((s) => s && !s.startsWith('--'));
 const SCENARIOS = ['fanout', 'in', 'http', 'idle', 'cluster', 'checks'] as const;
+const BENCH_FLAGS: readonly FlagSpec[] = [
+  { flag: '--full', takesValue: false },
+  { flag: '--profile', takesValue: false },
+  { flag: '--only', takesValue: true },
+  { flag: '--subscribers', takesValue: true },
+  { flag: '--connections', takesValue: true },
+];
+/** The flags given, by name: `true` for one that takes no value, else its value. */
+const args = new Map<string, string | true>();
+for (const arg of readCommandLine(process.argv.slice(2), BENCH_FLAGS)) {
+  if (arg.kind === 'positional') throw new Error(`unexpected argument ${JSON.stringify(arg.value)} (flags: ${BENCH_FLAGS.map((f) => f.flag).join(' ')})`);
+  if (!arg.known) throw new Error(`unknown flag ${JSON.stringify(arg.flag)} (flags: ${BENCH_FLAGS.map((f) => f.flag).join(' ')})`);
+  if (BENCH_FLAGS.find((f) => f.flag === arg.flag)?.takesValue && !arg.value) throw new Error(`${arg.flag} needs a value`);
+  args.set(arg.flag, arg.value ?? true);
+}
+/** A comma-separated list given to `flag`, or none. */
+const list = (flag: string): string[] => String(args.get(flag) ?? '').split(',').filter(Boolean);
+const FULL = args.has('--full');
+const PROFILE = args.has('--profile');
+const ONLY = list('--only');
 for (const name of ONLY) if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`--only: unknown scenario ${name} (${SCENARIOS.join(', ')})`);
-const SUBSCRIBERS = (argv.find((a) => a.startsWith('--subscribers='))?.slice(14) ?? '')
-  .split(',')
-  .filter(Boolean)
-  .map(Number);
-const CONNECTIONS = (argv.find((a) => a.startsWith('--connections='))?.slice(14) ?? '')
-  .split(',')
-  .filter(Boolean)
-  .map(Number);
+const SUBSCRIBERS = list('--subscribers').map(Number);
+const CONNECTIONS = list('--connections').map(Number);
 const wanted = (name: (typeof SCENARIOS)[number]): boolean => ONLY.length === 0 || ONLY.includes(name);
 
 /** Durations and sizes of each mode. */

@@ -9,6 +9,7 @@
  * - every occurrence of a secret the caller knows (the broker's token);
  * - of a command-line argument, all but the flag's name.
  */
+import { readCommandLine, type FlagSpec } from './command-line.ts';
 
 /** What stands in for a hidden secret. */
 export const REDACTED = '***';
@@ -94,7 +95,11 @@ export function quoteArgument(arg: string): string | undefined {
 }
 
 /** Flags and environment variables of the process whose values are secrets (the broker's and `tail`'s token, the Redis URL). */
-const SECRET_FLAGS: readonly string[] = ['--token', '--redis', '--url'];
+const SECRET_FLAGS: readonly FlagSpec[] = [
+  { flag: '--token', takesValue: true },
+  { flag: '--redis', takesValue: true },
+  { flag: '--url', takesValue: true },
+];
 const SECRET_ENV: readonly string[] = ['BROKER_TOKEN', 'REDIS_URL', 'BROKER_URL'];
 
 /**
@@ -111,13 +116,8 @@ export function processSecrets(argv: readonly string[], env: Readonly<Record<str
     const value = env[name];
     if (value) values.push(value);
   }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    const eq = arg.indexOf('=');
-    const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    if (!SECRET_FLAGS.includes(flag)) continue;
-    const value = eq > 0 ? arg.slice(eq + 1) : argv[i + 1];
-    if (value) values.push(value);
+  for (const arg of readCommandLine(argv, SECRET_FLAGS)) {
+    if (arg.kind === 'flag' && arg.known && arg.value) values.push(arg.value);
   }
   const secrets: string[] = [];
   for (const value of values) {

@@ -9,7 +9,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_LIMITS, type Limits } from './limits.ts';
-import { quoteArgument, REDACTED, redactUrl } from './redact.ts';
+import { readCommandLine, type FlagSpec } from './command-line.ts';
+import { REDACTED, redactUrl } from './redact.ts';
 
 /** Everything the broker process can be told. */
 export interface Settings extends Limits {
@@ -96,7 +97,7 @@ type Reader<T> = (text: string) => T;
 interface SettingSpec<K extends keyof Settings> {
   readonly key: K;
   readonly env: string;
-  readonly flag: string;
+  readonly flag: `--${string}`;
   readonly read: Reader<Settings[K]>;
   /** The default as an operator would write it, for `--help`, where it is not the default value itself. */
   readonly shown?: string;
@@ -265,6 +266,9 @@ const SETTINGS: readonly SettingSpec<keyof Settings>[] = [
   { key: 'recoveryBacklogBytes', env: 'RECOVERY_BACKLOG_BYTES', flag: '--recovery-backlog-bytes', read: bytes, help: 'encoded bytes of events one process keeps for connection state recovery; the oldest go first' },
 ] as const;
 
+/** The flags of {@link SETTINGS}, for the command-line reader: each takes a value. */
+const SETTING_FLAGS: readonly FlagSpec[] = SETTINGS.map(({ flag }) => ({ flag, takesValue: true }));
+
 /** One setting as `--help` shows it. */
 export interface SettingHelp {
   readonly env: string;
@@ -320,19 +324,15 @@ export function loadSettings(argv: readonly string[], env: NodeJS.ProcessEnv): S
     const secret = spec.inlineEnv === undefined ? undefined : env[spec.inlineEnv];
     if (secret !== undefined && secret !== '') inline.set(spec, { text: secret, from: spec.inlineEnv as string });
   }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    const eq = arg.indexOf('=');
-    const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    const spec = SETTINGS.find((s) => s.flag === flag);
-    // Never the text after `=`, nor the next argument: a mistyped `--tokn=s3cret` holds a secret.
-    if (!spec) {
-      const quoted = quoteArgument(arg);
-      throw new SettingsError(quoted ? `unknown argument ${quoted} (try --help)` : `argument ${i + 1} is not a flag: a value follows its flag, as in --port 4000 (try --help)`);
+  for (const arg of readCommandLine(argv, SETTING_FLAGS)) {
+    // Never the text after `=`, nor a stray value: a mistyped `--tokn=s3cret` holds a secret.
+    if (arg.kind === 'positional') {
+      throw new SettingsError(`argument ${arg.index + 1} is not a flag: a value follows its flag, as in --port 4000 (try --help)`);
     }
-    const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
-    if (value === undefined) throw new SettingsError(`${flag} needs a value`);
-    given.set(spec, { text: value, from: flag });
+    const spec = SETTINGS.find((s) => s.flag === arg.flag);
+    if (!arg.known || !spec) throw new SettingsError(`unknown argument ${JSON.stringify(arg.flag)} (try --help)`);
+    if (arg.value === undefined) throw new SettingsError(`${arg.flag} needs a value`);
+    given.set(spec, { text: arg.value, from: arg.flag });
   }
   const settings: Record<string, unknown> = { ...DEFAULT_SETTINGS };
   /** Where each setting given came from (a variable or a flag), to name it in errors. */

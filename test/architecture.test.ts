@@ -58,9 +58,19 @@ describe('code shape', () => {
 
   it('keeps Express out of the broker, and Socket.IO and Express out of the pure modules', () => {
     assert.ok(!GRAPH.get('broker.ts')?.packages.includes('express'));
-    for (const pure of ['routes.ts', 'targets.ts', 'protocol.ts', 'buses.ts', 'limits.ts', 'settings.ts', 'cluster/outage-grace.ts']) {
+    for (const pure of ['routes.ts', 'targets.ts', 'protocol.ts', 'buses.ts', 'limits.ts', 'settings.ts', 'command-line.ts', 'redact.ts', 'cluster/outage-grace.ts']) {
       const packages = GRAPH.get(pure)?.packages ?? [];
       assert.deepEqual(packages.filter((p) => p.startsWith('socket.io') || p === 'express'), [], pure);
     }
+  });
+
+  it('reads command lines in one module, with util.parseArgs', () => {
+    const readers = FILES.filter((file) => /\bparseArgs\b/.test(readFileSync(join(SRC, file), 'utf8')));
+    assert.deepEqual(readers, ['command-line.ts']);
+    // process.argv is read by the entry alone, which hands it on.
+    const argvReaders = FILES.filter((file) => /process\.argv/.test(readFileSync(join(SRC, file), 'utf8').replace(/^\s*\*.*$/gm, '')));
+    assert.deepEqual(argvReaders, ['main.ts']);
+    for (const file of ['settings.ts', 'redact.ts', 'tail/tail-format.ts']) assert.ok(GRAPH.get(file)?.local.includes('command-line.ts'), file);
+    assert.match(readFileSync(join(ROOT, 'bench', 'run.ts'), 'utf8'), /readCommandLine\(process\.argv/);
   });
 });

@@ -2,6 +2,7 @@
  * The pure half of `spicy-action tail` (docs/protocol.md#watching-the-buses): what it reads from
  * its command line, and the one line it prints per event. No Socket.IO here.
  */
+import { readCommandLine, type FlagSpec } from '../command-line.ts';
 import { DEFAULT_LIMITS } from '../limits.ts';
 import { redactText, redactUrl } from '../redact.ts';
 
@@ -34,6 +35,14 @@ export const DEFAULT_TAIL_URL = 'http://127.0.0.1:3000';
 /** The broker's default room-name limit: a longer name would be refused by any broker left at its default. */
 const MAX_ROOM_NAME_LENGTH = DEFAULT_LIMITS.maxRoomNameLength;
 
+/** What `tail` reads besides the buses and rooms to watch. */
+const TAIL_FLAGS: readonly FlagSpec[] = [
+  { flag: '--url', takesValue: true },
+  { flag: '--token', takesValue: true },
+  { flag: '--json', takesValue: false },
+  { flag: '--help', takesValue: false, short: 'h' },
+];
+
 export const TAIL_USAGE = `usage: spicy-action tail [--url URL] [--token TOKEN] [--json] BUS|ROOM ...
 
 Joins the buses and rooms given and prints one line per event they carry:
@@ -62,29 +71,21 @@ export function parseTailArgs(argv: readonly string[], env: Readonly<Record<stri
   let token = env.BROKER_TOKEN || undefined;
   let json = false;
   const rooms: string[] = [];
-  let flagsDone = false;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    if (flagsDone || !arg.startsWith('-') || arg === '-') {
-      rooms.push(arg);
+  for (const arg of readCommandLine(argv, TAIL_FLAGS)) {
+    if (arg.kind === 'positional') {
+      rooms.push(arg.value);
       continue;
     }
-    if (arg === '--') {
-      flagsDone = true;
-      continue;
-    }
-    if (arg === '--help' || arg === '-h') return { help: true };
-    if (arg === '--json') {
+    if (!arg.known) throw new TailUsageError(`unknown option ${JSON.stringify(arg.flag)}`);
+    if (arg.flag === '--help') return { help: true };
+    if (arg.flag === '--json') {
+      if (arg.inline) throw new TailUsageError('--json takes no value');
       json = true;
       continue;
     }
-    const eq = arg.indexOf('=');
-    const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    if (flag !== '--url' && flag !== '--token') throw new TailUsageError(`unknown option "${flag}"`);
-    const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
-    if (value === undefined || value === '') throw new TailUsageError(`${flag} needs a value`);
-    if (flag === '--url') url = value;
-    else token = value;
+    if (arg.value === undefined || arg.value === '') throw new TailUsageError(`${arg.flag} needs a value`);
+    if (arg.flag === '--url') url = arg.value;
+    else token = arg.value;
   }
   url = checkUrl(url);
   if (rooms.length === 0) throw new TailUsageError('name at least one bus or room to watch, such as "calls"');
