@@ -6,6 +6,7 @@
  * flag, its default and how its text is read. The settings tables of
  * docs/configuration.md mirror it.
  */
+import { constants as bufferConstants } from 'node:buffer';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_LIMITS, type Limits } from './limits.ts';
@@ -138,29 +139,58 @@ const integer =
   (text) => {
     if (!/^\d+$/.test(text.trim())) throw new SettingsError(`expected a whole number, got "${text}"`);
     const n = Number(text);
-    if (n < min || n > max) throw new SettingsError(`expected a number from ${min} to ${max}, got ${n}`);
+    if (n < min || n > max) throw new SettingsError(`expected a number from ${min} to ${max}, got ${text.trim()}`);
     return n;
   };
 
 const UNITS_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
 const UNITS_BYTES: Record<string, number> = { b: 1, kb: 1_000, mb: 1_000_000, gb: 1_000_000_000, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
 
-/** A number with an optional unit; a bare number is in `bare` units. */
-const quantity =
-  (units: Record<string, number>, bare: string, what: string): Reader<number> =>
-  (text) => {
+/** Longest delay Node's timers hold: a longer one fires at once (`TimeoutOverflowWarning`). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Longest string V8 holds: a message or body is read whole into one before it is parsed. */
+export const MAX_TEXT_BYTES = bufferConstants.MAX_STRING_LENGTH;
+
+/** A reader of a number with a unit, and what `--help` and its errors need to write one. */
+interface QuantityReader extends Reader<number> {
+  readonly units: Record<string, number>;
+  /** The units to write a value in, largest first. */
+  readonly order: readonly string[];
+}
+
+/**
+ * A number with an optional unit (a bare number is in `bare` units), from
+ * `min` to `max` in the smallest unit; `why` says what the largest stands for.
+ */
+const quantity = (
+  units: Record<string, number>,
+  bare: string,
+  what: string,
+  range: { readonly min: number; readonly max: number; readonly why: string },
+): QuantityReader => {
+  const order = Object.keys(units).sort((a, b) => (units[b] as number) - (units[a] as number));
+  const read = (text: string): number => {
     const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
     const factor = units[(match?.[2] || bare).toLowerCase()];
     if (!match || factor === undefined) {
       throw new SettingsError(`expected ${what} such as ${Object.keys(units).map((u) => `10${u}`).join(', ')}, got "${text}"`);
     }
-    return Math.round(Number(match[1]) * factor);
+    const n = Math.round(Number(match[1]) * factor);
+    if (!(n >= range.min && n <= range.max)) {
+      const show = (v: number): string => showQuantity(v, units, order);
+      throw new SettingsError(`expected ${what} from ${show(range.min)} to ${show(range.max)} (${range.why}), got "${text.trim()}"`);
+    }
+    return n;
   };
+  return Object.assign(read, { units, order });
+};
 
-/** Durations: `30s`, `2m`, `500ms`; a bare number is seconds. */
-const duration = quantity(UNITS_MS, 's', 'a duration');
-/** Sizes: `1mb`, `16MiB`, `512kb`; a bare number is bytes. */
-const bytes = quantity(UNITS_BYTES, 'b', 'a size');
+/** Durations: `30s`, `2m`, `500ms`; a bare number is seconds. Any of them may become a timer. */
+const duration = quantity(UNITS_MS, 's', 'a duration', { min: 0, max: MAX_TIMER_MS, why: "the longest delay Node's timers hold" });
+/** Sizes of a message or body, read whole into one string: `1mb`, `16MiB`, `512kb`; a bare number is bytes. */
+const textBytes = quantity(UNITS_BYTES, 'b', 'a size', { min: 0, max: MAX_TEXT_BYTES, why: 'the longest string Node holds' });
+/** Sizes that are only counted: bytes queued or kept. */
+const bytes = quantity(UNITS_BYTES, 'b', 'a size', { min: 0, max: Number.MAX_SAFE_INTEGER, why: 'the largest whole number JavaScript counts exactly' });
 
 const text: Reader<string> = (t) => {
   if (t.trim() === '') throw new SettingsError('expected a value, got an empty string');
@@ -254,8 +284,8 @@ const SETTINGS: readonly SettingSpec<keyof Settings>[] = [
   { key: 'redisPassword', env: 'REDIS_PASSWORD_FILE', flag: '--redis-password-file', inlineEnv: 'REDIS_PASSWORD', read: secretFile, shown: 'unset (none, or the one in REDIS_URL)', help: 'file holding the Redis password (requirepass); or the password itself in REDIS_PASSWORD (environment only)' },
   { key: 'redisSentinelPassword', env: 'REDIS_SENTINEL_PASSWORD_FILE', flag: '--redis-sentinel-password-file', inlineEnv: 'REDIS_SENTINEL_PASSWORD', read: secretFile, shown: 'unset (none)', help: "file holding the Sentinels' own password; or the password itself in REDIS_SENTINEL_PASSWORD (environment only)" },
   { key: 'token', env: 'BROKER_TOKEN', flag: '--token', read: text, shown: 'unset (no check)', help: 'shared secret every client and HTTP request must present (/health excepted)' },
-  { key: 'maxMessageBytes', env: 'MAX_MESSAGE_BYTES', flag: '--max-message-bytes', read: bytes, help: 'largest Socket.IO message accepted; a sender past it is disconnected' },
-  { key: 'maxBodyBytes', env: 'MAX_BODY_BYTES', flag: '--max-body-bytes', read: bytes, help: 'largest /_notify body accepted (413 past it)' },
+  { key: 'maxMessageBytes', env: 'MAX_MESSAGE_BYTES', flag: '--max-message-bytes', read: textBytes, help: 'largest Socket.IO message accepted; a sender past it is disconnected' },
+  { key: 'maxBodyBytes', env: 'MAX_BODY_BYTES', flag: '--max-body-bytes', read: textBytes, help: 'largest /_notify body accepted (413 past it)' },
   { key: 'maxRoomNameLength', env: 'MAX_ROOM_NAME_LENGTH', flag: '--max-room-name-length', read: integer(1, 65_536), help: 'longest room or event name accepted, in characters' },
   { key: 'maxRoomsPerSocket', env: 'MAX_ROOMS_PER_SOCKET', flag: '--max-rooms-per-socket', read: integer(1, 1e7), help: 'most rooms one socket may join' },
   { key: 'maxRoutes', env: 'MAX_ROUTES', flag: '--max-routes', read: integer(1, 1e7), help: 'most routes the route table may hold, built-in ones included' },
@@ -290,8 +320,8 @@ function showQuantity(value: number, units: Record<string, number>, order: reado
 function showDefault(spec: SettingSpec<keyof Settings>): string {
   const value = DEFAULT_SETTINGS[spec.key];
   if (spec.shown !== undefined) return spec.shown;
-  if (spec.read === duration) return showQuantity(value as number, UNITS_MS, ['h', 'm', 's', 'ms']);
-  if (spec.read === bytes) return showQuantity(value as number, UNITS_BYTES, ['gb', 'mb', 'kb', 'b']);
+  if (spec.read === duration) return showQuantity(value as number, UNITS_MS, duration.order);
+  if (spec.read === bytes || spec.read === textBytes) return showQuantity(value as number, UNITS_BYTES, ['gb', 'mb', 'kb', 'b']);
   return String(value);
 }
 

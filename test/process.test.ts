@@ -162,6 +162,10 @@ describe('start-up failures print one line and exit non-zero', () => {
     await fails({ PORT: 'eighty' }, [], /^spicy-action: PORT: expected a whole number, got "eighty"$/);
   });
 
+  it("when a duration is past what Node's timers hold", async () => {
+    await fails({}, ['--redis-outage-grace', '600h'], /^spicy-action: --redis-outage-grace: expected a duration from 0ms to 2147483647ms \(the longest delay Node's timers hold\), got "600h"$/);
+  });
+
   it('when a flag is unknown', async () => {
     await fails({}, ['--verbose'], /^spicy-action: unknown argument "--verbose" \(try --help\)$/);
   });
@@ -174,7 +178,7 @@ describe('units of durations and sizes', () => {
   it('reads every size unit, in either case', () => {
     assert.deepEqual([...SIZE_UNITS].sort(), Object.keys(SIZES).sort());
     for (const [unit, factor] of Object.entries(SIZES)) {
-      assert.equal(loadSettings(['--max-body-bytes', `2${unit}`], {}).maxBodyBytes, 2 * factor, unit);
+      assert.equal(loadSettings(['--recovery-backlog-bytes', `2${unit}`], {}).recoveryBacklogBytes, 2 * factor, unit);
       assert.equal(loadSettings([], { MAX_BUFFERED_BYTES: `3${unit.toUpperCase()}` }).maxBufferedBytes, 3 * factor, unit.toUpperCase());
     }
     assert.equal(loadSettings([], { MAX_MESSAGE_BYTES: '1.5kb' }).maxMessageBytes, 1_500);

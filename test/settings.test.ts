@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { after, describe, it } from 'node:test';
 import { REDACTED } from '../src/redact.ts';
-import { DEFAULT_SETTINGS, loadSettings, Secret, SettingsError } from '../src/settings.ts';
+import { DEFAULT_SETTINGS, loadSettings, MAX_TEXT_BYTES, MAX_TIMER_MS, Secret, SettingsError } from '../src/settings.ts';
 
 describe('settings', () => {
   it('defaults to 127.0.0.1:3000, the repository buses.json, any origin, no Redis, no token', () => {
@@ -72,6 +72,62 @@ describe('settings', () => {
     });
   }
 });
+
+describe('settings in range', () => {
+  const DURATIONS = ['REDIS_CONNECT_TIMEOUT', 'REDIS_OUTAGE_GRACE', 'REDIS_TIMEOUT', 'RECOVERY_WINDOW'];
+  const TEXT_SIZES = ['MAX_MESSAGE_BYTES', 'MAX_BODY_BYTES'];
+  const COUNTED_SIZES = ['MAX_BUFFERED_BYTES', 'RECOVERY_BACKLOG_BYTES'];
+  const refused = (env: Record<string, string>, argv: string[], message: RegExp): void => {
+    assert.throws(() => loadSettings(argv, env), (error: unknown) => {
+      assert.ok(error instanceof SettingsError);
+      assert.match(error.message, message);
+      assert.doesNotMatch(error.message, /\n/, 'one line');
+      return true;
+    });
+  };
+
+  it("takes every duration up to the longest delay Node's timers hold, and refuses a millisecond more", () => {
+    for (const name of DURATIONS) {
+      assert.equal((loadSettings([], { [name]: `${MAX_TIMER_MS}ms` }) as unknown as Record<string, number>)[keyOf(name)], MAX_TIMER_MS, name);
+      refused({ [name]: `${MAX_TIMER_MS + 1}ms` }, [], new RegExp(`^${name}: expected a duration from 0ms to 2147483647ms \\(the longest delay Node's timers hold\\), got "2147483648ms"$`));
+    }
+    refused({}, ['--redis-outage-grace', '600h'], /^--redis-outage-grace: expected a duration from 0ms to 2147483647ms .*got "600h"$/);
+    refused({}, ['--redis-connect-timeout=600h'], /^--redis-connect-timeout: expected a duration from 0ms to 2147483647ms/);
+    refused({ RECOVERY_WINDOW: '9'.repeat(400) }, [], /^RECOVERY_WINDOW: expected a duration from 0ms to/);
+  });
+
+  it('takes a message or body size up to the longest string Node holds, and a counted size up to the largest exact whole number', () => {
+    for (const name of TEXT_SIZES) {
+      assert.equal((loadSettings([], { [name]: `${MAX_TEXT_BYTES}` }) as unknown as Record<string, number>)[keyOf(name)], MAX_TEXT_BYTES, name);
+      refused({ [name]: `${MAX_TEXT_BYTES + 1}` }, [], new RegExp(`^${name}: expected a size from 0b to ${MAX_TEXT_BYTES}b \\(the longest string Node holds\\), got`));
+    }
+    refused({}, ['--max-body-bytes', '1gb'], /^--max-body-bytes: expected a size from 0b to \d+b/);
+    for (const name of COUNTED_SIZES) {
+      assert.equal((loadSettings([], { [name]: '4gib' }) as unknown as Record<string, number>)[keyOf(name)], 4 * 1024 ** 3, name);
+      refused({ [name]: '9999999999gib' }, [], new RegExp(`^${name}: expected a size from 0b to ${Number.MAX_SAFE_INTEGER}b`));
+    }
+  });
+
+  it('refuses a whole number past its range, quoting it as written', () => {
+    refused({ PORT: '9'.repeat(400) }, [], /^PORT: expected a number from 0 to 65535, got 9{400}$/);
+    refused({ REDIS_STREAM_MAXLEN: '999' }, [], /^REDIS_STREAM_MAXLEN: expected a number from 1000 to 1000000000, got 999$/);
+  });
+});
+
+/** The settings key of an environment variable, as the settings table pairs them. */
+function keyOf(env: string): string {
+  const keys: Record<string, string> = {
+    REDIS_CONNECT_TIMEOUT: 'redisConnectTimeoutMs',
+    REDIS_OUTAGE_GRACE: 'redisOutageGraceMs',
+    REDIS_TIMEOUT: 'redisTimeoutMs',
+    RECOVERY_WINDOW: 'recoveryWindowMs',
+    MAX_MESSAGE_BYTES: 'maxMessageBytes',
+    MAX_BODY_BYTES: 'maxBodyBytes',
+    MAX_BUFFERED_BYTES: 'maxBufferedBytes',
+    RECOVERY_BACKLOG_BYTES: 'recoveryBacklogBytes',
+  };
+  return keys[env] as string;
+}
 
 describe('Redis Sentinel and password settings', () => {
   const dir = mkdtempSync(join(tmpdir(), 'spicy-action-settings-'));
