@@ -115,6 +115,30 @@ describe('the broker process', () => {
   });
 });
 
+describe('refused pushes are logged', () => {
+  it('logs every refused /_notify body in one line naming the message: not JSON, not an object, too deep', async () => {
+    const proc = spawnBroker({ MAX_PAYLOAD_DEPTH: '2' });
+    const url = await proc.ready;
+    const post = (msg: string, body: string): Promise<number> =>
+      fetch(`${url}/_notify/${msg}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body }).then((res) => res.status);
+    assert.equal(await post('call', '[1]'), 400);
+    assert.equal(await post('call_state', '"x"'), 400);
+    assert.equal(await post('report_ops', '{'), 400);
+    assert.equal(await post('script_register', '{"a":{"b":{"c":1}}}'), 400);
+    proc.child.kill('SIGTERM');
+    assert.deepEqual(await proc.exited, { code: 0, signal: null });
+    const lines = proc.stderr().split('\n');
+    for (const logged of [
+      /spicy-action:notify refused call: 400 body must be a JSON object/,
+      /spicy-action:notify refused call_state: 400 body must be a JSON object/,
+      /spicy-action:notify refused report_ops: 400 body is not valid JSON/,
+      /spicy-action:notify refused script_register: 400 .*deep/,
+    ]) {
+      assert.equal(lines.filter((line) => logged.test(line)).length, 1, `${logged} in:\n${proc.stderr()}`);
+    }
+  });
+});
+
 describe('start-up failures print one line and exit non-zero', () => {
   async function fails(env: Record<string, string>, args: string[], line: RegExp): Promise<void> {
     const proc = spawnBroker(env, args);

@@ -13,11 +13,14 @@ import type { Telemetry } from '../telemetry.ts';
 
 const debug = createDebug('spicy-action:notify');
 
+/** The refusal of a body that is not a JSON object (none, an array, a number...). */
+const NOT_AN_OBJECT = 'body must be a JSON object';
+
 /** Errors of body-parser, by their `type`, as HTTP answers. */
 const BODY_ERRORS: Record<string, { status: number; error: string }> = {
   'entity.parse.failed': { status: 400, error: 'body is not valid JSON' },
   'entity.too.large': { status: 413, error: 'body is too large' },
-  'entity.empty': { status: 400, error: 'body must be a JSON object' },
+  'entity.empty': { status: 400, error: NOT_AN_OBJECT },
   'request.aborted': { status: 400, error: 'request was aborted' },
   'request.size.invalid': { status: 400, error: 'body is shorter or longer than its Content-Length' },
   'encoding.unsupported': { status: 415, error: 'unsupported Content-Encoding' },
@@ -107,6 +110,12 @@ export function notifyHandlers(broker: PushTarget): RequestHandler[] {
     res.json(body);
   };
 
+  /** Answers a refusal, and logs it: every refused push gets the same line. */
+  const refused = (res: Response, msg: string, status: number, error: string): void => {
+    debug('refused %s: %d %s', msg, status, error);
+    answer(res, msg, status, { ok: false, error });
+  };
+
   // `<msg>`, decoded once the checks before the route passed; it is `req.params.msg` from here on.
   const name: RequestHandler = (req, _res, next) => {
     (req.params as { msg?: string }).msg = messageName(req.path);
@@ -120,11 +129,11 @@ export function notifyHandlers(broker: PushTarget): RequestHandler[] {
       return;
     }
     const body: unknown = req.body;
-    if (!isObject(body)) return answer(res, msg, 400, { ok: false, error: 'body must be a JSON object' });
+    if (!isObject(body)) return refused(res, msg, 400, NOT_AN_OBJECT);
     if (tooDeep(body, broker.limits.maxPayloadDepth)) {
       const deep = tooDeepRefusal(broker.limits.maxPayloadDepth);
       telemetry.refused(msg, deep);
-      return answer(res, msg, 400, { ok: false, error: deep.error });
+      return refused(res, msg, 400, deep.error);
     }
     // On a cluster the answer waits, as a socket's acknowledgement does, to say whether Redis took the push.
     const confirmed = broker.confirms
@@ -143,9 +152,8 @@ export function notifyHandlers(broker: PushTarget): RequestHandler[] {
     const known = err.type ? BODY_ERRORS[err.type] : undefined;
     const status = known?.status ?? err.status ?? 500;
     const error = known?.error ?? 'the request could not be handled';
-    debug('refused %s: %d %s', req.params.msg, status, error);
     if (status === 413) telemetry.refused(req.params.msg, { reason: 'too_large', error });
-    answer(res, req.params.msg, status, { ok: false, error: status === 413 ? `${error} (limit ${broker.limits.maxBodyBytes} bytes)` : error });
+    refused(res, req.params.msg, status, status === 413 ? `${error} (limit ${broker.limits.maxBodyBytes} bytes)` : error);
   };
 
   return [name, json, push as RequestHandler, refuse as unknown as RequestHandler];
