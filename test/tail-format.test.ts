@@ -1,7 +1,7 @@
 /** What `spicy-action tail` (docs/protocol.md#watching-the-buses) reads from its command line and prints per event. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DEFAULT_TAIL_URL, eventRooms, formatEvent, parseTailArgs, TailUsageError } from '../src/tail/tail-format.ts';
+import { DEFAULT_TAIL_URL, eventRooms, formatEvent, parseTailArgs, TailUsageError, unknownRooms } from '../src/tail/tail-format.ts';
 
 describe('tail arguments', () => {
   it('takes buses and rooms, in order, without repeats, with the defaults', () => {
@@ -54,6 +54,15 @@ describe('tail arguments', () => {
       assert.throws(() => parseTailArgs(argv, {}), (error: unknown) => error instanceof TailUsageError && message.test(error.message));
     });
   }
+});
+
+describe('rooms unknown to the broker', () => {
+  it('names the rooms that are no bus and match no room pattern, in order', () => {
+    const known = { buses: ['calls', 'support', 'everyone'], notificationRooms: '^\\w+:' };
+    assert.deepEqual(unknownRooms(['calls', 'nosuchbus', 'endpoint:alice@example.net', ':x', 'support'], known), ['nosuchbus', ':x']);
+    assert.deepEqual(unknownRooms(['endpoint:alice'], { buses: [], notificationRooms: undefined }), ['endpoint:alice'], 'no pattern: only buses are known');
+    assert.deepEqual(unknownRooms(['a'], { buses: [], notificationRooms: '(' }), ['a'], 'a pattern that does not compile matches nothing');
+  });
 });
 
 describe('tail lines', () => {

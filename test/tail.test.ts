@@ -121,6 +121,24 @@ describe('spicy-action tail', () => {
     assert.equal(await withTimeout(tail.exited, 'tail to exit on SIGINT', 10_000), 0);
   });
 
+  it('says which rooms the broker knows no bus or room pattern of, and watches them anyway', async () => {
+    const local = await startBroker();
+    try {
+      const tail = spawnTail(['--url', local.url, 'nosuchbus', 'calls', 'endpoint:alice@example.net']);
+      await tail.until('watching', () => tail.stderr().includes('watching nosuchbus, calls, endpoint:alice@example.net'));
+      await tail.until('the warning', () => tail.stderr().includes('no bus or room'));
+      assert.equal(count(tail.stderr(), 'no bus or room pattern of that name is known'), 1, tail.stderr());
+      assert.match(tail.stderr(), /^tail: no bus or room pattern of that name is known: "nosuchbus" \(watching it anyway\)$/m);
+      local.io.to('nosuchbus').emit('typo_event', { state: 'typo' });
+      await tail.until('a line', () => tail.lines().length >= 1);
+      assert.match(tail.lines()[0] as string, / typo_event \S+ \{"state":"typo"\}$/);
+      tail.child.kill('SIGINT');
+      assert.equal(await withTimeout(tail.exited, 'tail to exit on SIGINT', 10_000), 0);
+    } finally {
+      await local.close();
+    }
+  });
+
   it('presents its token, and exits 1 with a clear line when the broker refuses it', async () => {
     const guarded = await startBroker({ token: 'tail-token' });
     const none = spawnTail(['--url', guarded.url, 'calls']);

@@ -110,6 +110,31 @@ function checkUrl(text: string): string {
   return text.replace(/\/+$/, '');
 }
 
+/** The bus lists a broker announces (`GET /monitor/config.json`). */
+export interface KnownRooms {
+  readonly buses: readonly string[];
+  /** Source of the pattern of per-entity room names, such as `^\\w+:`. */
+  readonly notificationRooms: string | undefined;
+}
+
+/**
+ * The rooms among `rooms` that are no bus of the broker and match no room
+ * pattern of it: most likely a typing error, though the broker lets anyone
+ * watch any room.
+ *
+ * @example
+ * unknownRooms(['calls', 'endpoint:alice@example.net', 'cals'], { buses: ['calls'], notificationRooms: '^\\w+:' }); // ['cals']
+ */
+export function unknownRooms(rooms: readonly string[], known: KnownRooms): string[] {
+  let pattern: RegExp | undefined;
+  try {
+    pattern = known.notificationRooms === undefined ? undefined : new RegExp(known.notificationRooms);
+  } catch {
+    pattern = undefined;
+  }
+  return rooms.filter((room) => !known.buses.includes(room) && !(pattern?.test(room) ?? false));
+}
+
 /** One event as `tail` received it. */
 export interface TailEvent {
   readonly time: Date;

@@ -9,13 +9,20 @@ import { io, type Socket } from 'socket.io-client';
 import { DEFAULT_BUSES } from '../buses.ts';
 import { DEFAULT_ROUTES } from '../routes.ts';
 import { BROKER_EVENTS, isUnauthorized } from '../../monitor/model.js';
-import { eventRooms, formatEvent, parseTailArgs, statusLine, TAIL_USAGE, TailUsageError, type TailOptions } from './tail-format.ts';
+import { eventRooms, formatEvent, parseTailArgs, statusLine, TAIL_USAGE, TailUsageError, unknownRooms, type TailOptions } from './tail-format.ts';
 
 const debug = createDebug('spicy-action:tail');
 
 const ACK_TIMEOUT_MS = 10_000;
 /** Least time between two reads of the route table (an event of unknown name asks for one). */
 const ROUTES_REFRESH_MS = 2_000;
+
+/** What `tail` reads of the broker's `GET /monitor/config.json`; anything may be missing. */
+interface MonitorConfigAnswer {
+  routes?: Record<string, string | null>;
+  buses?: { public?: unknown; private?: unknown; host?: string[] };
+  notification_rooms?: unknown;
+}
 
 /** Where `tail` reads and writes; the process's own by default. */
 export interface TailContext {
@@ -62,6 +69,20 @@ function watch(options: TailOptions, context: TailContext): Promise<TailExit> {
   let hostBuses: readonly string[] = DEFAULT_BUSES.hostBuses;
   let routesAskedAt = 0;
 
+  /** Rooms already said to be unknown to the broker: once each. */
+  const unknownSaid = new Set<string>();
+  const sayUnknown = (config: MonitorConfigAnswer): void => {
+    const { public: pub, private: priv, host } = config.buses ?? {};
+    const lists = [pub, priv, host];
+    if (!lists.every(Array.isArray)) return;
+    const known = { buses: lists.flat() as string[], notificationRooms: typeof config.notification_rooms === 'string' ? config.notification_rooms : undefined };
+    for (const room of unknownRooms(rooms, known)) {
+      if (unknownSaid.has(room)) continue;
+      unknownSaid.add(room);
+      say(`no bus or room pattern of that name is known: ${JSON.stringify(room)} (watching it anyway)`);
+    }
+  };
+
   // The route table tells which bus an event came through; the defaults serve until the broker answers.
   const loadRoutes = async (): Promise<void> => {
     routesAskedAt = Date.now();
@@ -71,9 +92,10 @@ function watch(options: TailOptions, context: TailContext): Promise<TailExit> {
         debug('no route table from the broker: HTTP %d', res.status);
         return;
       }
-      const config = (await res.json()) as { routes?: Record<string, string | null>; buses?: { host?: string[] } };
+      const config = (await res.json()) as MonitorConfigAnswer;
       if (config.routes) routes = new Map(Object.entries(config.routes));
       if (Array.isArray(config.buses?.host)) hostBuses = config.buses.host;
+      sayUnknown(config);
     } catch (error) {
       debug('no route table from the broker: %s', (error as Error).message);
     }
