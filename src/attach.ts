@@ -16,6 +16,8 @@ export interface AttachOptions extends BrokerOptions {
    * is refused with 403. Servers send no Origin and are not concerned.
    */
   readonly corsOrigins?: AllowedOrigins;
+  /** What the 403 of a refused origin calls {@link corsOrigins}: the option's own name unless the host sets its own (the process says `CORS_ORIGINS`). */
+  readonly corsOriginsName?: string;
   /**
    * Middlewares every request under `/_notify` meets first, before the
    * Origin check (the host's access check, say), so that the push route
@@ -40,7 +42,7 @@ export function attachBroker(io: BrokerServer, app?: Application, options: Attac
   const broker = new Broker(io, options);
   if (app) {
     const { telemetry } = broker;
-    const checks = [...(options.notifyChecks ?? []), pushOriginGuard(options.corsOrigins ?? '*', (attempt, refusal) => telemetry.refused(attempt.what, refusal))];
+    const checks = [...(options.notifyChecks ?? []), pushOriginGuard(options.corsOrigins ?? '*', (attempt, refusal) => telemetry.refused(attempt.what, refusal), options.corsOriginsName ?? 'corsOrigins')];
     // A push meets one flat route: the checks, the body, the push; no router to enter and leave.
     app.post(NOTIFY_PATH, ...checks, ...notifyHandlers(broker));
     // Any other request under /_notify (another method or path) meets the same checks, then the

@@ -201,6 +201,7 @@ function assemble(
     telemetry,
     // Pushes come from servers, never from a web page: a browser's Origin not listed is refused.
     corsOrigins: settings.corsOrigins,
+    corsOriginsName: 'CORS_ORIGINS',
     notifyChecks: settings.token === undefined ? [] : [access],
   });
   app.use(monitorAssetsRouter());

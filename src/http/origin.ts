@@ -6,7 +6,7 @@
  * the page in the `Origin` header of such requests; OpenSIPS, curl and the
  * platform's servers send none.
  *
- * - `/_notify`: a request with an `Origin` not listed in CORS_ORIGINS is
+ * - `/_notify`: a request with an `Origin` not listed (CORS_ORIGINS, or the `corsOrigins` option of `attachBroker`) is
  *   refused with `403`. The default "any origin" (`*`) of Socket.IO does not
  *   extend to it: without a list, every request with an `Origin` is refused,
  *   but for the broker's own pages (the monitor page's test push), whose
@@ -21,11 +21,20 @@ import type { AccessObserver } from '../guards/access.ts';
 
 const debug = createDebug('spicy-action:origin');
 
-/** The refusal of a request or handshake from an origin not allowed; its reason labels `spicy_action_refused_total`. */
-export const BAD_ORIGIN: Refusal = Object.freeze({
-  reason: 'bad_origin',
-  error: 'requests from web pages are refused here: this origin is not in CORS_ORIGINS',
-});
+/**
+ * The refusal of a request or handshake from an origin not allowed, naming
+ * `setting`, the list the operator would add the origin to; its reason
+ * labels `spicy_action_refused_total`.
+ *
+ * @example
+ * badOrigin('corsOrigins').error; // 'requests from web pages are refused here: this origin is not in corsOrigins'
+ */
+export function badOrigin(setting: string): Refusal {
+  return Object.freeze({ reason: 'bad_origin', error: `requests from web pages are refused here: this origin is not in ${setting}` });
+}
+
+/** {@link badOrigin} for the process, whose list is its setting `CORS_ORIGINS`. */
+export const BAD_ORIGIN: Refusal = badOrigin('CORS_ORIGINS');
 
 /** The allowed origins as the settings give them: `'*'` (any) or a list. */
 export type AllowedOrigins = '*' | readonly string[];
@@ -73,19 +82,22 @@ export function pushOriginAllowed(origin: string | undefined, allowed: AllowedOr
 /**
  * Express middleware for the push route: answers `403 {ok: false, error}`
  * to a request whose `Origin` is not allowed ({@link pushOriginAllowed}),
- * before its body is read, and reports it to `observe`.
+ * before its body is read, and reports it to `observe`. The answer names
+ * `setting`, where `allowed` comes from: `CORS_ORIGINS` by default, the
+ * process's setting.
  *
  * @example
  * app.use('/_notify', pushOriginGuard(settings.corsOrigins, (attempt, refusal) => telemetry.refused(attempt.what, refusal)));
  */
-export function pushOriginGuard(allowed: AllowedOrigins, observe?: AccessObserver): RequestHandler {
+export function pushOriginGuard(allowed: AllowedOrigins, observe?: AccessObserver, setting = 'CORS_ORIGINS'): RequestHandler {
+  const refusal = setting === 'CORS_ORIGINS' ? BAD_ORIGIN : badOrigin(setting);
   return (req, res, next) => {
     const { origin } = req.headers;
     if (pushOriginAllowed(origin, allowed, req.headers.host)) return next();
     const attempt = { what: `${req.method} ${req.originalUrl.split('?')[0] ?? ''}`, address: req.socket.remoteAddress };
     debug('refused %s from %s: origin %s', attempt.what, attempt.address, loggable(origin ?? ''));
-    observe?.(attempt, BAD_ORIGIN);
-    res.status(403).json({ ok: false, error: BAD_ORIGIN.error });
+    observe?.(attempt, refusal);
+    res.status(403).json({ ok: false, error: refusal.error });
   };
 }
 
