@@ -1,8 +1,9 @@
 /**
  * deploy/haproxy.cfg end to end (`npm run test:deploy`): a real redis-server,
  * two broker processes sharing it, and a real HAProxy running the shipped
- * configuration (only its addresses, ports and paths changed), driven by
- * socket.io-client 1.x, 2.x and 4.x over long-polling and WebSocket.
+ * configuration, driven by socket.io-client 1.x, 2.x and 4.x over
+ * long-polling and WebSocket. HAProxy runs within an open-file limit of 20,000,
+ * the usual one, with the file's own maxconn.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -17,6 +18,8 @@ import { freePort, RedisServer, redisMissing } from './helpers/redis.ts';
 import { until } from './helpers/wait.ts';
 
 const TEMPLATE = readFileSync(join(ROOT, 'deploy', 'haproxy.cfg'), 'utf8');
+/** The open-file limit the shipped file must start within. */
+const OPEN_FILE_LIMIT = 20_000;
 const COOKIE = /cookie (\w+) insert/.exec(TEMPLATE)?.[1] ?? 'SPICY_NODE';
 
 /** Debian installs it in /usr/sbin, which a user's PATH may not have. */
@@ -50,22 +53,21 @@ describe('deploy/haproxy.cfg', { skip: haproxyMissing() }, () => {
 
 
 /**
- * The shipped configuration with this machine's addresses: HAProxy in the
- * foreground as this user (no chroot, user, daemon or syslog), its runtime API
- * in a temp directory, and the two servers on the brokers' ports.
+ * The shipped configuration with these lines changed, and no other: HAProxy
+ * runs in the foreground as this user, so `chroot`, `user`, `group`, `daemon`
+ * and `log /dev/log` go; its runtime API moves from /run/haproxy to a temp
+ * directory; the two `bind`s move to free loopback ports and the `server`s to
+ * the brokers' ports.
  */
 function localConfig(frontPort: number, statsPort: number, socket: string, brokers: readonly number[]): string {
   let cfg = TEMPLATE.replace(/^\s*(chroot|user|group|daemon|log \/dev\/log)\b.*$/gm, '')
     .replace('stats socket /run/haproxy/admin.sock', `stats socket ${socket}`)
-    // Fewer connections than in production: HAProxy needs two file descriptors each, and a test
-    // machine's limit may be lower than a proxy host's.
-    .replace(/^(\s*)maxconn \d+$/m, '$1maxconn 2000')
     .replace(/^(\s*)bind :3000$/m, `$1bind 127.0.0.1:${frontPort}`)
     .replace(/^(\s*)bind 127\.0\.0\.1:8404$/m, `$1bind 127.0.0.1:${statsPort}`);
   let i = 0;
   cfg = cfg.replace(/^(\s*server \S+ )\S+:\d+/gm, (_all, head: string) => `${head}127.0.0.1:${brokers[i++]!}`);
   assert.equal(i, brokers.length, 'one server line per broker');
-  for (const line of [`bind 127.0.0.1:${frontPort}`, `bind 127.0.0.1:${statsPort}`, `stats socket ${socket}`, 'maxconn 2000']) {
+  for (const line of [`bind 127.0.0.1:${frontPort}`, `bind 127.0.0.1:${statsPort}`, `stats socket ${socket}`]) {
     assert.ok(cfg.includes(line), `the template still has the line that becomes "${line}"`);
   }
   return cfg;
@@ -130,7 +132,8 @@ describe('two brokers behind HAProxy with deploy/haproxy.cfg', { skip: haproxyMi
   const socket = join(dir, 'admin.sock');
   const cfgFile = join(dir, 'haproxy.cfg');
   writeFileSync(cfgFile, localConfig(frontPort, statsPort, socket, nodes.map((n) => Number(new URL(n.url).port))));
-  const haproxy = spawn(HAPROXY, ['-db', '-f', cfgFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // The usual open-file limit of a host: the file's maxconn must fit in it.
+  const haproxy = spawn('bash', ['-c', `ulimit -n ${OPEN_FILE_LIMIT} && exec "$0" -db -f "$1"`, HAPROXY, cfgFile], { stdio: ['ignore', 'ignore', 'pipe'] });
   let haproxyErr = '';
   haproxy.stderr.setEncoding('utf8').on('data', (chunk: string) => (haproxyErr += chunk));
   const haproxyExited = new Promise((resolve) => haproxy.once('exit', resolve));
@@ -159,6 +162,24 @@ describe('two brokers behind HAProxy with deploy/haproxy.cfg', { skip: haproxyMi
   /** The node HAProxy's address hash gives cookie-less clients from 127.0.0.1, and the other one. */
   const hashed = nodes.find((n) => n.name === cookie?.[1]);
   const other = nodes.find((n) => n !== hashed)!;
+
+  it(`takes the file's maxconn within an open-file limit of ${OPEN_FILE_LIMIT}, as its comment says`, async () => {
+    const maxconn = /^\s*maxconn (\d+)$/m.exec(TEMPLATE)?.[1];
+    assert.ok(maxconn, 'global has a maxconn');
+    const info = Object.fromEntries(
+      (await runtime(socket, 'show info'))
+        .trim()
+        .split('\n')
+        .map((line) => line.split(': ')),
+    ) as Record<string, string>;
+    assert.equal(info.Maxconn, maxconn);
+    assert.ok(Number(info.Maxsock) <= OPEN_FILE_LIMIT, `HAProxy needs ${info.Maxsock} file descriptors`);
+    const needed = 2 * Number(maxconn) + 31;
+    assert.equal(Number(info.Maxsock), needed);
+    const comment = TEMPLATE.replace(/\n\s*#\s*/g, ' ');
+    assert.ok(comment.includes(`${needed.toLocaleString('en')} in all`), 'the comment says how many descriptors it takes');
+    assert.ok(comment.includes('maxconn N needs a limit of 2N + 31'), 'the comment says what a larger maxconn needs');
+  });
 
   it('sets its cookie on the first answer, naming a node', () => {
     assert.ok(cookie, `HAProxy sets ${COOKIE}: ${probe.headers.get('set-cookie')}`);
