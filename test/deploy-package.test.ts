@@ -1,10 +1,11 @@
 /**
  * The published package (`npm run test:deploy`): what `npm pack` ships, source
- * maps that carry their sources, and the embedding example (docs/embedding.md) and the
- * `spicy-action` command run from a fresh project that installed the tarball.
+ * maps that carry their sources, and the embedding example of docs/embedding.md (run as
+ * JavaScript, and compiled with `tsc --strict`) and the `spicy-action` command
+ * run from a fresh project that installed the tarball with its peers.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, normalize, relative, resolve } from 'node:path';
@@ -12,42 +13,15 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { NAME, VERSION } from '../src/package-info.ts';
 import { notify, request, ROOT } from './helpers/broker.ts';
-import { closeAll, connect, flush, withTimeout, type TestClient } from './helpers/clients.ts';
+import { closeAll, connect, flush, type TestClient } from './helpers/clients.ts';
 import { block, docPages, linksOf } from './helpers/docs.ts';
+import { NPM_ENV, serve, shell, type Served } from './helpers/served.ts';
 
 const run = promisify(execFile);
-const NPM_ENV = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root' };
 
 interface PackResult {
   filename: string;
   files: { path: string }[];
-}
-
-/** A child process that prints `listening on <url>` once it serves. */
-function serve(command: string, args: string[], cwd: string, env: Record<string, string> = {}) {
-  const child = spawn(command, args, { cwd, env: { ...NPM_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
-    child.once('exit', (code, signal) => done({ code, signal })),
-  );
-  const url = withTimeout(
-    new Promise<string>((done, fail) => {
-      child.stdout.on('data', () => {
-        const match = /listening on (http:\/\/\S+)/.exec(out);
-        if (match) done(match[1]!);
-      });
-      void exited.then(({ code }) => fail(new Error(`${command} exited with ${code} before listening: ${err}`)));
-    }),
-    `${command} ${args.join(' ')} to listen`,
-    20_000,
-  );
-  after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  return { child, url, exited, stderr: () => err };
 }
 
 describe('the npm package', () => {
@@ -59,7 +33,7 @@ describe('the npm package', () => {
   let project: string;
 
   before(async () => {
-    // `npm pack` runs `prepare`, which builds dist/ from the current sources.
+    // `npm pack` runs `prepack`, which builds dist/ from the current sources.
     const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', dir], { cwd: ROOT, env: NPM_ENV, maxBuffer: 16e6 });
     pack = (JSON.parse(stdout) as PackResult[])[0]!;
     tarball = join(dir, pack.filename);
@@ -127,23 +101,22 @@ describe('the npm package', () => {
       project = join(dir, 'host-project');
       mkdirSync(project);
       writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'host-project', version: '1.0.0', private: true, type: 'module' }));
-      await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball], { cwd: project, env: NPM_ENV, maxBuffer: 16e6 });
+      // The package with its peers, and TypeScript for a host written in it; no @types package: the package brings those its types use.
+      await run('npm', ['install', tarball, 'express', 'socket.io', 'typescript'], { cwd: project, env: NPM_ENV, maxBuffer: 16e6 });
       assert.ok(existsSync(join(project, 'node_modules', 'spicy-action', 'dist', 'index.js')));
     });
 
-    it('runs the embedding example of docs/embedding.md unchanged', async () => {
+    /** The embedding example of docs/embedding.md, and the line in it that the tests change: a free port, and a line saying which. */
+    function example(): { snippet: string; listen: string } {
       const snippet = block('docs/embedding.md', 'embedding-ts').text;
-      // The one change: a free port, and a line saying which (the example listens on 3000).
       const listen = 'httpServer.listen(3000);';
       assert.ok(snippet.includes(listen), 'the example listens on 3000');
-      const program = snippet.replace(
-        listen,
-        "httpServer.listen(0, '127.0.0.1', () => console.log(`listening on http://127.0.0.1:${httpServer.address().port}`));",
-      );
-      writeFileSync(join(project, 'example.mjs'), program);
-      const host = serve(process.execPath, ['example.mjs'], project);
-      const url = await host.url;
+      return { snippet, listen };
+    }
 
+    /** The host an example makes routes a client's event, a /_notify push, and logs a refusal. */
+    async function routes(host: Served): Promise<void> {
+      const url = await host.url;
       const [sender, listener] = await Promise.all([connect('v4', url), connect('v2', url)]);
       open.push(sender, listener);
       const { publicId, ...welcome } = sender.welcome;
@@ -158,8 +131,30 @@ describe('the npm package', () => {
       sender.emit('join', 42); // refused: the example logs it
       await flush(sender, [listener]);
       assert.match(host.stderr(), /^join \S/m, 'the refusal the example logs');
-      host.child.kill('SIGTERM');
+      host.signal('SIGTERM');
       await host.exited;
+    }
+
+    it('runs the embedding example of docs/embedding.md unchanged', async () => {
+      const { snippet, listen } = example();
+      const program = snippet.replace(
+        listen,
+        "httpServer.listen(0, '127.0.0.1', () => console.log(`listening on http://127.0.0.1:${httpServer.address().port}`));",
+      );
+      writeFileSync(join(project, 'example.mjs'), program);
+      await routes(serve(process.execPath, ['example.mjs'], project));
+    });
+
+    it("compiles docs/embedding.md's example with tsc --strict, with the types the package brings, and runs it", async () => {
+      const { snippet, listen } = example();
+      const program = snippet.replace(
+        listen,
+        "httpServer.listen(0, '127.0.0.1', () => console.log(`listening on http://127.0.0.1:${(httpServer.address() as { port: number }).port}`));",
+      );
+      writeFileSync(join(project, 'example.ts'), program);
+      const compiled = await shell('npx tsc --strict --module nodenext --outDir build example.ts', project);
+      assert.equal(compiled.code, 0, `tsc --strict:\n${compiled.stdout}${compiled.stderr}`);
+      await routes(serve(process.execPath, ['build/example.js'], project));
     });
 
     it('runs the installed spicy-action command', async () => {
@@ -174,7 +169,7 @@ describe('the npm package', () => {
       assert.equal(health.body.version, VERSION);
       const config = await request(`${url}/monitor/config.json`);
       assert.deepEqual(config.body.buses.private, ['calls', 'internal', 'support'], "the package's own buses.json");
-      broker.child.kill('SIGTERM');
+      broker.signal('SIGTERM');
       assert.deepEqual(await broker.exited, { code: 0, signal: null });
     });
   });
