@@ -86,7 +86,7 @@ describe('Redis Sentinel', { skip: redisMissing() }, () => {
   });
   after(() => group?.remove());
 
-  it('refuses, in one line and without its password (even with DEBUG=*), a Sentinel or a replica given as REDIS_URL', async () => {
+  it('refuses, in one line and without its password (even with DEBUG=*), a Sentinel or a replica given as REDIS_URL, and a refused password at once', async () => {
     const cases: [string, string, RegExp][] = [
       ['a Sentinel', `redis://:${group.sentinelPassword}@127.0.0.1:${group.sentinels[0]!.port}`, /is a Redis Sentinel, not a Redis server: give its address in REDIS_SENTINELS/],
       ['a replica', `redis://:${group.password}@127.0.0.1:${group.replica.port}`, /is a replica, which refuses writes/],
@@ -98,6 +98,23 @@ describe('Redis Sentinel', { skip: redisMissing() }, () => {
       assert.equal(lines.length, 1, `${what}: one line, got ${proc.stderr()}`);
       assert.match(lines[0]!, /^spicy-action: Redis at redis:\/\/127\.0\.0\.1:\d+ /);
       assert.match(lines[0]!, message);
+      assertNoSecret(proc, what);
+    }
+    // A refused password fails the start at once, saying whose, rather than after REDIS_CONNECT_TIMEOUT.
+    const viaSentinels = { REDIS_SENTINELS: group.sentinelList, REDIS_SENTINEL_NAME: SENTINEL_NAME, REDIS_CONNECT_TIMEOUT: '60s' };
+    const refused: [string, Record<string, string>, RegExp][] = [
+      ['a wrong Sentinel password', { REDIS_PASSWORD: group.password, REDIS_SENTINEL_PASSWORD: 'wrong-sentinel-password' }, /: every Sentinel refuses the password \(REDIS_SENTINEL_PASSWORD\): .*(?:WRONGPASS|NOAUTH)/],
+      ['a wrong Redis password', { REDIS_PASSWORD: 'wrong-redis-password', REDIS_SENTINEL_PASSWORD: group.sentinelPassword }, /: Redis refuses the password \(REDIS_PASSWORD\): WRONGPASS/],
+    ];
+    for (const [what, passwords, message] of refused) {
+      const started = Date.now();
+      const proc = spawnBroker({ ...viaSentinels, ...passwords });
+      assert.equal((await proc.exited).code, 1, what);
+      const took = Date.now() - started;
+      assert.ok(took < 30_000, `${what}: exited after ${took} ms, not after the 60 s REDIS_CONNECT_TIMEOUT`);
+      const lines = proc.stderr().trim().split('\n');
+      assert.equal(lines.length, 1, `${what}: one line, got ${proc.stderr()}`);
+      assert.match(lines[0]!, message, what);
       assertNoSecret(proc, what);
     }
     // With every debug log on (the Redis client's own included, which would show each AUTH), still no password.
@@ -191,6 +208,9 @@ describe('Redis Sentinel', { skip: redisMissing() }, () => {
     for (const [node, proc] of Object.entries({ A: a, B: b })) {
       assert.match(proc.stderr(), new RegExp(`connected to Redis at primary ${SENTINEL_NAME} of Sentinels 127\\.0\\.0\\.1:\\d+`), node);
       assert.match(proc.stderr(), /Redis is down .*holding events/, node);
+      // What happened: the Sentinels still named the old primary, which refused connections; they were never unreachable.
+      assert.match(proc.stderr(), /ECONNREFUSED 127\.0\.0\.1:\d+ \(the primary "mymaster" as Sentinel 127\.0\.0\.1:\d+ names it\)/, node);
+      assert.doesNotMatch(proc.stderr(), /All sentinels are unreachable/, node);
       assert.match(proc.stderr(), /Redis is up again after [\d.]+ s; events held meanwhile are delivered now/, node);
       proc.child.kill('SIGTERM');
       assert.deepEqual(await proc.exited, { code: 0, signal: null }, `broker ${node} exits 0`);

@@ -27,6 +27,7 @@ import { ADAPTER_BROADCAST, catchFireAndForget, hookAdapter, keepDuplicates, rec
 import { Liveness } from './liveness.ts';
 import { MissedClusterError, OutageGrace, type PublicationKind } from './outage-grace.ts';
 import { createRedis, describeRedis, redisConfigured, refuseServer } from './redis-connection.ts';
+import { passwordRefusal } from './sentinel-connector.ts';
 import type { PublicationOutcome, RedisState } from '../protocol.ts';
 import { ExactRecovery } from './recovery.ts';
 import { refusalReason, WriteRefusals, type RefusalReason } from './refusals.ts';
@@ -482,19 +483,33 @@ function kindOf(message: ClusterMessage, nsp: Namespace): PublicationKind {
   return rooms.length === 1 && nsp.sockets.has(rooms[0] as string) ? 'direct' : 'event';
 }
 
-/** Resolves once `client` is ready; rejects with a one-line {@link ClusterStartError} after `timeoutMs`. */
+/**
+ * Resolves once `client` is ready; rejects with a one-line {@link ClusterStartError}
+ * after `timeoutMs`, or at once when Redis (or every Sentinel) refuses the password.
+ */
 function waitReady(client: Redis, timeoutMs: number, lastError: () => string, where: string): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
+    const fail = (message: string): void => {
+      clearTimeout(timer);
       client.off('ready', onReady);
+      client.off('error', onError);
+      reject(new ClusterStartError(message));
+    };
+    const timer = setTimeout(() => {
       const why = lastError();
-      reject(new ClusterStartError(`cannot reach Redis at ${where} within ${timeoutMs / 1000} s${why ? ` (${why})` : ''}`));
+      fail(`cannot reach Redis at ${where} within ${timeoutMs / 1000} s${why ? ` (${why})` : ''}`);
     }, timeoutMs);
     const onReady = (): void => {
       clearTimeout(timer);
+      client.off('error', onError);
       resolve();
     };
+    const onError = (error: Error): void => {
+      const refusal = passwordRefusal(error);
+      if (refusal) fail(`Redis at ${where}: ${refusal}: ${error.message}`);
+    };
     client.once('ready', onReady);
+    client.on('error', onError);
   });
 }
 

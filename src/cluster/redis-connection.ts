@@ -12,6 +12,8 @@
 import createDebug from 'debug';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Settings } from '../settings.ts';
+import { backoffMs } from './backoff.ts';
+import { SentinelConnector } from './sentinel-connector.ts';
 
 /** The settings this module reads. */
 export type RedisSettings = Pick<Settings, 'redisUrl' | 'redisSentinels' | 'redisSentinelName' | 'redisPassword' | 'redisSentinelPassword'>;
@@ -22,8 +24,8 @@ const READONLY_ERROR = 'READONLY';
 const RECONNECT_AND_RESEND = 2;
 /** ioredis's debug namespace that logs every command it writes: AUTH, and so the password, included. */
 const COMMAND_LOG_NAMESPACE = 'ioredis:redis';
-/** Longest wait between two rounds over every Sentinel, in ms, while none answers. */
-const SENTINEL_RETRY_MAX_MS = 1_000;
+/** The command whose failures are retried at once by the Streams adapter's read loop (and so must wait). */
+const STREAM_READ = 'xread';
 
 /**
  * Whether the settings name a Redis (a URL or Sentinels): the broker is then a
@@ -44,7 +46,8 @@ export function redisConfigured(settings: Pick<Settings, 'redisUrl' | 'redisSent
  * Sentinel mode. Throws when the settings name no Redis, or name it twice.
  *
  * In Sentinel mode, a client asks the Sentinels where the primary is each
- * time it connects, and reconnects when a write is refused as `READONLY` (it
+ * time it connects ({@link SentinelConnector}: whatever they answer, it asks
+ * again rather than give up), and reconnects when a write is refused as `READONLY` (it
  * reached the old primary, now a replica), so that it resends the write to
  * the new primary. ioredis's `failoverDetector` is left off: it reconnects
  * again when the Sentinels announce the switch, after the client has already
@@ -68,7 +71,7 @@ export function redisArguments(settings: RedisSettings, options: RedisOptions): 
       name: settings.redisSentinelName,
       password,
       sentinelPassword: settings.redisSentinelPassword?.reveal(),
-      sentinelRetryStrategy: (attempt) => Math.min(100 * attempt, SENTINEL_RETRY_MAX_MS),
+      Connector: SentinelConnector,
       reconnectOnError: (error) => (error.message.startsWith(READONLY_ERROR) ? RECONNECT_AND_RESEND : false),
     },
   ];
@@ -84,7 +87,69 @@ export function redisArguments(settings: RedisSettings, options: RedisOptions): 
 export function createRedis(settings: RedisSettings, options: RedisOptions): Redis {
   const args = redisArguments(settings, options);
   silenceCommandLog();
-  return args.length === 2 ? new Redis(args[0], args[1]) : new Redis(args[0]);
+  return args.length === 2 ? new SteadyRedis(args[0], args[1]) : new SteadyRedis(args[0]);
+}
+
+/**
+ * A Redis client that never gives up while its owner wants it: ioredis ends a
+ * connection for good (status `end`, every command then failing at once)
+ * when it cannot even start connecting; this one starts again after a
+ * back-off ({@link backoffMs}) unless it was closed by `disconnect()` or
+ * `QUIT`. And a failed stream read (`XREAD`) is reported only after a
+ * back-off: the Streams adapter's read loop reads again as soon as a read
+ * fails, which, with a Redis that fails it at once, would take the whole CPU
+ * and starve `/health` and signals. Its duplicates are steady too.
+ *
+ * @example
+ * const client = new SteadyRedis('redis://127.0.0.1:6379', { maxRetriesPerRequest: null });
+ * client.duplicate() instanceof SteadyRedis; // true
+ */
+export class SteadyRedis extends Redis {
+  /** Closed by its owner: stays closed. */
+  #closed = false;
+  /** Starts in a row that ended the connection, for the back-off. */
+  #ends = 0;
+  /** Stream reads failed in a row, for the back-off. */
+  #readFailures = 0;
+
+  constructor(...args: [url: string, options: RedisOptions] | [options: RedisOptions]) {
+    // ioredis reads its arguments by their types: one signature stands for both.
+    super(...(args as [string, RedisOptions]));
+    this.on('ready', () => (this.#ends = 0));
+    this.on('end', () => {
+      if (this.#closed) return;
+      const timer = setTimeout(() => {
+        if (!this.#closed && this.status === 'end') this.connect().catch(() => {});
+      }, backoffMs(++this.#ends));
+      timer.unref();
+    });
+  }
+
+  override duplicate(override?: Partial<RedisOptions>): Redis {
+    return new SteadyRedis({ ...this.options, ...override });
+  }
+
+  override disconnect(reconnect = false): void {
+    if (!reconnect) this.#closed = true;
+    super.disconnect(reconnect);
+  }
+
+  override sendCommand(...args: Parameters<Redis['sendCommand']>): unknown {
+    const [command] = args;
+    if (command.name === 'quit') this.#closed = true;
+    const result = super.sendCommand(...args);
+    if (command.name !== STREAM_READ || !(result instanceof Promise)) return result;
+    return result.then(
+      (reply: unknown) => {
+        this.#readFailures = 0;
+        return reply;
+      },
+      async (error: unknown) => {
+        await new Promise((resolve) => setTimeout(resolve, backoffMs(++this.#readFailures)));
+        throw error;
+      },
+    );
+  }
 }
 
 /**
