@@ -92,6 +92,7 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
   const open = clientsClosedAfter();
 
   it('sees a Redis that stops answering (SIGSTOP) as down within REDIS_TIMEOUT, holds events, and delivers them in order on SIGCONT', async (t) => {
+    const logged = captureLog(t);
     const redis = await RedisServer.start();
     const { freeze, thaw } = await control(redis);
     const settings = { redisUrl: redis.url, redisTimeoutMs: 1_000, redisOutageGraceMs: 30_000 };
@@ -122,7 +123,12 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     await open('v4', b.url);
 
     thaw();
+    const frozenFor = Date.now() - frozenAt;
     await until('both nodes see Redis answering again', () => a.cluster.state === 'up' && b.cluster.state === 'up', 20_000);
+    // The outage is counted from when Redis last answered, not from when the hang was seen.
+    const reported = logged.map((line) => Number(/Redis is up again after ([\d.]+) s/.exec(line)?.[1])).filter((seconds) => seconds > 0);
+    assert.equal(reported.length, 2, `each node logged the outage's end: ${logged.join(' | ')}`);
+    for (const seconds of reported) assert.ok(seconds * 1000 >= frozenFor - 100, `outage of ${frozenFor} ms reported as ${seconds} s`);
     for (const r of receivers) await r.receive('call', 11);
     await flush(publisher, receivers);
     for (const [i, r] of receivers.entries()) assert.deepEqual(seqs(r), range(0, 11), `receiver ${i} (${r.generation}): every event once, in order`);

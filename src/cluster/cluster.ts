@@ -388,7 +388,8 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
     const down = closed || (liveness?.hung ?? false);
     const before = cluster.state;
     if (down && before !== 'down') {
-      downSince = Date.now();
+      // The outage began when Redis last answered, which for a hang is a REDIS_TIMEOUT before it is seen.
+      downSince = Math.min(Date.now(), liveness?.answeredAt ?? Date.now());
       grace.down();
       control.setState('down');
       onNextDown.resolve({ ok: true });

@@ -50,6 +50,8 @@ export class Liveness extends EventEmitter<LivenessEvents> {
   #sentAt: number | undefined;
   #hung = false;
   #probing = false;
+  /** When a PING was last answered (or the watchdog started). */
+  #answeredAt = Date.now();
   /** Also probe writes at each PING. */
   probeWrites = false;
 
@@ -60,6 +62,13 @@ export class Liveness extends EventEmitter<LivenessEvents> {
     this.#probeKey = probeKey;
     this.#timer = setInterval(() => this.#tick(), Math.max(MIN_INTERVAL_MS, Math.floor(timeoutMs / PINGS_PER_TIMEOUT)));
     this.#timer.unref();
+    // A connection made ready has had its commands answered.
+    connection.on('ready', () => (this.#answeredAt = Date.now()));
+  }
+
+  /** The last moment Redis was known to answer: when a PING was last answered, in ms since the epoch. */
+  get answeredAt(): number {
+    return this.#answeredAt;
   }
 
   /** True from `hung` until `answering`. */
@@ -86,6 +95,7 @@ export class Liveness extends EventEmitter<LivenessEvents> {
     this.#connection.ping().then(
       () => {
         this.#sentAt = undefined;
+        this.#answeredAt = Date.now();
         if (this.#hung) {
           this.#hung = false;
           this.emit('answering');
