@@ -111,6 +111,8 @@ export class SteadyRedis extends Redis {
   #ends = 0;
   /** Stream reads failed in a row, for the back-off. */
   #readFailures = 0;
+  /** Stream reads sent once: ioredis sends them again itself after a reconnection, and that promise has no taker. */
+  readonly #reads = new WeakSet<object>();
 
   constructor(...args: [url: string, options: RedisOptions] | [options: RedisOptions]) {
     // ioredis reads its arguments by their types: one signature stands for both.
@@ -138,7 +140,8 @@ export class SteadyRedis extends Redis {
     const [command] = args;
     if (command.name === 'quit') this.#closed = true;
     const result = super.sendCommand(...args);
-    if (command.name !== STREAM_READ || !(result instanceof Promise)) return result;
+    if (command.name !== STREAM_READ || !(result instanceof Promise) || this.#reads.has(command)) return result;
+    this.#reads.add(command);
     return result.then(
       (reply: unknown) => {
         this.#readFailures = 0;
