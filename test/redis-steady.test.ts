@@ -76,7 +76,10 @@ describe('a Sentinel that answers badly, then well', { skip: redisMissing() }, (
     const answers = (async () => {
       for (let i = 0; answering; i++) {
         sentinel.primary = BAD_ANSWERS[i % BAD_ANSWERS.length] as Resp;
+        // Each bad answer is given for a while, and at least once.
+        const asked = sentinel.asked;
         await sleep(BAD_ANSWER_MS);
+        await until('the Sentinel is asked', () => !answering || sentinel.asked > asked, 20_000);
       }
     })();
     t.after(() => (answering = false));
