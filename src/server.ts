@@ -111,7 +111,10 @@ export async function startServer(settings: Settings, buses: Buses = loadBuses(s
     version: VERSION,
     connections,
     // Until the cluster is up, a broker told to use Redis has no link to it yet.
-    redis: { get state() { return cluster?.state ?? (redisConfigured(settings) ? 'down' : 'off'); } },
+    redis: {
+      get state() { return cluster?.state ?? (redisConfigured(settings) ? 'down' : 'off'); },
+      get streamFull() { return cluster?.streamFull ?? false; },
+    },
   });
 
   // /health answers from the first moment; everything else waits for the start to finish.

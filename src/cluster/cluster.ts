@@ -33,6 +33,8 @@ import { ExactRecovery } from './recovery.ts';
 import { refusalReason, WriteRefusals, type RefusalReason } from './refusals.ts';
 import type { RouteTable } from '../routes.ts';
 import { RouteSync } from './route-sync.ts';
+import { streamKeepMs } from './stream-bounds.ts';
+import { StreamTrimmer } from './stream-trimmer.ts';
 
 const debug = createDebug('spicy-action:cluster');
 
@@ -89,6 +91,7 @@ interface ClusterLink {
   readonly close: () => Promise<void>;
   readonly drain: () => Promise<number>;
   readonly refusals: WriteRefusals;
+  readonly trimmer: StreamTrimmer;
 }
 
 /**
@@ -144,6 +147,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /** Events that reached only this node's clients (Redis down past the grace, refusing writes, or held at shutdown), since start. */
   get undelivered(): number {
     return this.#undelivered;
+  }
+
+  /** True while Redis refuses events for memory and the stream is trimmed on its own (stream-trimmer.ts). */
+  get streamFull(): boolean {
+    return this.#link?.trimmer.full ?? false;
   }
 
   /** Writes Redis refused since start, by reason. */
@@ -301,6 +309,11 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
   watchdog?.on('error', () => {}); // the main connection reports the same trouble
   const liveness = watchdog ? new Liveness(watchdog, settings.redisTimeoutMs, `${REDIS_PREFIX}:probe:${process.pid}:${Date.now()}`) : undefined;
 
+  const trimmer = new StreamTrimmer(client, STREAM_NAME, { keepMs: streamKeepMs(settings), maxLen: settings.streamMaxLen });
+  trimmer.on('full', () => debug('Redis refuses events for memory: the stream is trimmed to its last %d s by itself until it takes them again', streamKeepMs(settings) / 1000));
+  trimmer.on('relieved', (trimmed) => debug('Redis takes events again; %d stream entries were trimmed meanwhile', trimmed));
+  trimmer.on('failed', (error) => debug('trimming the stream failed: %s', error.message));
+
   const streams = createAdapter(client, {
     streamName: STREAM_NAME,
     maxLen: settings.streamMaxLen,
@@ -338,11 +351,13 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
       write().then(
         (offset) => {
           refusals.accepted();
+          trimmer.accepted();
           return offset;
         },
         (error: unknown) => {
           const reason = refusalReason(error);
           if (reason === undefined) throw error;
+          if (reason === 'oom') trimmer.refusedForMemory();
           refusals.refused(reason, (error as Error).message);
           // Delivered to this node's clients by the adapter, and to no other node.
           if (kind === 'event') control.addUndelivered(1);
@@ -415,6 +430,7 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
 
   const cluster = new Cluster('up', adapter, {
     refusals,
+    trimmer,
     drain: async () => {
       // With Redis up, what is in flight is being written: the cluster gets it.
       if (cluster.state !== 'down') return 0;
@@ -430,6 +446,7 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
       if (closing) return;
       closing = true;
       grace.close();
+      trimmer.close();
       liveness?.close();
       routeSync.close();
       const quit = client.status === 'ready' && cluster.state !== 'down' ? client.quit().catch(() => 'failed') : Promise.resolve('down');
@@ -457,6 +474,7 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
   // A probe taken ends an episode of refusals that concern every write (memory, replica, disk); an
   // 'other' refusal may concern the stream alone (WRONGTYPE...): only an event written ends it.
   liveness?.on('writable', () => {
+    trimmer.accepted(); // memory for a write: the stream can take events again
     if (refusals.reason !== 'other') refusals.accepted();
   });
   liveness?.on('hung', update);

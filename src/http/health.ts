@@ -33,6 +33,8 @@ export interface HealthReport {
   /** Sockets connected to this node. */
   readonly connections: number;
   readonly redis: RedisState;
+  /** Present while Redis refuses events for memory and the broker trims the cluster's stream on its own. */
+  readonly stream?: 'full';
   /** Present while not ready: `starting` or `stopping`. */
   readonly phase?: Phase;
 }
@@ -44,7 +46,7 @@ export interface HealthOptions {
   /** Number of sockets connected now. */
   readonly connections: () => number;
   /** The cluster's link to Redis, read at each request; omitted: `off`. */
-  readonly redis?: Pick<RedisStateSource, 'state'>;
+  readonly redis?: Pick<RedisStateSource, 'state'> & { readonly streamFull?: boolean };
 }
 
 /**
@@ -93,6 +95,7 @@ export class HealthCheck {
       uptime: Math.round(process.uptime() * 1000) / 1000,
       connections: connections(),
       redis: redis?.state ?? 'off',
+      ...(redis?.streamFull ? { stream: 'full' as const } : {}),
       ...(ok ? {} : { phase: this.#phase }),
     };
     return { status: ok ? 200 : 503, body };
