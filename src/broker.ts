@@ -63,6 +63,12 @@ export interface BrokerOptions {
    * down past the grace). Omitted (one process): acknowledgements are sent at once.
    */
   readonly track?: (publish: () => void) => Promise<PublicationOutcome> | undefined;
+  /**
+   * On a cluster: whether the event `args` from socket `client` fits in its
+   * byte budget for the Redis stream; a refusal when it does not (the event is
+   * then not published at all), `first` of an episode (logged once).
+   */
+  readonly streamBudget?: (client: string, args: readonly unknown[]) => { readonly refusal: Refusal; readonly first: boolean } | undefined;
   /** Name and version told in `welcome`; this package's own by default. */
   readonly name?: string;
   readonly version?: string;
@@ -102,6 +108,7 @@ export class Broker {
   /** What others and the logs see of a socket instead of its id. */
   readonly #publicIds = new PublicIds();
   readonly #track: BrokerOptions['track'];
+  readonly #streamBudget: BrokerOptions['streamBudget'];
   /** The `onAny` listener of every socket (`this` is the socket). */
   readonly #onAny: (this: BrokerSocket, event: string, ...args: unknown[]) => void;
   /** The `disconnect` listener of every socket (`this` is the socket). */
@@ -113,6 +120,7 @@ export class Broker {
     this.#recovery = recoveryEnabled(io);
     this.#heard = options.skipUnheard ? hearing(io, this.#recovery) : undefined;
     this.#track = options.track;
+    this.#streamBudget = options.streamBudget;
     this.buses = options.buses ?? DEFAULT_BUSES;
     this.limits = brokerLimits(options.limits);
     this.telemetry = options.telemetry ?? new Telemetry();
@@ -281,6 +289,8 @@ export class Broker {
       if (deep) return this.#refuse(socket, event, ack, deep, BOOLEAN_ACK_EVENTS.has(event));
       const control = this.#controls.get(event);
       if (control) return control(socket, args, ack, event);
+      const overBudget = this.#streamBudget?.(socket.id, args);
+      if (overBudget) return this.#refuse(socket, event, ack, overBudget.refusal, false, overBudget.first);
       // On a cluster, an acknowledgement waits to learn whether Redis took the event.
       const tracked = ack && this.#track ? this.#tracked(() => this.route(event, args)) : undefined;
       const targets = tracked ? tracked.value : this.route(event, args);
@@ -301,8 +311,8 @@ export class Broker {
   }
 
   /** Tells the client why its input was refused: through its callback, else with `failed`. */
-  #refuse(socket: BrokerSocket, event: string, ack: AckFn | undefined, refusal: Refusal, booleanAck = false): void {
-    debug('refused %s from %s: %s', event, this.publicId(socket), refusal.error);
+  #refuse(socket: BrokerSocket, event: string, ack: AckFn | undefined, refusal: Refusal, booleanAck = false, logged = true): void {
+    if (logged) debug('refused %s from %s: %s', event, this.publicId(socket), refusal.error);
     this.telemetry.refused(event, refusal);
     if (ack) ack(booleanAck ? false : { ok: false, error: refusal.error });
     else socket.emit('failed', { event, msg: refusal.error });

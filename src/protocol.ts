@@ -80,6 +80,7 @@ export type RefusalReason =
   | 'bad_request'
   | 'server_error'
   | 'too_deep'
+  | 'stream_budget'
   | 'binary';
 
 /** A refusal: the reason (for counting) and a sentence for the client. */

@@ -14,6 +14,7 @@ import { attachBroker } from './attach.ts';
 import type { Broker, BrokerServer } from './broker.ts';
 import { loadBuses, type Buses } from './buses.ts';
 import { Cluster, ClusterStartError, startCluster } from './cluster/cluster.ts';
+import { streamBudget } from './cluster/stream-budget.ts';
 import { redisConfigured } from './cluster/redis-connection.ts';
 import type { Settings } from './settings.ts';
 import { errorHandler } from './http/errors.ts';
@@ -200,6 +201,7 @@ function assemble(
     skipUnheard: !redisConfigured(settings),
     // On a cluster, a sender's acknowledgement says whether Redis took its event.
     track: cluster.state === 'off' ? undefined : (publish) => cluster.track(publish),
+    streamBudget: cluster.state === 'off' ? undefined : streamBudget(settings.streamBytesPerClient),
     limits: settings,
     telemetry,
     // Pushes come from servers, never from a web page: a browser's Origin not listed is refused.

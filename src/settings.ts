@@ -35,6 +35,8 @@ export interface Settings extends Limits {
   readonly recoveryWindowMs: number;
   /** Approximate number of entries the Redis stream keeps (the recovery backlog of the cluster). */
   readonly streamMaxLen: number;
+  /** Bytes a second one client (one socket) may put in the Redis event stream; past it its events are refused. 0: no cap. */
+  readonly streamBytesPerClient: number;
   /** Redis Sentinels that say where the primary is; exclusive with {@link redisUrl}. */
   readonly redisSentinels: readonly SentinelAddress[] | undefined;
   /** The primary's name in the Sentinels' configuration (`sentinel monitor <name> ...`). */
@@ -126,6 +128,7 @@ export const DEFAULT_SETTINGS: Settings = Object.freeze({
   redisTimeoutMs: 5_000,
   recoveryWindowMs: 120_000,
   streamMaxLen: 100_000,
+  streamBytesPerClient: 2 * 1024 * 1024,
   redisSentinels: undefined,
   redisSentinelName: 'mymaster',
   redisPassword: undefined,
@@ -279,6 +282,7 @@ const SETTINGS: readonly SettingSpec<keyof Settings>[] = [
   { key: 'redisTimeoutMs', env: 'REDIS_TIMEOUT', flag: '--redis-timeout', read: duration, help: 'how long Redis may leave a PING unanswered before it counts as down; 0 turns the watchdog off' },
   { key: 'recoveryWindowMs', env: 'RECOVERY_WINDOW', flag: '--recovery-window', read: duration, help: 'how long a 4.x client may stay away and still recover missed events; 0 turns recovery off' },
   { key: 'streamMaxLen', env: 'REDIS_STREAM_MAXLEN', flag: '--redis-stream-maxlen', read: integer(1_000, 1e9), help: "entries the Redis event stream keeps (the cluster's recovery backlog)" },
+  { key: 'streamBytesPerClient', env: 'REDIS_STREAM_CLIENT_BYTES', flag: '--redis-stream-client-bytes', read: integer(0, 1e12), help: 'bytes a second one socket may put in the Redis event stream; past it its events are refused; 0: no cap' },
   { key: 'redisSentinels', env: 'REDIS_SENTINELS', flag: '--redis-sentinels', read: sentinels, shown: 'unset (REDIS_URL names Redis)', help: 'comma-separated host:port of the Redis Sentinels that say where the primary is; instead of REDIS_URL' },
   { key: 'redisSentinelName', env: 'REDIS_SENTINEL_NAME', flag: '--redis-sentinel-name', read: text, shown: 'mymaster', help: "the primary's name in the Sentinels' configuration (sentinel monitor <name> ...)" },
   { key: 'redisPassword', env: 'REDIS_PASSWORD_FILE', flag: '--redis-password-file', inlineEnv: 'REDIS_PASSWORD', read: secretFile, shown: 'unset (none, or the one in REDIS_URL)', help: 'file holding the Redis password (requirepass); or the password itself in REDIS_PASSWORD (environment only)' },

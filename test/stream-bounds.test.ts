@@ -14,6 +14,8 @@ import { Redis } from 'ioredis';
 import { ByteBudget, MIN_STREAM_KEEP_MS, minTrimId, streamKeepMs } from '../src/cluster/stream-bounds.ts';
 import { request, startBroker } from './helpers/broker.ts';
 import { clientsClosedAfter } from './helpers/clients.ts';
+import { captureLog } from './helpers/logs.ts';
+import { parseMetrics } from './helpers/metrics.ts';
 import { RedisServer, redisMissing } from './helpers/redis.ts';
 import { sleep, until } from './helpers/wait.ts';
 
@@ -125,5 +127,39 @@ describe('a burst under maxmemory + noeviction', { skip: redisMissing() }, () =>
     t.diagnostic(`split for ${back} ms after the burst (the stream keeps ${keepMs} ms)`);
     await until('/health no longer says the stream is full', async () => (await request(`${a.url}/health`)).body.stream === undefined);
     assert.equal((await request(`${a.url}/health`)).body.redis, 'up');
+  });
+});
+
+describe('the byte budget of a client in the stream', { skip: redisMissing() }, () => {
+  const open = clientsClosedAfter();
+
+  it('refuses the events of a socket past its bytes a second with a clear answer, counted and logged once, and not the others', async (t) => {
+    const logged = captureLog(t, 'spicy-action:broker');
+    const redis = await RedisServer.start({ appendOnly: false });
+    const rate = 64 * 1024;
+    const settings = { redisUrl: redis.url, streamBytesPerClient: rate };
+    const [a, b] = await Promise.all([startBroker(settings), startBroker(settings)]);
+    const receiver = await open('v4', b.url);
+    assert.equal(await receiver.ack('join', 'calls'), true);
+    const flooder = await open('v4', a.url);
+    const neighbour = await open('v2', a.url);
+    const chunk = 'x'.repeat(16 * 1024);
+    // Twelve events of 16 KB at once: about a second's worth (64 KB) is taken, the rest refused.
+    const answers = await Promise.all(Array.from({ length: 12 }, (_, seq) => flooder.ack<{ ok: boolean; error?: string }>('call', { seq, chunk })));
+    const taken = answers.filter((answer) => answer.ok).length;
+    assert.ok(taken >= 2 && taken <= 6, `about a second's worth taken (${taken} of 12 events of 16 KB at 64 KB/s)`);
+    const refusal = answers.find((answer) => !answer.ok);
+    assert.match(String(refusal?.error), /over the limit of 65536 bytes a second .* \(REDIS_STREAM_CLIENT_BYTES\): event not published/);
+    // Refused events reach no one; the neighbour's events, from the same address, are not refused.
+    assert.deepEqual(await neighbour.ack('call', { seq: 100 }), { ok: true, rooms: 1 });
+    await until('the neighbour event reaches node B', () => receiver.count('call') >= taken + 1);
+    await sleep(300);
+    assert.equal(receiver.count('call'), taken + 1, 'refused events were not published');
+    const metrics = parseMetrics((await request(`${a.url}/metrics`)).body as string);
+    assert.equal(metrics.value('spicy_action_refused_total', { reason: 'stream_budget' }), 12 - taken);
+    assert.equal(logged.filter((line) => line.includes('REDIS_STREAM_CLIENT_BYTES')).length, 1, `logged once per episode:\n${logged.join('\n')}`);
+    // Within its budget again a second later.
+    await sleep(1_100);
+    assert.deepEqual(await flooder.ack('call', { seq: 200 }), { ok: true, rooms: 1 });
   });
 });
