@@ -1,12 +1,13 @@
 /**
  * The published package (`npm run test:deploy`): what `npm pack` ships, source
- * maps that carry their sources, and the embedding example of docs/embedding.md (run as
- * JavaScript, and compiled with `tsc --strict`) and the `spicy-action` command
- * run from a fresh project that installed the tarball with its peers.
+ * maps that carry their sources, and the embedding examples of docs/embedding.md
+ * (JavaScript, and TypeScript compiled with `tsc --strict`) and the
+ * `spicy-action` command run from a fresh project that installed the tarball
+ * with its peers, with the commands the page gives.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, normalize, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -14,7 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { NAME, VERSION } from '../src/package-info.ts';
 import { notify, request, ROOT } from './helpers/broker.ts';
 import { closeAll, connect, flush, type TestClient } from './helpers/clients.ts';
-import { block, docPages, linksOf } from './helpers/docs.ts';
+import { block, commands, docPages, linksOf } from './helpers/docs.ts';
 import { NPM_ENV, serve, shell, type Served } from './helpers/served.ts';
 
 const run = promisify(execFile);
@@ -97,21 +98,33 @@ describe('the npm package', () => {
     const open: TestClient[] = [];
     after(() => closeAll(open));
 
+    /** A documented sh block's commands: all but the last run by `shell`, the last one serves. */
+    function runBlock(id: string): { setup: string[]; last: string } {
+      const lines = commands(block('docs/embedding.md', id).text);
+      return { setup: lines.slice(0, -1), last: lines.at(-1)! };
+    }
+
     before(async () => {
-      project = join(dir, 'host-project');
+      // docs/embedding.md's project, beside a clone whose `npm pack` made the tarball: ../spicy-action/<tarball>.
+      const clone = join(dir, 'spicy-action');
+      mkdirSync(clone);
+      renameSync(tarball, join(clone, pack.filename));
+      tarball = join(clone, pack.filename);
+      project = join(dir, 'my-host');
       mkdirSync(project);
-      writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'host-project', version: '1.0.0', private: true, type: 'module' }));
-      // The package with its peers, and TypeScript for a host written in it; no @types package: the package brings those its types use.
-      await run('npm', ['install', tarball, 'express', 'socket.io', 'typescript'], { cwd: project, env: NPM_ENV, maxBuffer: 16e6 });
+      const install = block('docs/embedding.md', 'embedding-install').text;
+      assert.ok(install.includes(`../spicy-action/${pack.filename}`), `the docs install ${pack.filename}`);
+      const installed = await shell(install, project);
+      assert.equal(installed.code, 0, `${installed.stdout}${installed.stderr}`);
       assert.ok(existsSync(join(project, 'node_modules', 'spicy-action', 'dist', 'index.js')));
     });
 
-    /** The embedding example of docs/embedding.md, and the line in it that the tests change: a free port, and a line saying which. */
-    function example(): { snippet: string; listen: string } {
-      const snippet = block('docs/embedding.md', 'embedding-ts').text;
+    /** An example of docs/embedding.md, with the one line the tests change: a free port, and a line saying which. */
+    function example(id: string, port: string): string {
+      const snippet = block('docs/embedding.md', id).text;
       const listen = 'httpServer.listen(3000);';
       assert.ok(snippet.includes(listen), 'the example listens on 3000');
-      return { snippet, listen };
+      return snippet.replace(listen, `httpServer.listen(0, '127.0.0.1', () => console.log(\`listening on http://127.0.0.1:\${${port}}\`));`);
     }
 
     /** The host an example makes routes a client's event, a /_notify push, and logs a refusal. */
@@ -135,26 +148,22 @@ describe('the npm package', () => {
       await host.exited;
     }
 
-    it('runs the embedding example of docs/embedding.md unchanged', async () => {
-      const { snippet, listen } = example();
-      const program = snippet.replace(
-        listen,
-        "httpServer.listen(0, '127.0.0.1', () => console.log(`listening on http://127.0.0.1:${httpServer.address().port}`));",
-      );
-      writeFileSync(join(project, 'example.mjs'), program);
-      await routes(serve(process.execPath, ['example.mjs'], project));
+    it('runs the JavaScript example of docs/embedding.md with its command', async () => {
+      writeFileSync(join(project, 'host.js'), example('embedding-js', 'httpServer.address().port'));
+      const { setup, last } = runBlock('embedding-js-run');
+      assert.deepEqual(setup, []);
+      await routes(serve('bash', ['-c', last], project));
     });
 
-    it("compiles docs/embedding.md's example with tsc --strict, with the types the package brings, and runs it", async () => {
-      const { snippet, listen } = example();
-      const program = snippet.replace(
-        listen,
-        "httpServer.listen(0, '127.0.0.1', () => console.log(`listening on http://127.0.0.1:${(httpServer.address() as { port: number }).port}`));",
-      );
-      writeFileSync(join(project, 'example.ts'), program);
-      const compiled = await shell('npx tsc --strict --module nodenext --outDir build example.ts', project);
-      assert.equal(compiled.code, 0, `tsc --strict:\n${compiled.stdout}${compiled.stderr}`);
-      await routes(serve(process.execPath, ['build/example.js'], project));
+    it('compiles the TypeScript example with tsc --strict, with no @types package of its own, and runs it, with its commands', async () => {
+      writeFileSync(join(project, 'host.ts'), example('embedding-ts', '(httpServer.address() as { port: number }).port'));
+      const { setup, last } = runBlock('embedding-ts-run');
+      assert.ok(setup.some((c) => c.includes('tsc --strict')), 'the commands compile with tsc --strict');
+      const compiled = await shell(setup.join('\n'), project);
+      assert.equal(compiled.code, 0, `${compiled.stdout}${compiled.stderr}`);
+      const own = JSON.parse(readFileSync(join(project, 'package.json'), 'utf8')) as { dependencies?: object; devDependencies?: object };
+      assert.deepEqual(Object.keys({ ...own.dependencies, ...own.devDependencies }).filter((name) => name.startsWith('@types/')), []);
+      await routes(serve('bash', ['-c', last], project));
     });
 
     it('runs the installed spicy-action command', async () => {

@@ -61,7 +61,7 @@ describe('the systemd unit', { skip: systemdMissing() }, () => {
   function localCopy(): string {
     const envFile = join(dir, 'env');
     writeFileSync(envFile, ENV_EXAMPLE, { mode: 0o600 });
-    const unit = UNIT.replaceAll('/usr/bin/node', process.execPath).replaceAll('/opt/spicy-action', ROOT).replaceAll('/etc/spicy-action/env', envFile);
+    const unit = UNIT.replaceAll('/usr/bin/node', process.execPath).replaceAll('/opt/spicy-action/current', ROOT).replaceAll('/etc/spicy-action/env', envFile);
     const file = join(dir, 'spicy-action.service');
     writeFileSync(file, unit);
     return file;
@@ -82,9 +82,9 @@ describe('the systemd unit', { skip: systemdMissing() }, () => {
     assert.ok(score && Number(score[1]) <= 2.5, `exposure ${score?.[1]}`);
   });
 
-  it('runs the compiled entry from /opt/spicy-action with its settings from a root-only file', () => {
-    assert.equal(value('ExecStart'), '/usr/bin/node /opt/spicy-action/dist/main.js');
-    assert.equal(value('WorkingDirectory'), '/opt/spicy-action');
+  it('runs the compiled entry of the release /opt/spicy-action/current points to, with its settings from a root-only file', () => {
+    assert.equal(value('ExecStart'), '/usr/bin/node /opt/spicy-action/current/dist/main.js');
+    assert.equal(value('WorkingDirectory'), '/opt/spicy-action/current');
     assert.equal(value('EnvironmentFile'), '/etc/spicy-action/env');
     assert.match(UNIT, /owned by root, mode 0600/);
     // dist/main.js is what the build makes of src/main.ts.
