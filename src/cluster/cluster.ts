@@ -35,6 +35,7 @@ import type { RouteTable } from '../routes.ts';
 import { RouteSync } from './route-sync.ts';
 import { streamKeepMs } from './stream-bounds.ts';
 import { StreamTrimmer } from './stream-trimmer.ts';
+import { WriteWaits } from './write-waits.ts';
 
 const debug = createDebug('spicy-action:cluster');
 
@@ -50,6 +51,12 @@ const RESTORE_TIMEOUT_MS = 5_000;
 const MIN_ROUTE_LOAD_MS = 1_000;
 /** Longest wait for pending commands to be written on shutdown. */
 const QUIT_TIMEOUT_MS = 2_000;
+/**
+ * Longest an answer waits for Redis to take a write when no watchdog runs
+ * (`REDIS_TIMEOUT=0`): the most the default watchdog (5 s, × 1.5) takes to
+ * see a hung Redis down.
+ */
+export const UNWATCHED_WRITE_WAIT_MS = 7_500;
 
 /** What the cluster tells its observers. */
 export interface ClusterEvents {
@@ -163,8 +170,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
    * Runs `publish` (which emits one event to rooms) and returns what became
    * of that event's publication to the cluster, or undefined when it was not
    * published to Redis (no cluster, nothing emitted). The promise never
-   * rejects, and settles within about REDIS_TIMEOUT: at once while Redis is
-   * down (the event is held, or past the grace reaches this node only).
+   * rejects, and settles within about REDIS_TIMEOUT × 1.5 (within
+   * {@link UNWATCHED_WRITE_WAIT_MS} when REDIS_TIMEOUT is 0): at once while
+   * Redis is down (the event is held, or past the grace reaches this node only).
    *
    * @example
    * const outcome = cluster.track(() => io.to('calls').emit('call', call));
@@ -302,8 +310,9 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
   let downSince = 0;
   /** The main connection is closed (or not yet ready again). */
   let closed = false;
-  /** Resolves the acknowledgements waiting for Redis when it is seen down: their events are held now. */
-  let onNextDown = signal();
+  /** The answers waiting for Redis to take a write; each answered at once when Redis is seen down (its write is held then). */
+  const waits = new WriteWaits(settings.redisTimeoutMs > 0 ? 0 : UNWATCHED_WRITE_WAIT_MS);
+  const unwatched = `Redis has not answered within ${UNWATCHED_WRITE_WAIT_MS / 1000} s (REDIS_TIMEOUT=0: no watchdog)`;
 
   const watchdog = settings.redisTimeoutMs > 0 ? client.duplicate({ enableOfflineQueue: false, connectionName: `${REDIS_PREFIX}:watchdog` }) : undefined;
   watchdog?.on('error', () => {}); // the main connection reports the same trouble
@@ -383,7 +392,8 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
       },
     );
     // Past the grace, it is released at once; else it waits for Redis, or for Redis to be seen down (then it is held).
-    return down ? written : Promise.race([written, onNextDown.promise]);
+    if (down) return written;
+    return waits.wait(written, { ok: true }, { ok: false, error: `${unwatched}: the event waits to be written, and reaches the cluster only if Redis answers` });
   };
 
   /** What to tell the sender of a `register` whose write to Redis is `write`. */
@@ -394,7 +404,7 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
       (): PublicationOutcome => ({ ok: true }),
       (error: unknown): PublicationOutcome => ({ ok: false, error: `Redis refused the route (${(error as Error).message}): the route is unchanged` }),
     );
-    return Promise.race([written, onNextDown.promise]);
+    return waits.wait(written, { ok: true }, { ok: false, error: `${unwatched}: the route change waits to be written, and takes effect only if Redis answers` });
   };
 
   /** Up, degraded or down, from what is known of the link. */
@@ -407,14 +417,13 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
       downSince = Math.min(Date.now(), liveness?.answeredAt ?? Date.now());
       grace.down();
       control.setState('down');
-      onNextDown.resolve({ ok: true });
+      waits.down();
       const why = liveness?.hung && !closed ? `no answer within ${settings.redisTimeoutMs / 1000} s` : lastError || 'connection closed';
       debug('Redis is down (%s): holding events for up to %d s; still accepting connections', why, graceSeconds);
       return;
     }
     if (down) return;
     if (before === 'down') {
-      onNextDown = signal();
       const seconds = ((Date.now() - downSince) / 1000).toFixed(1);
       const missed = grace.missedThisOutage;
       const late = grace.expired;
@@ -530,13 +539,6 @@ function waitReady(client: Redis, timeoutMs: number, lastError: () => string, wh
     client.once('ready', onReady);
     client.on('error', onError);
   });
-}
-
-/** A promise and its resolve function (Promise.withResolvers, which Node 20 lacks). */
-function signal(): { promise: Promise<PublicationOutcome>; resolve: (outcome: PublicationOutcome) => void } {
-  let resolve: (outcome: PublicationOutcome) => void = () => {};
-  const promise = new Promise<PublicationOutcome>((r) => (resolve = r));
-  return { promise, resolve };
 }
 
 /** `promise`, or a rejection naming `what` after `ms`. */
