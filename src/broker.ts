@@ -224,6 +224,22 @@ export class Broker {
   }
 
   /**
+   * Removes the route of `event` (`DELETE /routes/:event`): a registered
+   * route goes, a built-in one returns to its default; undefined when there
+   * is no such route. On a cluster, `written` resolves once Redis took the
+   * removal or refused it (then the route is back as it was), as a
+   * `register` acknowledgement waits to; it is undefined on one process.
+   *
+   * @example
+   * const { removal, written } = broker.removeRoute('queuer');
+   * (await written)?.ok; // false when Redis refused it
+   */
+  removeRoute(event: string): { removal: ReturnType<RouteTable['remove']>; written: Promise<PublicationOutcome> | undefined } {
+    const { value, outcome } = this.#tracked(() => this.routes.remove(event));
+    return { removal: value, written: outcome };
+  }
+
+  /**
    * Runs `publish` and, on a cluster, learns what became of the event it
    * published (see {@link BrokerOptions.track}); the outcome is undefined on
    * one process, or when nothing went to Redis.

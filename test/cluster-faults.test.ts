@@ -249,7 +249,7 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     assert.equal(node.cluster.undelivered, 1);
   });
 
-  it('undoes a route change Redis refuses and answers register {ok:false}, so that no node keeps a route the others lack', async () => {
+  it('undoes a route change or removal Redis refuses and answers register {ok:false} and DELETE 503, so that no node keeps a route the others lack', async () => {
     const redis = await RedisServer.start();
     const { admin } = await control(redis);
     const settings = { redisUrl: redis.url, redisTimeoutMs: 500 };
@@ -269,6 +269,12 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     assert.equal(a.broker.routes.get('kept'), 'support', 'a changed route Redis refused goes back');
     assert.equal(b.broker.routes.get('kept'), 'support');
     assert.deepEqual(await registrar.ack('refused-new', {}), { ok: false, error: 'no route for "refused-new"' });
+    const refusedRemoval = await request(`${a.url}/routes/kept`, { method: 'DELETE' });
+    assert.equal(refusedRemoval.status, 503, 'answered once Redis refused it, not before');
+    assert.equal(refusedRemoval.body.ok, false);
+    assert.match(String(refusedRemoval.body.error), /OOM/);
+    assert.equal(a.broker.routes.get('kept'), 'support', 'a removal Redis refused is undone');
+    assert.equal(b.broker.routes.get('kept'), 'support');
     const metrics = parseMetrics((await request(`${a.url}/metrics`)).body as string);
     assert.ok(metrics.value('spicy_action_cluster_refused_writes_total', { reason: 'oom' }) >= 2);
 
@@ -276,6 +282,10 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     await until('node A sees Redis take writes again', () => a.cluster.state === 'up', 20_000);
     assert.deepEqual(await registrar.ack('register', { event: 'kept', default_room: 'calls' }), { ok: true, event: 'kept', bus: 'calls' });
     await until('node B has the change Redis took', () => b.broker.routes.get('kept') === 'calls', 20_000);
+    const removed = await request(`${a.url}/routes/kept`, { method: 'DELETE' });
+    assert.deepEqual([removed.status, removed.body], [200, { ok: true, event: 'kept' }]);
+    assert.equal(await admin.hexists('spicy-action:routes', 'kept'), 0, 'Redis had taken the removal when it was answered');
+    await until('node B has the removal', () => b.broker.routes.get('kept') === undefined, 20_000);
   });
 
   it('delivers the events it holds for Redis to its own clients when it stops, and counts and logs them', async (t) => {

@@ -7,10 +7,13 @@
  * token, as `/metrics` is.
  *
  * In a cluster, a removal reaches every node and Redis through the route
- * table's listeners (`cluster/route-sync.ts`), as a `register` does.
+ * table's listeners (`cluster/route-sync.ts`), as a `register` does, and is
+ * answered once Redis took it: a removal Redis refuses is undone and answered
+ * 503 `{ok: false, error}`.
  */
 import createDebug from 'debug';
 import { Router, type ErrorRequestHandler, type Response } from 'express';
+import type { PublicationOutcome } from '../protocol.ts';
 import type { Route, RouteInfo, RouteKind, RouteTable } from '../routes.ts';
 import type { RouteAdminAction, Telemetry } from '../telemetry.ts';
 
@@ -51,7 +54,16 @@ export interface RouteAdminSource {
   readonly routes: Pick<RouteTable, 'list' | 'remove' | 'node'>;
   /** Where each request is reported (`route_admin`), for the metrics. */
   readonly telemetry: Telemetry;
+  /**
+   * Removes a route and tells, once known, whether the cluster took the
+   * removal ({@link Broker.removeRoute}); without it, `routes.remove` is
+   * used and the answer does not wait.
+   */
+  readonly removeRoute?: (event: string) => { removal: ReturnType<RouteTable['remove']>; written: Promise<PublicationOutcome> | undefined };
 }
+
+/** The status of a removal Redis refused: the route is as it was, and a retry may succeed. */
+const REFUSED_BY_REDIS = 503;
 
 /**
  * One route as `GET /routes` shows it.
@@ -103,14 +115,23 @@ export function routeAdminRouter(source: RouteAdminSource): Router {
   router.delete('/routes/:event', (req, res) => {
     const { event } = req.params;
     const shown = JSON.stringify(event.length > LOGGED_NAME_LENGTH ? `${event.slice(0, LOGGED_NAME_LENGTH)}…` : event);
-    const removal = routes.remove(event);
+    const { removal, written } = source.removeRoute ? source.removeRoute(event) : { removal: routes.remove(event), written: undefined };
     if (removal === undefined) {
       debug('DELETE route %s from %s: no such route', shown, req.socket.remoteAddress);
       return answer(res, 'remove', 404, { ok: false, error: `no route for ${shown}` });
     }
-    const after = removal.bus === undefined ? 'gone' : `back to its default ${removal.bus ?? '(_in only)'}`;
-    debug('DELETE route %s from %s: %s%s', shown, req.socket.remoteAddress, after, removal.changed ? '' : ' (it was already)');
-    answer(res, 'remove', 200, removal.bus === undefined ? { ok: true, event } : { ok: true, event, bus: removal.bus });
+    const done = (outcome: PublicationOutcome): void => {
+      if (!outcome.ok) {
+        debug('DELETE route %s from %s: refused, the route is as it was: %s', shown, req.socket.remoteAddress, outcome.error);
+        return answer(res, 'remove', REFUSED_BY_REDIS, { ok: false, error: outcome.error });
+      }
+      const after = removal.bus === undefined ? 'gone' : `back to its default ${removal.bus ?? '(_in only)'}`;
+      debug('DELETE route %s from %s: %s%s', shown, req.socket.remoteAddress, after, removal.changed ? '' : ' (it was already)');
+      answer(res, 'remove', 200, removal.bus === undefined ? { ok: true, event } : { ok: true, event, bus: removal.bus });
+    };
+    // On a cluster, the answer waits for Redis, as a `register` acknowledgement does.
+    if (written === undefined) done({ ok: true });
+    else void written.then(done);
   });
 
   // A name that is not valid percent-encoding (`%E0%A4%A`): Express fails to decode it, with status 400.
