@@ -140,6 +140,11 @@ export class RouteTable {
     return this.#routes.get(event);
   }
 
+  /** Most routes the table may hold, built-in ones included (`MAX_ROUTES`). */
+  get maxRoutes(): number {
+    return this.#maxRoutes;
+  }
+
   /** Number of routes, built-in ones included. */
   get size(): number {
     return this.#routes.size;

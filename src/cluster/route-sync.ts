@@ -10,9 +10,12 @@
  * `{at, node}`), so that every node can tell when and where a route was last
  * changed (`GET /routes`). A removal (`DELETE /routes/:event`) deletes the
  * event from both hashes and is logged with a `removed` field.
- * A local `register` is applied at once, then written to both in one MULTI.
- * Every node applies the log in the same order, so when two nodes change the
- * same event at once, all end on the change Redis took last.
+ * A local `register` is applied at once, then written to both in one Lua
+ * script, which first checks `MAX_ROUTES` against the cluster's table, so
+ * that the cap holds for the cluster, not per node; a route over the cap is
+ * undone as a refused write is. Every node applies the log in the same
+ * order, so when two nodes change the same event at once, all end on the
+ * change Redis took last.
  *
  * A write Redis refuses (OOM, READONLY, MISCONF) is undone here: the event
  * goes back to the last route Redis confirmed (or is removed if Redis never
@@ -37,6 +40,49 @@ const LOG_MAX_LEN = 10_000;
 const BLOCK_MS = 5_000;
 
 type StreamEntry = [id: string, fields: string[]];
+
+/** What a full table answers, in the error of a route Redis did not add: not a refused write (no OOM, READONLY...). */
+const FULL = 'ROUTESFULL';
+
+/**
+ * Sets one route in Redis, in one atomic step: a new event is added only
+ * while the cluster's table (the hash, plus the built-in routes it does not
+ * hold) has fewer than `MAX_ROUTES` routes, so that two nodes registering at
+ * once cannot pass the cap together. Then it writes the route, its stamp and
+ * the change log entry, as one MULTI did.
+ *
+ * KEYS: the hash, the stamps, the log. ARGV: event, route JSON, stamp JSON,
+ * the cap, the log's MAXLEN, this node's id, its name, the time, then the
+ * built-in events.
+ */
+const SET_ROUTE_LUA = `
+local event = ARGV[1]
+if redis.call('HEXISTS', KEYS[1], event) == 0 then
+  local count = redis.call('HLEN', KEYS[1])
+  local builtIn = false
+  for i = 9, #ARGV do
+    if ARGV[i] == event then builtIn = true end
+    if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 0 then count = count + 1 end
+  end
+  if not builtIn and count >= tonumber(ARGV[4]) then
+    return redis.error_reply('${FULL} the route table of the cluster is full (' .. ARGV[4] .. ' routes)')
+  end
+end
+redis.call('HSET', KEYS[1], event, ARGV[2])
+redis.call('HSET', KEYS[2], event, ARGV[3])
+return redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'event', event, 'bus', ARGV[2], 'node', ARGV[6], 'name', ARGV[7], 'at', ARGV[8])
+`;
+
+/** The name of {@link SET_ROUTE_LUA} on the writer (ioredis `defineCommand`). */
+const SET_ROUTE = 'spicyActionSetRoute';
+
+/** The writer, with {@link SET_ROUTE_LUA} defined on it. */
+type RouteWriter = Redis & { [SET_ROUTE](...args: (string | number)[]): Promise<string> };
+
+/** True for the answer of {@link SET_ROUTE_LUA} to a full table. */
+function isFull(error: Error): boolean {
+  return error.message.startsWith(FULL);
+}
 
 /** What a {@link RouteSync} reports to the cluster. */
 export interface RouteSyncOptions {
@@ -85,6 +131,7 @@ export class RouteSync {
     this.#hashKey = `${prefix}:routes`;
     this.#logKey = `${prefix}:routes:log`;
     this.#metaKey = `${prefix}:routes:meta`;
+    if (!(SET_ROUTE in writer)) writer.defineCommand(SET_ROUTE, { numberOfKeys: 3, lua: SET_ROUTE_LUA });
   }
 
   /** Loads the cluster's routes into the table, then follows changes from everywhere. */
@@ -123,15 +170,9 @@ export class RouteSync {
     const { event, bus } = change;
     const json = JSON.stringify(bus);
     const stamp = this.#routes.stampOf(event) ?? { at: Date.now(), node: this.#routes.node };
-    this.#write(
-      event,
-      'route',
-      this.#writer
-        .multi()
-        .hset(this.#hashKey, event, json)
-        .hset(this.#metaKey, event, JSON.stringify(stamp))
-        .xadd(this.#logKey, 'MAXLEN', '~', LOG_MAX_LEN, '*', 'event', event, 'bus', json, 'node', this.#node, 'name', stamp.node, 'at', String(stamp.at)),
-    );
+    const writer = this.#writer as RouteWriter;
+    const args = [this.#hashKey, this.#metaKey, this.#logKey, event, json, JSON.stringify(stamp), this.#routes.maxRoutes, LOG_MAX_LEN, this.#node, stamp.node, String(stamp.at)];
+    this.#write(event, 'route', writer[SET_ROUTE](...args, ...DEFAULT_ROUTES.keys()).then(() => undefined));
   };
 
   /** A removal here: gone from both hashes (a node starting later keeps the default, or nothing), and logged for the running nodes. */
@@ -154,21 +195,23 @@ export class RouteSync {
    * Redis refuses it, puts the event back to what Redis last confirmed,
    * unless a later change of ours is on its way.
    */
-  #write(event: string, what: string, transaction: ReturnType<Redis['multi']>): void {
+  #write(event: string, what: string, sent: ReturnType<Redis['multi']> | Promise<void>): void {
     this.#pending.set(event, (this.#pending.get(event) ?? 0) + 1);
-    const write = transaction.exec().then(
-      (results) => {
-        const failure = results === null ? 'transaction aborted' : results.find(([error]) => error)?.[0];
-        if (failure) throw causeOf(failure instanceof Error ? failure : new Error(String(failure)));
-      },
-      (error: unknown) => {
-        throw causeOf(error);
-      },
-    );
+    const done =
+      sent instanceof Promise
+        ? sent
+        : sent.exec().then((results) => {
+            const failure = results === null ? 'transaction aborted' : results.find(([error]) => error)?.[0];
+            if (failure) throw failure instanceof Error ? failure : new Error(String(failure));
+          });
+    const write = done.catch((error: unknown) => {
+      throw causeOf(error);
+    });
     this.#options.outcome?.(write);
     write.catch((error: unknown) => {
       const failure = causeOf(error);
-      this.#options.failed?.(failure);
+      // A full table is the cluster's answer, not Redis refusing writes.
+      if (!isFull(failure)) this.#options.failed?.(failure);
       // Not in the log, so it will not come back: stop waiting for it, and undo it unless a later change of ours is coming.
       if (this.#settle(event) > 0 || this.#closed) return;
       this.#revert(event);
