@@ -15,7 +15,7 @@ import { readCommandLine, type FlagSpec } from './command-line.ts';
 export const REDACTED = '***';
 
 /** Names of query parameters (and `name=value` pairs in text) whose values are secrets; compared case-insensitively. */
-export const SECRET_PARAMS: readonly string[] = Object.freeze([
+const SECRET_PARAMS: readonly string[] = Object.freeze([
   'token',
   'access_token',
   'auth',

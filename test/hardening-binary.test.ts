@@ -1,11 +1,12 @@
 /**
- * Finding 3: binary attachments were held without bound, even before
- * authentication (a header announcing 10 attachments, then 9 frames of 1 MB,
- * kept 9 MB for as long as the socket stayed). The platform's clients send
- * JSON only (docs/protocol.md, docs/security.md), so the broker refuses binary
- * packets outright: the header closes the connection before any attachment
- * is read, and the refusal is counted (`binary`). JSON events, the only
- * thing the docs promise to carry, go on as before.
+ * Binary packets: Socket.IO keeps a packet's attachments until the last one
+ * arrives, even before authentication (a header announcing 10 attachments,
+ * then 9 frames of 1 MB, would hold 9 MB for as long as the socket stays).
+ * The platform's clients send JSON only (docs/protocol.md, docs/security.md),
+ * so the broker refuses binary packets outright: the header closes the
+ * connection before any attachment is read, and the refusal is counted
+ * (`binary`). JSON events, the only thing the docs promise to carry, go on
+ * as usual.
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';

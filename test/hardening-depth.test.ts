@@ -1,8 +1,8 @@
 /**
- * Finding 1: one deeply nested payload must not end a broker. Socket.IO's
- * encoder (`hasBinary`) recurses once per level; in a cluster it runs inside
- * the adapter's asynchronous broadcast, where a RangeError was uncaught and
- * ended the process after `/_notify` had answered 200. Payloads past
+ * One deeply nested payload must not end a broker. Socket.IO's encoder
+ * (`hasBinary`) recurses once per level; in a cluster it runs inside the
+ * adapter's asynchronous broadcast, where a RangeError would be uncaught and
+ * end the process after `/_notify` had answered 200. Payloads past
  * MAX_PAYLOAD_DEPTH are refused like any bad input, socket and HTTP, on one
  * process and in a cluster; and a broadcast that throws asynchronously is
  * caught all the same.

@@ -1,5 +1,5 @@
 /**
- * Findings 4 and 5, on one process with the in-memory adapter:
+ * Recovery's memory and its skip-unheard, on one process with the in-memory adapter:
  * - the recovery backlog is held under RECOVERY_BACKLOG_BYTES: a flood of
  *   1 MB pushes leaves it under the cap, and a client whose last event was
  *   pruned comes back with a fresh session (`recovered` false), never with

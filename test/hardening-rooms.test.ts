@@ -1,7 +1,7 @@
 /**
- * Finding 6: `join` accepted another socket's id. With recovery on, Socket.IO
- * sends what is meant for one socket through that socket's own room, so the
- * joiner read the other's `configured` and `failed`. Room names shaped like a
+ * `join` must not accept another socket's id. With recovery on, Socket.IO
+ * sends what is meant for one socket through that socket's own room, so a
+ * joiner would read the other's `configured` and `failed`. Room names shaped like a
  * socket id are refused (buses and `prefix:` rooms never are), on one process
  * and across a cluster, where the other socket is not even local.
  */

@@ -1,8 +1,8 @@
 /**
- * Finding 2: an Engine.IO session id is not a credential. A 1.x/2.x
- * client's socket id is its Engine.IO `sid`; with BROKER_TOKEN set, a client
- * without the token could poll, post or upgrade that `sid` and read and
- * publish as the victim. Now every request naming a session must come from
+ * An Engine.IO session id is not a credential. A 1.x/2.x client's socket
+ * id is its Engine.IO `sid`; with BROKER_TOKEN set, a client without the
+ * token that knew it could poll, post or upgrade that `sid` and read and
+ * publish as the victim. So every request naming a session must come from
  * its owner, and the broker tells no one else the `sid` (not in `shouted`,
  * not in its logs).
  */

@@ -14,9 +14,6 @@ import { EventEmitter } from 'node:events';
 /** Why Redis refused a write, from its error reply. */
 export type RefusalReason = 'oom' | 'readonly' | 'misconf' | 'noreplicas' | 'other';
 
-/** Every {@link RefusalReason}, for metrics that list them all. */
-export const REFUSAL_REASONS: readonly RefusalReason[] = ['oom', 'readonly', 'misconf', 'noreplicas', 'other'];
-
 const KNOWN: ReadonlyMap<string, RefusalReason> = new Map([
   ['OOM', 'oom'],
   ['READONLY', 'readonly'],

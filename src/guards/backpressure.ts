@@ -28,7 +28,7 @@ import { engineConnection, type EngineConnection, type QueuedPacket } from '../i
 const debug = createDebug('spicy-action:backpressure');
 
 /** How often the guard looks at every connection, by default. */
-export const DEFAULT_SWEEP_MS = 100;
+const DEFAULT_SWEEP_MS = 100;
 
 /** Bytes of one queued packet (a string's length is its size in memory for the ASCII JSON clients send). */
 function packetBytes(packet: QueuedPacket): number {

@@ -21,7 +21,7 @@ export interface LastResortProcess {
 }
 
 /** How long an uncaught exception's log line has before the process exits. */
-export const EXIT_DELAY_MS = 100;
+const EXIT_DELAY_MS = 100;
 
 /** One line for a thrown value: its stack when it has one. */
 function describe(value: unknown): string {

@@ -29,7 +29,7 @@ const debug = createDebug('spicy-action:origin');
  * @example
  * badOrigin('corsOrigins').error; // 'requests from web pages are refused here: this origin is not in corsOrigins'
  */
-export function badOrigin(setting: string): Refusal {
+function badOrigin(setting: string): Refusal {
   return Object.freeze({ reason: 'bad_origin', error: `requests from web pages are refused here: this origin is not in ${setting}` });
 }
 
