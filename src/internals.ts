@@ -397,7 +397,15 @@ export interface EngineSession {
   readonly protocol: number;
   readonly remoteAddress: string;
   /** The handshake request. */
-  readonly request: { readonly url?: string; readonly headers: { readonly authorization?: string } };
+  readonly request: { readonly url?: string; readonly headers: { readonly authorization?: string }; readonly socket?: { readonly remoteAddress?: string } };
+  /** Engine.IO emits `close` once when the session ends, whatever ended it. */
+  once(event: 'close', listener: () => void): unknown;
+  /**
+   * Ends the session; with `discard`, at once, without waiting for a polling
+   * client's next request (Engine.IO's polling transport otherwise waits up
+   * to 30 s for it to say goodbye).
+   */
+  close(discard?: boolean): void;
 }
 
 /** What the session binding reads of a request to the engine path (`prepare()` has set `_query`). */

@@ -27,6 +27,20 @@ export interface Limits {
   readonly maxPayloadDepth: number;
   /** Bytes (encoded) of events a single process keeps for connection state recovery; the oldest go first. */
   readonly recoveryBacklogBytes: number;
+  /** Engine.IO sessions that have not joined the namespace (authenticated) yet, all clients together; a handshake past it gets 503. */
+  readonly maxPendingHandshakes: number;
+  /** The same, from one client address; a handshake past it gets 429. */
+  readonly maxPendingHandshakesPerAddress: number;
+  /** How long (ms) a new session may take to join the namespace (authenticate) before it is closed. */
+  readonly handshakeTimeoutMs: number;
+  /** Bytes of `/_notify` bodies being read at once, all requests together (each counted at its Content-Length, or `maxBodyBytes` when chunked); past it, 503. */
+  readonly maxBodiesInFlightBytes: number;
+  /** Slowest a `/_notify` body may arrive, in bytes per second; slower, it is cut with 408. 0: no floor. */
+  readonly minBodyRate: number;
+  /** Bytes of sessions one process keeps for connection state recovery, all clients together; past it, a dropped socket keeps none. */
+  readonly maxRecoverySessionsBytes: number;
+  /** The same, for the sockets of one client address. */
+  readonly maxRecoverySessionsBytesPerAddress: number;
 }
 
 /** The defaults, as docs/configuration.md#limits gives them. */
@@ -41,4 +55,11 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   maxMetricEvents: 100,
   maxPayloadDepth: 64,
   recoveryBacklogBytes: 64_000_000,
+  maxPendingHandshakes: 2_000,
+  maxPendingHandshakesPerAddress: 500,
+  handshakeTimeoutMs: 10_000,
+  maxBodiesInFlightBytes: 32_000_000,
+  minBodyRate: 10_000,
+  maxRecoverySessionsBytes: 128_000_000,
+  maxRecoverySessionsBytesPerAddress: 16_000_000,
 });

@@ -81,7 +81,11 @@ export type RefusalReason =
   | 'server_error'
   | 'too_deep'
   | 'stream_budget'
-  | 'binary';
+  | 'binary'
+  | 'pending_handshakes'
+  | 'bodies_in_flight'
+  | 'slow_body'
+  | 'recovery_sessions';
 
 /** A refusal: the reason (for counting) and a sentence for the client. */
 export interface Refusal {

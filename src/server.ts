@@ -23,6 +23,7 @@ import { createMetrics, metricsHandler } from './http/metrics.ts';
 import { watchMessageSize } from './guards/message-size.ts';
 import { catchAsyncBroadcast, jsonOnlyParser } from './internals.ts';
 import { bindSessions } from './guards/session-binding.ts';
+import { capPendingHandshakes, type PendingState } from './guards/pending-handshakes.ts';
 import { capBacklog, type BacklogState } from './recovery-backlog.ts';
 import { monitorAssetsRouter, monitorConfigRouter } from './http/monitor.ts';
 import { handshakeOriginCheck } from './http/origin.ts';
@@ -51,12 +52,17 @@ export interface RunningBroker {
   readonly cluster: Cluster;
   /** The in-memory recovery backlog under its byte cap (`RECOVERY_BACKLOG_BYTES`); undefined in a cluster or without recovery. */
   readonly recoveryBacklog: { state(): BacklogState } | undefined;
+  /** The sessions that have not joined the namespace yet, under `MAX_PENDING_HANDSHAKES` (the docs' *Security*). */
+  readonly pendingHandshakes: { state(): PendingState };
   /** Stops accepting, disconnects every client, and resolves once all is closed. */
   close(): Promise<void>;
 }
 
 /** How a binary packet is refused and counted. */
 const BINARY_REFUSAL: Refusal = Object.freeze({ reason: 'binary', error: 'binary packets are not accepted' });
+
+/** How long after `HANDSHAKE_TIMEOUT` Socket.IO's own connect timeout would fire. */
+const CONNECT_TIMEOUT_MARGIN_MS = 1_000;
 
 /** A broker could not start; the message says why in one line. */
 export class StartError extends Error {
@@ -78,6 +84,9 @@ export function socketOptions(settings: Settings, observe?: AccessObserver): Par
     // of every handshake when a list is set. Programs that send no Origin are not browsers.
     allowRequest: handshakeOriginCheck(origins, observe),
     // A 4.x client back within the window gets what it missed; middlewares (auth) run again. 0 turns it off.
+    // Socket.IO's own close of a session that joined no namespace comes after the pending-handshake guard's,
+    // which discards it at once (src/guards/pending-handshakes.ts); started first, it would hold it 30 s more.
+    connectTimeout: settings.handshakeTimeoutMs + CONNECT_TIMEOUT_MARGIN_MS,
     connectionStateRecovery:
       settings.recoveryWindowMs > 0 ? { maxDisconnectionDuration: settings.recoveryWindowMs, skipMiddlewares: false } : undefined,
   };
@@ -180,6 +189,12 @@ function assemble(
 ): RunningBroker {
   const { app, httpServer, io, routes, cluster, health, connections, telemetry } = parts;
   const refused: AccessObserver = (attempt, refusal) => telemetry.refused(attempt.what, refusal);
+  // Sessions not yet joined are capped per address and in total, before anything else is held for them.
+  const pendingHandshakes = capPendingHandshakes(
+    io,
+    { perAddress: settings.maxPendingHandshakesPerAddress, total: settings.maxPendingHandshakes, timeoutMs: settings.handshakeTimeoutMs },
+    (refusal) => telemetry.refused('engine.io handshake', refusal),
+  );
   const socketGuard = socketAccess(settings.token, refused);
   if (socketGuard) io.use(socketGuard);
   // An Engine.IO session id is not a credential: every request on a session must come from its owner.
@@ -241,6 +256,7 @@ function assemble(
     metrics,
     cluster,
     recoveryBacklog,
+    pendingHandshakes,
     close() {
       closing ??= new Promise<void>((resolve) => {
         health.stopping();

@@ -298,6 +298,13 @@ const SETTINGS: readonly SettingSpec<keyof Settings>[] = [
   { key: 'maxMetricEvents', env: 'MAX_METRIC_EVENTS', flag: '--max-metric-events', read: integer(0, 1e6), help: 'registered event names that get their own metrics label; the rest count as (other)' },
   { key: 'maxPayloadDepth', env: 'MAX_PAYLOAD_DEPTH', flag: '--max-payload-depth', read: integer(1, 10_000), help: 'deepest nesting of arrays and objects accepted in a payload (socket event or /_notify body)' },
   { key: 'recoveryBacklogBytes', env: 'RECOVERY_BACKLOG_BYTES', flag: '--recovery-backlog-bytes', read: bytes, help: 'encoded bytes of events one process keeps for connection state recovery; the oldest go first' },
+  { key: 'maxPendingHandshakes', env: 'MAX_PENDING_HANDSHAKES', flag: '--max-pending-handshakes', read: integer(1, 1e7), help: 'connections not yet joined (authenticated), all clients together; a handshake past it gets 503' },
+  { key: 'maxPendingHandshakesPerAddress', env: 'MAX_PENDING_HANDSHAKES_PER_ADDRESS', flag: '--max-pending-handshakes-per-address', read: integer(1, 1e7), help: 'connections not yet joined (authenticated) from one client address; a handshake past it gets 429' },
+  { key: 'handshakeTimeoutMs', env: 'HANDSHAKE_TIMEOUT', flag: '--handshake-timeout', read: duration, help: 'how long a new connection may take to join (authenticate) before it is closed' },
+  { key: 'maxBodiesInFlightBytes', env: 'MAX_BODIES_IN_FLIGHT_BYTES', flag: '--max-bodies-in-flight-bytes', read: bytes, help: '/_notify bodies being read at once, in bytes (each at its Content-Length); a request past it gets 503' },
+  { key: 'minBodyRate', env: 'MIN_BODY_RATE', flag: '--min-body-rate', read: bytes, help: 'slowest a /_notify body may arrive, in bytes per second (408 if slower); 0: no floor' },
+  { key: 'maxRecoverySessionsBytes', env: 'MAX_RECOVERY_SESSIONS_BYTES', flag: '--max-recovery-sessions-bytes', read: bytes, help: 'bytes of sessions kept for connection state recovery, all clients together; past it a dropped socket keeps none' },
+  { key: 'maxRecoverySessionsBytesPerAddress', env: 'MAX_RECOVERY_SESSIONS_BYTES_PER_ADDRESS', flag: '--max-recovery-sessions-bytes-per-address', read: bytes, help: 'bytes of sessions kept for connection state recovery for the sockets of one client address' },
 ] as const;
 
 /** The flags of {@link SETTINGS}, for the command-line reader: each takes a value. */
