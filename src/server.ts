@@ -17,6 +17,7 @@ import { Cluster, ClusterStartError, startCluster } from './cluster/cluster.ts';
 import { streamBudget } from './cluster/stream-budget.ts';
 import { redisConfigured } from './cluster/redis-connection.ts';
 import type { Settings } from './settings.ts';
+import { bodyBudget, type BodiesState } from './http/body-budget.ts';
 import { errorHandler } from './http/errors.ts';
 import { HealthCheck } from './http/health.ts';
 import { createMetrics, metricsHandler } from './http/metrics.ts';
@@ -54,6 +55,8 @@ export interface RunningBroker {
   readonly recoveryBacklog: { state(): BacklogState } | undefined;
   /** The sessions that have not joined the namespace yet, under `MAX_PENDING_HANDSHAKES` (the docs' *Security*). */
   readonly pendingHandshakes: { state(): PendingState };
+  /** The `/_notify` bodies being read, under `MAX_BODIES_IN_FLIGHT_BYTES` (the docs' *Security*). */
+  readonly bodiesInFlight: { state(): BodiesState };
   /** Stops accepting, disconnects every client, and resolves once all is closed. */
   close(): Promise<void>;
 }
@@ -207,6 +210,9 @@ function assemble(
   // Access (docs/security.md#the-token): /health and the monitor page (which asks for the token) stay open;
   // everything else, the page's configuration included, needs the token when one is set.
   const access = httpAccess(settings.token, refused);
+  // Bodies being read are capped in bytes and cut when slower than the floor; after the token, so that a
+  // stranger's body is never read at all.
+  const bodies = bodyBudget(settings, (what, refusal) => telemetry.refused(what, refusal));
   // /_notify comes first, behind the token and the Origin check: a push, the hot path of HTTP, meets one
   // flat route and none of the others (which all answer other paths, so their order does not change an answer).
   const broker = attachBroker(io, app, {
@@ -222,7 +228,7 @@ function assemble(
     // Pushes come from servers, never from a web page: a browser's Origin not listed is refused.
     corsOrigins: settings.corsOrigins,
     corsOriginsName: 'CORS_ORIGINS',
-    notifyChecks: settings.token === undefined ? [] : [access],
+    notifyChecks: settings.token === undefined ? [bodies.guard] : [access, bodies.guard],
   });
   app.use(monitorAssetsRouter());
   app.use(access);
@@ -257,10 +263,12 @@ function assemble(
     cluster,
     recoveryBacklog,
     pendingHandshakes,
+    bodiesInFlight: bodies,
     close() {
       closing ??= new Promise<void>((resolve) => {
         health.stopping();
         slowConsumers.close();
+        bodies.close();
         broker.close();
         // Events held for Redis reach this node's clients before they go (counted as undelivered).
         // io.close() disconnects every socket, then closes the HTTP server; Redis goes last.

@@ -147,8 +147,9 @@ export function notifyHandlers(broker: PushTarget): RequestHandler[] {
   };
 
   const refuse: ErrorRequestHandler<{ msg: string }> = (err: { type?: string; status?: number }, req, res, next) => {
-    // A path that does not decode is the app's to answer, as when Express itself decoded it.
-    if (err instanceof URIError) return next(err);
+    // A path that does not decode is the app's to answer, as when Express itself decoded it; so is the
+    // end of a body already answered (cut for its slowness, src/http/body-budget.ts).
+    if (err instanceof URIError || res.headersSent) return next(err);
     const known = err.type ? BODY_ERRORS[err.type] : undefined;
     const status = known?.status ?? err.status ?? 500;
     const error = known?.error ?? 'the request could not be handled';
