@@ -44,6 +44,10 @@
  *   index and the backlog cap (src/recovery-backlog.ts).
  * - An `async` adapter `broadcast` ({@link catchAsyncBroadcast}): the last
  *   resort against a failed cluster broadcast.
+ * - The adapter's `persistSession`, which `Socket#_onclose` calls while the
+ *   socket is still in its namespace, and the in-memory `sessions`
+ *   ({@link wrapPersistSession}, {@link forgetWaitingSession}): the byte
+ *   budget of kept sessions (src/recovery-sessions.ts).
  */
 import { decode as msgpackDecode } from '@msgpack/msgpack';
 import type { Redis } from 'ioredis';
@@ -663,4 +667,43 @@ export function catchAsyncBroadcast(io: BrokerServer, failed: (error: unknown) =
     if (result instanceof Promise) result.catch(failed);
     return result;
   };
+}
+
+// ---------------------------------------------------------------------------
+// Sessions kept for recovery: the door they come through
+
+/** A session as Socket.IO hands it to the adapter (socket.io-adapter `SessionToPersist`). */
+export interface PersistedSession {
+  /** The socket's id; the socket is still in its namespace under it. */
+  readonly sid: string;
+  /** The private session id the client presents to recover. */
+  readonly pid: string;
+  readonly rooms: unknown;
+}
+
+/**
+ * Puts `wrap` in front of the root namespace's adapter's `persistSession`
+ * (socket.io-adapter 2.5: Socket.IO calls it from `Socket#_onclose` for
+ * every socket that drops with recovery on, before the socket leaves its
+ * namespace; the in-memory adapter stores the session, the Streams adapter
+ * writes it to Redis). `wrap` keeps the session by calling `persist`, or
+ * drops it by not calling it. False when recovery is off.
+ */
+export function wrapPersistSession(io: BrokerServer, wrap: (persist: (session: PersistedSession) => unknown, session: PersistedSession) => unknown): boolean {
+  if (!recoveryEnabled(io)) return false;
+  const adapter = io.of('/').adapter as unknown as { persistSession?: (session: PersistedSession) => unknown };
+  if (typeof adapter.persistSession !== 'function') return false;
+  const persist = adapter.persistSession.bind(adapter);
+  adapter.persistSession = (session) => wrap(persist, session);
+  return true;
+}
+
+/**
+ * Forgets the session `pid` the in-memory adapter keeps, if any (it keeps a
+ * restored session until its window ends, and would restore it again); an
+ * adapter that keeps none here (the cluster's deletes a session from Redis
+ * as it restores it) is left alone.
+ */
+export function forgetWaitingSession(io: BrokerServer, pid: string): void {
+  sessionAware(io)?.sessions.delete(pid);
 }

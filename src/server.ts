@@ -26,6 +26,8 @@ import { catchAsyncBroadcast, jsonOnlyParser } from './internals.ts';
 import { bindSessions } from './guards/session-binding.ts';
 import { capPendingHandshakes, type PendingState } from './guards/pending-handshakes.ts';
 import { capBacklog, type BacklogState } from './recovery-backlog.ts';
+import { capKeptSessions } from './recovery-sessions.ts';
+import type { KeptSessionsState } from './kept-sessions.ts';
 import { monitorAssetsRouter, monitorConfigRouter } from './http/monitor.ts';
 import { handshakeOriginCheck } from './http/origin.ts';
 import { routeAdminRouter } from './http/routes.ts';
@@ -53,6 +55,8 @@ export interface RunningBroker {
   readonly cluster: Cluster;
   /** The in-memory recovery backlog under its byte cap (`RECOVERY_BACKLOG_BYTES`); undefined in a cluster or without recovery. */
   readonly recoveryBacklog: { state(): BacklogState } | undefined;
+  /** The sessions kept for recovery, under `MAX_RECOVERY_SESSIONS_BYTES` (the docs' *Security*); undefined without recovery. */
+  readonly keptSessions: { state(): KeptSessionsState } | undefined;
   /** The sessions that have not joined the namespace yet, under `MAX_PENDING_HANDSHAKES` (the docs' *Security*). */
   readonly pendingHandshakes: { state(): PendingState };
   /** The `/_notify` bodies being read, under `MAX_BODIES_IN_FLIGHT_BYTES` (the docs' *Security*). */
@@ -204,6 +208,13 @@ function assemble(
   bindSessions(io, settings.token, (refusal) => telemetry.refused('engine.io', refusal));
   // Nothing a broadcast throws asynchronously (the cluster adapter's) may end the process.
   catchAsyncBroadcast(io, (error) => debug('a broadcast failed: %s', error instanceof Error ? error.stack : String(error)));
+  // Sessions kept for recovery are bounded in bytes, per client address and in total (on a cluster, what each node writes to Redis).
+  const keptSessions = capKeptSessions(
+    io,
+    { perAddress: settings.maxRecoverySessionsBytesPerAddress, total: settings.maxRecoverySessionsBytes },
+    settings.recoveryWindowMs,
+    (refusal) => telemetry.refused('recovery session', refusal),
+  );
   // One process keeps the recovery backlog in memory: hold it under its byte cap (a cluster keeps it in Redis).
   const recoveryBacklog = !redisConfigured(settings) ? capBacklog(io, settings.recoveryBacklogBytes) : undefined;
 
@@ -264,6 +275,7 @@ function assemble(
     recoveryBacklog,
     pendingHandshakes,
     bodiesInFlight: bodies,
+    keptSessions,
     close() {
       closing ??= new Promise<void>((resolve) => {
         health.stopping();
