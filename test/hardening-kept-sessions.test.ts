@@ -5,7 +5,8 @@
  * and in total (`MAX_RECOVERY_SESSIONS_BYTES`); past either, a dropped socket
  * keeps none, its client comes back `recovered: false`, and it is counted
  * (`recovery_sessions`). On one process, with real 4.x clients from two
- * loopback addresses, and a full GC to see what the sessions really hold.
+ * loopback addresses, and a full GC to see what the sessions really hold;
+ * and on a cluster node, whose sessions go to a real Redis.
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
@@ -17,6 +18,7 @@ import { request, startBroker } from './helpers/broker.ts';
 import { closeAll, connect, withTimeout, type TestClient } from './helpers/clients.ts';
 import { captureLog } from './helpers/logs.ts';
 import { parseMetrics } from './helpers/metrics.ts';
+import { RedisServer, redisMissing } from './helpers/redis.ts';
 import { until } from './helpers/wait.ts';
 
 setFlagsFromString('--expose-gc');
@@ -121,3 +123,21 @@ describe('sessions kept for recovery', () => {
     assert.ok(held > state.bytes / 2, `held ${held} bytes, counted ${state.bytes}: the estimate is far off`);
   });
 });
+
+describe('sessions kept for recovery on a cluster', { skip: redisMissing() }, () => {
+  const clients: TestClient[] = [];
+  after(() => closeAll(clients));
+
+  it('are bounded as on one process: what a node writes to Redis stays under its caps', async () => {
+    const redis = await RedisServer.start();
+    const broker = await startBroker({ redisUrl: redis.url, maxRecoverySessionsBytesPerAddress: 2 * SESSION + SESSION / 2 });
+    after(() => redis.stop());
+    const crowd: TestClient[] = [];
+    for (const n of [20, 21, 22]) crowd.push(await joined(broker, n, '127.0.0.5'));
+    clients.push(...crowd);
+    for (const client of crowd) await drop(broker, client);
+    assert.deepEqual({ ...broker.keptSessions!.state(), bytes: undefined }, { sessions: 2, refused: 1, bytes: undefined });
+    assert.deepEqual(await Promise.all(crowd.map((client) => comeBack(client))), [true, true, false]);
+  });
+});
+
