@@ -205,6 +205,7 @@ export function internalsProblems(parts: { io: Server; conn?: unknown; clusterAd
   if (typeof opts !== 'object' || opts === null || !('connectionStateRecovery' in opts)) problems.push('Server#_opts.connectionStateRecovery is gone (socket.io)');
   const adapter = io.of('/').adapter as unknown as Record<string, unknown>;
   if (parts.inMemoryAdapter && !(adapter.sessions instanceof Map)) problems.push('SessionAwareAdapter#sessions is not a Map (socket.io-adapter)');
+  if (parts.inMemoryAdapter && typeof adapter.persistSession !== 'function') problems.push('SessionAwareAdapter#persistSession is gone (socket.io-adapter)');
   if (parts.clusterAdapter) {
     for (const method of ['doPublish', 'restoreSession', 'persistSession', 'onMessage', 'broadcast']) {
       if (typeof adapter[method] !== 'function') problems.push(`the Streams adapter has no ${method}()`);
@@ -214,6 +215,7 @@ export function internalsProblems(parts: { io: Server; conn?: unknown; clusterAd
     const c = conn as { writeBuffer?: unknown; transport?: { writable?: unknown } };
     if (!Array.isArray(c.writeBuffer)) problems.push('Engine.IO Socket#writeBuffer is not an array (engine.io)');
     if (typeof c.transport?.writable !== 'boolean') problems.push('Engine.IO transport.writable is not a boolean (engine.io)');
+    if (typeof (conn as { close?: unknown }).close !== 'function') problems.push('Engine.IO Socket#close is gone (engine.io)');
   }
   if (parts.redis) {
     for (const method of ['duplicate', 'set', 'publish'] as const) {
