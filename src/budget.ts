@@ -7,6 +7,30 @@
  * (src/recovery-backlog.ts) each keep one.
  */
 
+/** What a client's address is read from: the request that brought it. */
+export interface AddressedRequest {
+  readonly socket?: { readonly remoteAddress?: string | undefined } | null | undefined;
+  readonly headers: { readonly [name: string]: string | string[] | undefined };
+}
+
+/**
+ * Who sent a request, for every budget counted per client address: the
+ * broker gives its guards one such function (src/server.ts), so that all of
+ * them agree on who a client is.
+ */
+export type AddressOf = (req: AddressedRequest) => string;
+
+/** Stands for a request whose peer address is unknown (its socket already closed). */
+export const UNKNOWN_ADDRESS = 'unknown';
+
+/**
+ * The TCP peer's address.
+ *
+ * @example
+ * peerAddress(req); // '10.0.0.7'
+ */
+export const peerAddress: AddressOf = (req) => req.socket?.remoteAddress ?? UNKNOWN_ADDRESS;
+
 /** The two caps of a budget, in its own unit (sessions, bytes). */
 export interface BudgetCaps {
   /** Most one client address may hold at once. */

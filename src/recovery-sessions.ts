@@ -12,8 +12,7 @@
  */
 import createDebug from 'debug';
 import type { BrokerServer } from './broker.ts';
-import { RefusalEpisodes, type BudgetCaps } from './budget.ts';
-import { clientAddress, UNKNOWN_ADDRESS } from './client-address.ts';
+import { RefusalEpisodes, UNKNOWN_ADDRESS, type AddressOf, type BudgetCaps } from './budget.ts';
 import { forgetWaitingSession, wrapPersistSession, type PersistedSession } from './internals.ts';
 import { KeptSessions, sessionBytes, type KeptSessionsState } from './kept-sessions.ts';
 import type { Refusal } from './protocol.ts';
@@ -25,17 +24,18 @@ const NO_ROOM: Refusal = Object.freeze({ reason: 'recovery_sessions', error: 'no
 
 /**
  * Bounds the sessions `io`'s adapter keeps for recovery by `caps` (bytes per
- * client address and in total) over `windowMs`, as the module comment says;
+ * client address, as `addressOf` tells it, and in total) over `windowMs`, as the module comment says;
  * `refused` is told of each session not kept (to count it) and must not
  * throw. Undefined when the adapter keeps no sessions (recovery off).
  *
  * @example
- * const kept = capKeptSessions(io, { perAddress: 16_000_000, total: 128_000_000 }, 120_000, (r) => telemetry.refused('recovery', r));
+ * const kept = capKeptSessions(io, { perAddress: 16_000_000, total: 128_000_000 }, 120_000, peerAddress, (r) => telemetry.refused('recovery', r));
  */
 export function capKeptSessions(
   io: BrokerServer,
   caps: BudgetCaps,
   windowMs: number,
+  addressOf: AddressOf,
   refused: (refusal: Refusal) => void,
 ): { state(): KeptSessionsState } | undefined {
   const kept = new KeptSessions(caps, windowMs);
@@ -44,7 +44,7 @@ export function capKeptSessions(
   const wrapped = wrapPersistSession(io, (persist, session: PersistedSession) => {
     // Socket.IO persists a socket's session before removing it from its namespace.
     const socket = nsp.sockets.get(session.sid);
-    const address = socket ? clientAddress(socket.request) : UNKNOWN_ADDRESS;
+    const address = socket ? addressOf(socket.request) : UNKNOWN_ADDRESS;
     if (kept.keep(session.pid, address, sessionBytes(session.rooms), Date.now())) return persist(session);
     // An older session under the same id (kept before the client recovered once) must not be restored instead.
     forgetWaitingSession(io, session.pid);

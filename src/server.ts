@@ -17,6 +17,7 @@ import { Cluster, ClusterStartError, startCluster } from './cluster/cluster.ts';
 import { streamBudget } from './cluster/stream-budget.ts';
 import { redisConfigured } from './cluster/redis-connection.ts';
 import type { Settings } from './settings.ts';
+import { peerAddress, type AddressOf } from './budget.ts';
 import { bodyBudget, type BodiesState } from './http/body-budget.ts';
 import { errorHandler } from './http/errors.ts';
 import { HealthCheck } from './http/health.ts';
@@ -196,10 +197,13 @@ function assemble(
 ): RunningBroker {
   const { app, httpServer, io, routes, cluster, health, connections, telemetry } = parts;
   const refused: AccessObserver = (attempt, refusal) => telemetry.refused(attempt.what, refusal);
+  // Who a client is, for every cap per client address: one function for all of them.
+  const addressOf: AddressOf = peerAddress;
   // Sessions not yet joined are capped per address and in total, before anything else is held for them.
   const pendingHandshakes = capPendingHandshakes(
     io,
     { perAddress: settings.maxPendingHandshakesPerAddress, total: settings.maxPendingHandshakes, timeoutMs: settings.handshakeTimeoutMs },
+    addressOf,
     (refusal) => telemetry.refused('engine.io handshake', refusal),
   );
   const socketGuard = socketAccess(settings.token, refused);
@@ -213,6 +217,7 @@ function assemble(
     io,
     { perAddress: settings.maxRecoverySessionsBytesPerAddress, total: settings.maxRecoverySessionsBytes },
     settings.recoveryWindowMs,
+    addressOf,
     (refusal) => telemetry.refused('recovery session', refusal),
   );
   // One process keeps the recovery backlog in memory: hold it under its byte cap (a cluster keeps it in Redis).
@@ -223,7 +228,7 @@ function assemble(
   const access = httpAccess(settings.token, refused);
   // Bodies being read are capped in bytes and cut when slower than the floor; after the token, so that a
   // stranger's body is never read at all.
-  const bodies = bodyBudget(settings, (what, refusal) => telemetry.refused(what, refusal));
+  const bodies = bodyBudget(settings, addressOf, (what, refusal) => telemetry.refused(what, refusal));
   // /_notify comes first, behind the token and the Origin check: a push, the hot path of HTTP, meets one
   // flat route and none of the others (which all answer other paths, so their order does not change an answer).
   const broker = attachBroker(io, app, {

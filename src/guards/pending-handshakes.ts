@@ -21,8 +21,7 @@
 import { ServerResponse } from 'node:http';
 import createDebug from 'debug';
 import type { BrokerServer } from '../broker.ts';
-import { Budget, RefusalEpisodes, type BudgetCaps, type BudgetRefusal } from '../budget.ts';
-import { clientAddress } from '../client-address.ts';
+import { Budget, RefusalEpisodes, type AddressOf, type BudgetCaps, type BudgetRefusal } from '../budget.ts';
 import { onEngineSession, useEngineMiddleware, type EngineRequest } from '../internals.ts';
 import type { Refusal } from '../protocol.ts';
 
@@ -76,15 +75,16 @@ function answer(req: EngineRequest, res: EngineResponse, status: number, text: s
 }
 
 /**
- * Counts the pending sessions of `io` and refuses handshakes past `limits`,
+ * Counts the pending sessions of `io` per client address (as `addressOf`
+ * tells it) and in total, and refuses handshakes past `limits`,
  * as the module comment says; `refused` is told of each refusal (to count
  * it) and must not throw.
  *
  * @example
- * const pending = capPendingHandshakes(io, { perAddress: 100, total: 5_000, timeoutMs: 10_000 }, (r) => telemetry.refused('engine.io', r));
+ * const pending = capPendingHandshakes(io, { perAddress: 100, total: 5_000, timeoutMs: 10_000 }, peerAddress, (r) => telemetry.refused('engine.io', r));
  * pending.state().pending; // ≤ 5000
  */
-export function capPendingHandshakes(io: BrokerServer, limits: PendingLimits, refused: (refusal: Refusal) => void): { state(): PendingState } {
+export function capPendingHandshakes(io: BrokerServer, limits: PendingLimits, addressOf: AddressOf, refused: (refusal: Refusal) => void): { state(): PendingState } {
   const budget = new Budget(limits);
   const episodes = new RefusalEpisodes();
   // Engine.IO session → the address it counts against and its deadline, until it joins or closes.
@@ -101,7 +101,7 @@ export function capPendingHandshakes(io: BrokerServer, limits: PendingLimits, re
 
   useEngineMiddleware(io, (req, res, next) => {
     if (req._query.sid) return next(); // a request on a session, not a handshake
-    const address = clientAddress(req);
+    const address = addressOf(req);
     const over = budget.check(address, 1);
     if (over === undefined) return next();
     const { status, text, refusal } = ANSWERS[over];
@@ -118,7 +118,7 @@ export function capPendingHandshakes(io: BrokerServer, limits: PendingLimits, re
   });
 
   onEngineSession(io, (session) => {
-    const address = clientAddress(session.request);
+    const address = addressOf(session.request);
     // The middleware checked this handshake moments ago, in the same turn of the event loop (Engine.IO's
     // verification and id are promises, not I/O), so this take succeeds; were it not to, the session is
     // left uncounted, and Socket.IO's connectTimeout still closes it.

@@ -15,8 +15,7 @@
  */
 import createDebug from 'debug';
 import type { Request, RequestHandler, Response } from 'express';
-import { Budget, RefusalEpisodes } from '../budget.ts';
-import { clientAddress } from '../client-address.ts';
+import { Budget, RefusalEpisodes, type AddressOf } from '../budget.ts';
 import type { Refusal } from '../protocol.ts';
 
 const debug = createDebug('spicy-action:bodies');
@@ -67,15 +66,17 @@ const TOO_MANY: Refusal = Object.freeze({ reason: 'bodies_in_flight', error: 'to
 
 /**
  * The guard, as an Express middleware for the routes whose bodies are read
- * (`notifyChecks`), with its state; `refused` is told of each refusal (to
+ * (`notifyChecks`), with its state; the log names the client as `addressOf`
+ * tells it; `refused` is told of each refusal (to
  * count it) and must not throw. `close()` stops its timer.
  *
  * @example
- * const bodies = bodyBudget(settings, (what, refusal) => telemetry.refused(what, refusal));
+ * const bodies = bodyBudget(settings, peerAddress, (what, refusal) => telemetry.refused(what, refusal));
  * app.post(NOTIFY_PATH, bodies.guard, ...notifyHandlers(broker));
  */
 export function bodyBudget(
   limits: BodyLimits,
+  addressOf: AddressOf,
   refused: (what: string, refusal: Refusal) => void,
 ): { readonly guard: RequestHandler; state(): BodiesState; close(): void } {
   const budget = new Budget({ perAddress: limits.maxBodiesInFlightBytes, total: limits.maxBodiesInFlightBytes });
@@ -109,7 +110,7 @@ export function bodyBudget(
       }
       // Too slow: answer, then close the connection, which ends the parser's read and frees its buffers.
       inFlight.delete(body);
-      tell(`${req.method} ${req.path}`, slow, clientAddress(req));
+      tell(`${req.method} ${req.path}`, slow, addressOf(req));
       if (!res.headersSent) res.status(408).set('Connection', 'close').json({ ok: false, error: slow.error });
       req.socket.destroySoon();
     }
@@ -124,7 +125,7 @@ export function bodyBudget(
     const bytes = bodyBytes(req, limits.maxBodyBytes);
     if (bytes === 0) return next();
     if (budget.take(ALL, bytes) !== undefined) {
-      tell(`${req.method} ${req.path}`, TOO_MANY, clientAddress(req));
+      tell(`${req.method} ${req.path}`, TOO_MANY, addressOf(req));
       res.status(503).set({ 'Retry-After': '1', Connection: 'close' }).json({ ok: false, error: TOO_MANY.error });
       return;
     }
