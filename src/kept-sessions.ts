@@ -1,6 +1,6 @@
 /**
- * Sessions kept for connection state recovery, counted in bytes (the docs'
- * *Security*, "Sessions kept for recovery"): every 4.x socket that drops
+ * Sessions kept for connection state recovery, counted in bytes
+ * (docs/security.md#nothing-held-for-a-stranger): every 4.x socket that drops
  * leaves a session holding its rooms for `RECOVERY_WINDOW`, up to
  * `MAX_ROOMS_PER_SOCKET` names of `MAX_ROOM_NAME_LENGTH` each. The
  * bookkeeping alone, pure (no Socket.IO, the clock given): what a session

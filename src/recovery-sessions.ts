@@ -1,6 +1,6 @@
 /**
- * Sessions kept for recovery, bounded (the docs' *Security*, "Sessions kept
- * for recovery"): a dropped socket's session is kept only while the
+ * Sessions kept for recovery, bounded
+ * (docs/security.md#nothing-held-for-a-stranger): a dropped socket's session is kept only while the
  * sessions of its client address, and of all clients, stay under their
  * caps in bytes ({@link KeptSessions}); past them it keeps none, and its
  * client comes back with a fresh session (`recovered` false), counted

@@ -56,11 +56,11 @@ export interface RunningBroker {
   readonly cluster: Cluster;
   /** The in-memory recovery backlog under its byte cap (`RECOVERY_BACKLOG_BYTES`); undefined in a cluster or without recovery. */
   readonly recoveryBacklog: { state(): BacklogState } | undefined;
-  /** The sessions kept for recovery, under `MAX_RECOVERY_SESSIONS_BYTES` (the docs' *Security*); undefined without recovery. */
+  /** The sessions kept for recovery, under `MAX_RECOVERY_SESSIONS_BYTES` (docs/security.md#nothing-held-for-a-stranger); undefined without recovery. */
   readonly keptSessions: { state(): KeptSessionsState } | undefined;
-  /** The sessions that have not joined the namespace yet, under `MAX_PENDING_HANDSHAKES` (the docs' *Security*). */
+  /** The sessions that have not joined the namespace yet, under `MAX_PENDING_HANDSHAKES` (docs/security.md#nothing-held-for-a-stranger). */
   readonly pendingHandshakes: { state(): PendingState };
-  /** The `/_notify` bodies being read, under `MAX_BODIES_IN_FLIGHT_BYTES` (the docs' *Security*). */
+  /** The `/_notify` bodies being read, under `MAX_BODIES_IN_FLIGHT_BYTES` (docs/security.md#nothing-held-for-a-stranger). */
   readonly bodiesInFlight: { state(): BodiesState };
   /** Stops accepting, disconnects every client, and resolves once all is closed. */
   close(): Promise<void>;

@@ -1,5 +1,5 @@
 /**
- * Nothing held for a stranger (the docs' *Security*, "Pending handshakes"):
+ * Nothing held for a stranger (docs/security.md#nothing-held-for-a-stranger):
  * an Engine.IO handshake creates a session (about 6 KB of heap) before the
  * client has shown anything, and the client authenticates only when its
  * socket joins the namespace (4.x: the CONNECT packet carrying `auth`;

@@ -1,5 +1,5 @@
 /**
- * Request bodies in flight (the docs' *Security*, "Bodies in flight"): a
+ * Request bodies in flight (docs/security.md#nothing-held-for-a-stranger): a
  * `/_notify` body is held in memory as it arrives (up to `MAX_BODY_BYTES`),
  * and a client that stops short of its Content-Length would otherwise keep
  * it held for Node's `requestTimeout` (5 min), on as many connections as it
