@@ -1,19 +1,46 @@
 /**
- * The docs hold together (docs/testing.md#docs-and-their-tests): the README
- * stays short and links every page of docs/, and every relative link and
- * anchor of README.md and docs/*.md resolves.
+ * The docs hold together (docs/testing.md#docs-and-their-tests): every fenced
+ * block of README.md and docs/*.md has an id of its own that a test under
+ * test/ takes with `block(page, id)`; the README stays short and links every
+ * page of docs/; and every relative link and anchor resolves.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join, normalize, relative } from 'node:path';
 import { describe, it } from 'node:test';
 import { ROOT } from './helpers/broker.ts';
-import { anchorsOf, docPages, linksOf, pageText } from './helpers/docs.ts';
+import { allBlocks, anchorsOf, docPages, linksOf, pageText } from './helpers/docs.ts';
 
 /** The README a newcomer reads in ten minutes. */
 const README_MAX_LINES = 300;
 
 describe('the docs', () => {
+  it('give every fenced block an id of its own', () => {
+    const blocks = allBlocks();
+    assert.ok(blocks.length >= 40, `found ${blocks.length} blocks`);
+    const missing = blocks.filter((b) => b.id === undefined).map((b) => `${b.page}:${b.line}`);
+    assert.deepEqual(missing, [], 'blocks without <!-- test: id --> on the line before');
+    const seen = new Map<string, string>();
+    const duplicated: string[] = [];
+    for (const b of blocks) {
+      if (seen.has(b.id!)) duplicated.push(`${b.page}:${b.line} repeats ${b.id} of ${seen.get(b.id!)}`);
+      else seen.set(b.id!, `${b.page}:${b.line}`);
+    }
+    assert.deepEqual(duplicated, []);
+  });
+
+  it('run every block in a test', () => {
+    // A test takes a block as block('<page>', '<id>'), with the page and id written out.
+    const used = new Set<string>();
+    for (const file of walk(join(ROOT, 'test')).filter((f) => f.endsWith('.ts'))) {
+      for (const m of pageText(file).matchAll(/\bblock\(\s*'([^']+)',\s*'([^']+)'\s*\)/g)) used.add(`${m[1]}#${m[2]}`);
+    }
+    const unused = allBlocks()
+      .filter((b) => b.id !== undefined && !used.has(`${b.page}#${b.id}`))
+      .map((b) => `${b.page}:${b.line} (${b.id})`);
+    assert.deepEqual(unused, [], 'blocks no test under test/ takes');
+  });
+
   it(`keep the README under ${README_MAX_LINES} lines`, () => {
     const lines = pageText('README.md').split('\n').length;
     assert.ok(lines < README_MAX_LINES, `README.md has ${lines} lines`);
