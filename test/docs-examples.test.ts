@@ -142,9 +142,8 @@ describe('docs: the README', () => {
   it('register: logs what it shows, and the event then reaches its bus (README and docs/protocol.md)', async () => {
     const [server, placer] = await Promise.all([connect('v4', url), connect('v4', url)]);
     open.push(server, placer);
-    for (const [page, id] of [['README.md', 'register'], ['docs/protocol.md', 'protocol-register']] as const) {
-      const { text } = block(page, id);
-      assert.deepEqual(await runWithSocket(text, server), [loggedInComment(text)], `${page} ${id}`);
+    for (const { text, page } of [block('README.md', 'register'), block('docs/protocol.md', 'protocol-register')]) {
+      assert.deepEqual(await runWithSocket(text, server), [loggedInComment(text)], page);
     }
     assert.equal(await placer.ack('join', 'dial_calls'), true);
     server.emit('place-call', { destination: '33987654321' });
@@ -440,13 +439,17 @@ describe('docs: the deployment pages', () => {
 
   it('Redis and Sentinel: every directive shown is one the Sentinel test runs', () => {
     const harness = pageText('test/helpers/sentinel.ts');
-    const directives = (id: string): string[] =>
-      block('docs/production.md', id)
-        .text.split('\n')
+    const directives = ({ text }: { text: string }): string[] =>
+      text
+        .split('\n')
         .map((l) => /^#\s+([a-z-]+(?: [a-z-]+)?)\s/.exec(l)?.[1])
         .filter((d): d is string => d !== undefined && !d.startsWith('num-'))
         .map((d) => (d.startsWith('sentinel ') ? d : d.split(' ')[0]!));
-    const shown = [...directives('install-redis'), ...directives('sentinel-redis'), ...directives('sentinel-sentinels')];
+    const shown = [
+      ...directives(block('docs/production.md', 'install-redis')),
+      ...directives(block('docs/production.md', 'sentinel-redis')),
+      ...directives(block('docs/production.md', 'sentinel-sentinels')),
+    ];
     for (const directive of ['bind', 'appendonly', 'requirepass', 'masterauth', 'replicaof', 'port', 'sentinel monitor', 'sentinel auth-pass', 'sentinel sentinel-pass']) {
       assert.ok(shown.includes(directive), `the docs show ${directive}`);
     }
