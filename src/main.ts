@@ -17,7 +17,7 @@ const SHUTDOWN_TIMEOUT_MS = 9_000;
 
 // Logs are on by default; DEBUG narrows or widens them (never payloads), and `DEBUG=` turns them off.
 // `tail` keeps stderr for its own lines.
-if (DEBUG_AT_START === undefined && process.argv[2] !== 'tail') createDebug.enable('spicy-action:*');
+if (DEBUG_AT_START === undefined && process.argv[2] !== 'tail' && process.argv[2] !== 'credentials') createDebug.enable('spicy-action:*');
 const debug = createDebug('spicy-action:main');
 
 function usage(): string {
@@ -25,6 +25,7 @@ function usage(): string {
   return (
     `usage: spicy-action [flags]         run the broker\n` +
     `       spicy-action tail --help     follow buses and rooms from a terminal\n` +
+    `       spicy-action credentials --help   add, rotate and remove clients' secrets\n` +
     `       spicy-action --version, -v   print the version\n` +
     `       spicy-action --help, -h      print this help\n\n` +
     `flags (--port 4000 or --port=4000), each also read from its environment variable; a flag wins:\n` +
@@ -71,6 +72,11 @@ async function main(argv: string[]): Promise<void> {
     const code = await runTail(argv.slice(1));
     // Let stdout drain (a pipe to jq), then leave without waiting for idle HTTP connections.
     process.stdout.write('', () => process.exit(code));
+    return;
+  }
+  if (argv[0] === 'credentials') {
+    const { runCredentialsTool } = await import('./credentials-tool.ts');
+    process.exitCode = runCredentialsTool(argv.slice(1), process.env, (line) => console.log(line), (line) => console.error(line));
     return;
   }
   if (argv.includes('--help') || argv.includes('-h')) {

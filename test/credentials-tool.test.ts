@@ -1,0 +1,93 @@
+/** `spicy-action credentials` (docs/security.md#credentials): the real command adding, rotating, retiring and removing clients. */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, it } from 'node:test';
+import { parseCredentials } from '../src/guards/credentials.ts';
+import { ROOT } from './helpers/broker.ts';
+
+const run = promisify(execFile);
+const dir = mkdtempSync(join(tmpdir(), 'spicy-credentials-'));
+
+/** The command as installed runs it, with its exit code, stdout and stderr. */
+async function credentials(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'src/main.ts'), 'credentials', ...args], { cwd: ROOT, env: { ...process.env, ...env } });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failure = error as { code: number; stdout: string; stderr: string };
+    return { code: failure.code, stdout: failure.stdout, stderr: failure.stderr };
+  }
+}
+
+describe('spicy-action credentials', () => {
+  const file = join(dir, 'credentials.json');
+
+  it('adds a client with its grants, prints its secret once and stores only its hash', async () => {
+    const added = await credentials(['add', 'dashboard', '--grant', 'join=calls,support', '--grant', 'read=monitor', '--file', file]);
+    assert.equal(added.code, 0, added.stderr);
+    const secret = added.stdout.trim();
+    assert.match(secret, /^sa_[A-Za-z0-9_-]{43}$/);
+    assert.match(added.stderr, /dashboard: added/);
+    const text = readFileSync(file, 'utf8');
+    assert.ok(!text.includes(secret), 'the secret is not in the file');
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    const loaded = parseCredentials(text, file);
+    const principal = loaded.authenticate(secret);
+    assert.equal(principal?.credential.name, 'dashboard');
+    assert.equal(principal?.credential.grants.may('join', 'calls'), true);
+    assert.equal(principal?.credential.grants.may('join', 'dial_calls'), false);
+    assert.equal(principal?.credential.grants.mayRead('monitor'), true);
+  });
+
+  it('rotates: a second secret works beside the first, then retire keeps only the newest', async () => {
+    const first = (await credentials(['add', 'handler', '--grant', 'publish=call', '--grant', 'routes'], { CREDENTIALS_FILE: file })).stdout.trim();
+    const second = await credentials(['add', 'handler', '--file', file]);
+    assert.match(second.stderr, /a new secret added \(2 now valid\)/);
+    let loaded = parseCredentials(readFileSync(file, 'utf8'), file);
+    assert.equal(loaded.authenticate(first)?.credential.name, 'handler');
+    assert.equal(loaded.authenticate(second.stdout.trim())?.credential.name, 'handler');
+    assert.equal(loaded.get('handler')?.grants.mayChangeRoutes, true, 'grants kept when none are given');
+    assert.equal((await credentials(['retire', 'handler', '--file', file])).code, 0);
+    loaded = parseCredentials(readFileSync(file, 'utf8'), file);
+    assert.equal(loaded.authenticate(first), undefined);
+    assert.equal(loaded.authenticate(second.stdout.trim())?.credential.name, 'handler');
+  });
+
+  it('lists clients and grants without a secret or hash, and removes a client', async () => {
+    const listed = await credentials(['list', '--file', file]);
+    assert.match(listed.stdout, /^dashboard {2}1 secret\(s\) {2}\{"join":\["calls","support"\],"read":\["monitor"\]\}$/m);
+    assert.ok(!listed.stdout.includes('sha256'));
+    assert.equal((await credentials(['remove', 'dashboard', '--file', file])).code, 0);
+    assert.equal(parseCredentials(readFileSync(file, 'utf8'), file).get('dashboard'), undefined);
+  });
+
+  it('refuses bad input with one line and exit 2, changing nothing', async () => {
+    const before = readFileSync(file, 'utf8');
+    const cases: Array<[string[], RegExp]> = [
+      [['add', 'bad name', '--file', file], /a name is 1 to 64/],
+      [['add', 'x', '--grant', 'emit=call', '--file', file], /unknown grant "emit"/],
+      [['add', 'x', '--grant', 'read=secrets', '--file', file], /grants.read must list/],
+      [['add', 'x', '--grant', 'join', '--file', file], /expected KIND=name/],
+      [['retire', 'nobody', '--file', file], /no client "nobody"/],
+      [['frobnicate', 'x', '--file', file], /unknown command/],
+      [['add', 'x'], /no credentials file/],
+      [['add', 'x', '--nope', '--file', file], /Unknown option '--nope'/],
+    ];
+    for (const [args, message] of cases) {
+      const result = await credentials(args, { CREDENTIALS_FILE: '' });
+      assert.equal(result.code, 2, args.join(' '));
+      assert.match(result.stderr, message, args.join(' '));
+      assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
+    }
+    assert.equal(readFileSync(file, 'utf8'), before);
+    const broken = join(dir, 'broken.json');
+    writeFileSync(broken, '{"clients": {\n  "a": 1\n}}');
+    const refused = await credentials(['add', 'b', '--file', broken]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /broken\.json:2: client "a": must be an object/);
+  });
+});
