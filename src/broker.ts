@@ -10,12 +10,13 @@
  * {@link Broker.push}.
  */
 import createDebug from 'debug';
-import type { Server, Socket } from 'socket.io';
+import type { DefaultEventsMap, Server, Socket } from 'socket.io';
+import { ANONYMOUS, type Principal } from './guards/credentials.ts';
 import { DEFAULT_BUSES, type Buses } from './buses.ts';
 import { DEFAULT_LIMITS, type Limits } from './limits.ts';
 import { NAME, VERSION } from './package-info.ts';
 import { engineProtocol, looksLikeSocketId, onAnyEvent, recoveryEnabled } from './internals.ts';
-import { depthRefusal, isObject, roomRefusal, type ClientToServerEvents, type Refusal, type ServerToClientEvents, type PublicationOutcome } from './protocol.ts';
+import { depthRefusal, FORBIDDEN, isObject, roomRefusal, type ClientToServerEvents, type Refusal, type ServerToClientEvents, type PublicationOutcome } from './protocol.ts';
 import { PublicIds } from './public-id.ts';
 import { WaitingRooms } from './recovery-backlog.ts';
 import { RouteTable, type Route } from './routes.ts';
@@ -24,10 +25,19 @@ import { Telemetry, type TelemetryEvents } from './telemetry.ts';
 
 const debug = createDebug('spicy-action:broker');
 
+/** What the broker keeps on each socket: the client its access check accepted (docs/security.md#credentials). */
+export interface BrokerSocketData {
+  principal?: Principal;
+}
 /** The Socket.IO server the broker works on. */
-export type BrokerServer = Server<ClientToServerEvents, ServerToClientEvents>;
+export type BrokerServer = Server<ClientToServerEvents, ServerToClientEvents, DefaultEventsMap, BrokerSocketData>;
 /** One connected client. */
-export type BrokerSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
+export type BrokerSocket = Socket<ClientToServerEvents, ServerToClientEvents, DefaultEventsMap, BrokerSocketData>;
+
+/** The client behind `socket`: the one its access check accepted, anyone when none ran. */
+export function principalOfSocket(socket: BrokerSocket): Principal {
+  return socket.data.principal ?? ANONYMOUS;
+}
 
 /** The limits the broker and its `/_notify` route enforce (docs/security.md#limits). */
 export type BrokerLimits = Pick<Limits, (typeof BROKER_LIMITS)[number]>;
@@ -195,11 +205,11 @@ export class Broker {
    * Routes `event` with payload `args[0]` as if a socket had sent it; returns
    * what it reached, or undefined when the event has no route.
    */
-  route(event: string, args: readonly unknown[]): Targets | undefined {
+  route(event: string, args: readonly unknown[], by: string = ANONYMOUS.credential.name): Targets | undefined {
     const route = this.routes.get(event);
     if (route === undefined) return undefined;
     const targets = computeTargets(route, args[0], this.#targetLimits);
-    return this.#deliver(event, route, targets, args.length > 1 ? args.slice(0, 1) : args);
+    return this.#deliver(event, route, targets, args.length > 1 ? args.slice(0, 1) : args, by);
   }
 
   /**
@@ -209,15 +219,16 @@ export class Broker {
    *
    * `confirmed`, when given, hears what became of the push's publication:
    * on a cluster once Redis took it or refused it (as a socket's
-   * acknowledgement waits to), at once on one process.
+   * acknowledgement waits to), at once on one process. `by` names the
+   * pusher's credential, for the telemetry.
    */
-  push(msg: string, body: Record<string, unknown>, confirmed?: (outcome: PublicationOutcome) => void): Targets | undefined {
+  push(msg: string, body: Record<string, unknown>, confirmed?: (outcome: PublicationOutcome) => void, by: string = ANONYMOUS.credential.name): Targets | undefined {
     const bus = this.routes.get(msg);
     if (bus === undefined || bus === null) return undefined;
     const rooms = notifyTargets(bus, body, this.limits.maxRoomNameLength);
     const targets: Targets = { rooms, skipped: 0, overflow: 0 };
-    if (confirmed === undefined) return this.#deliver(msg, bus, targets, [body]);
-    const { outcome } = this.#tracked(() => this.#deliver(msg, bus, targets, [body]));
+    if (confirmed === undefined) return this.#deliver(msg, bus, targets, [body], by);
+    const { outcome } = this.#tracked(() => this.#deliver(msg, bus, targets, [body], by));
     if (outcome === undefined) confirmed(PUBLISHED);
     else void outcome.then(confirmed);
     return targets;
@@ -260,9 +271,9 @@ export class Broker {
   }
 
   /** Publishes a routed event and tells the observers. */
-  #deliver(event: string, route: Route, targets: Targets, args: readonly unknown[]): Targets {
+  #deliver(event: string, route: Route, targets: Targets, args: readonly unknown[], by: string): Targets {
     this.publish(event, args, targets.rooms);
-    this.telemetry.routed(event, route, targets);
+    this.telemetry.routed(event, route, targets, by);
     return targets;
   }
 
@@ -305,18 +316,21 @@ export class Broker {
       if (deep) return this.#refuse(socket, event, ack, deep, BOOLEAN_ACK_EVENTS.has(event));
       const control = this.#controls.get(event);
       if (control) return control(socket, args, ack, event);
+      const principal = principalOfSocket(socket);
+      if (!principal.credential.grants.may('publish', event)) return this.#refuse(socket, event, ack, FORBIDDEN);
+      const by = principal.credential.name;
       const overBudget = this.#streamBudget?.(socket.id, args);
       if (overBudget) return this.#refuse(socket, event, ack, overBudget.refusal, false, overBudget.first);
       // On a cluster, an acknowledgement waits to learn whether Redis took the event.
-      const tracked = ack && this.#track ? this.#tracked(() => this.route(event, args)) : undefined;
-      const targets = tracked ? tracked.value : this.route(event, args);
+      const tracked = ack && this.#track ? this.#tracked(() => this.route(event, args, by)) : undefined;
+      const targets = tracked ? tracked.value : this.route(event, args, by);
       if (targets === undefined) {
         this.telemetry.unrouted(event);
         ack?.({ ok: false, error: `no route for "${event}"` });
         return;
       }
       if (targets.overflow > 0) {
-        this.telemetry.refused(event, { reason: 'in_overflow', error: `${targets.overflow} _in rooms past the limit of ${this.limits.maxInRooms} were ignored` });
+        this.telemetry.refused(event, { reason: 'in_overflow', error: `${targets.overflow} _in rooms past the limit of ${this.limits.maxInRooms} were ignored` }, by);
       }
       if (ack) Broker.#ackWhenPublished(ack, { ok: true, rooms: targets.rooms.length }, tracked?.outcome);
     } catch (error) {
@@ -328,10 +342,18 @@ export class Broker {
 
   /** Tells the client why its input was refused: through its callback, else with `failed`. */
   #refuse(socket: BrokerSocket, event: string, ack: AckFn | undefined, refusal: Refusal, booleanAck = false, logged = true): void {
-    if (logged) debug('refused %s from %s: %s', event, this.publicId(socket), refusal.error);
-    this.telemetry.refused(event, refusal);
+    const by = principalOfSocket(socket).credential.name;
+    if (logged) debug('refused %s from %s (%s): %s', event, this.publicId(socket), by, refusal.error);
+    this.telemetry.refused(event, refusal, by);
     if (ack) ack(booleanAck ? false : { ok: false, error: refusal.error });
     else socket.emit('failed', { event, msg: refusal.error });
+  }
+
+  /** True when the socket's grants let it emit `event`; tells it otherwise. */
+  #mayPublish(socket: BrokerSocket, event: string, ack: AckFn | undefined): boolean {
+    if (principalOfSocket(socket).credential.grants.may('publish', event)) return true;
+    this.#refuse(socket, event, ack, FORBIDDEN);
+    return false;
   }
 
   // `configure {bus: true|false}`: the legacy way to join and leave private and host buses.
@@ -339,9 +361,13 @@ export class Broker {
     if (!isObject(request)) {
       return this.#refuse(socket, 'configure', ack, { reason: 'bad_payload', error: 'configure needs an object {<bus>: true|false}' });
     }
+    const grants = principalOfSocket(socket).credential.grants;
+    const buses = [...this.buses.privateBuses, ...this.buses.hostBuses];
+    // All or nothing: a request naming one bus the client may not join changes nothing.
+    if (buses.some((bus) => request[bus] === true && !grants.may('join', bus))) return this.#refuse(socket, 'configure', ack, FORBIDDEN);
     const joined: string[] = [];
     const left: string[] = [];
-    for (const bus of [...this.buses.privateBuses, ...this.buses.hostBuses]) {
+    for (const bus of buses) {
       if (request[bus] === true) {
         void socket.join(bus);
         joined.push(bus);
@@ -359,6 +385,7 @@ export class Broker {
     const refusal = roomRefusal(room, this.limits.maxRoomNameLength);
     if (refusal) return this.#refuse(socket, event, ack, refusal, true);
     const name = room as string;
+    if (!principalOfSocket(socket).credential.grants.may('join', name)) return this.#refuse(socket, event, ack, FORBIDDEN, true);
     if (name !== socket.id && looksLikeSocketId(name) && !this.buses.known.has(name)) {
       // Another socket's own room would give it everything sent to that socket alone.
       return this.#refuse(socket, event, ack, { reason: 'bad_room', error: "a socket cannot join another socket's own room" }, true);
@@ -380,19 +407,22 @@ export class Broker {
   };
 
   // `ping`: who is there? Relayed to every host bus; hosts answer `pong`.
-  readonly #ping: Control = (_socket, args, ack) => {
+  readonly #ping: Control = (socket, args, ack, event) => {
+    if (!this.#mayPublish(socket, event, ack)) return;
     this.publish('ping', args.slice(0, 1), this.buses.hostBuses);
     ack?.({ ok: true });
   };
 
   // `shout`: a note for the admins on `internal`, signed with the sender's id.
-  readonly #shout: Control = (socket, [data], ack) => {
+  readonly #shout: Control = (socket, [data], ack, event) => {
+    if (!this.#mayPublish(socket, event, ack)) return;
     this.publish('shouted', [{ id: this.publicId(socket), data }], ['internal']);
     ack?.({ ok: true });
   };
 
   // `notify_users`: a notice for admins and every public user.
-  readonly #notifyUsers: Control = (_socket, args, ack) => {
+  readonly #notifyUsers: Control = (socket, args, ack, event) => {
+    if (!this.#mayPublish(socket, event, ack)) return;
     this.publish('notify', args.slice(0, 1), ['internal', 'everyone']);
     ack?.({ ok: true });
   };
@@ -400,10 +430,12 @@ export class Broker {
   // `register {event, default_room}`: servers declaring the events they emit.
   // On a cluster, the acknowledgement waits for Redis to take the change (a refused change is undone).
   readonly #register: Control = (socket, [request], ack) => {
+    const grants = principalOfSocket(socket).credential.grants;
+    if (isObject(request) && typeof request.event === 'string' && !grants.may('register', request.event)) return this.#refuse(socket, 'register', ack, FORBIDDEN);
     const tracked = ack && this.#track ? this.#tracked(() => this.routes.register(request)) : undefined;
     const result = tracked ? tracked.value : this.routes.register(request);
     if (!result.ok) return this.#refuse(socket, 'register', ack, result);
-    debug('%s registered %s → %s', this.publicId(socket), result.event, result.bus ?? '(_in only)');
+    debug('%s (%s) registered %s → %s', this.publicId(socket), principalOfSocket(socket).credential.name, result.event, result.bus ?? '(_in only)');
     if (ack) Broker.#ackWhenPublished(ack, { ok: true, event: result.event, bus: result.bus }, tracked?.outcome);
   };
 }

@@ -58,6 +58,12 @@ async function serve(argv: string[]): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // SIGHUP (systemctl reload) re-reads the credentials file; it never stops the broker.
+  process.on('SIGHUP', () => {
+    if (!running) return;
+    if (settings.credentialsFile === undefined) console.warn(`${NAME}: SIGHUP: no CREDENTIALS_FILE to reload`);
+    else running.reloadCredentials();
+  });
   // What no one caught: a rejection is logged and the broker goes on; an exception is logged and the process exits 1.
   const secrets = processSecrets(argv, process.env);
   installLastResort(process, (line) => console.error(`${NAME}: ${redactText(line, secrets)}`));

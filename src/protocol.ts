@@ -85,13 +85,18 @@ export type RefusalReason =
   | 'pending_handshakes'
   | 'bodies_in_flight'
   | 'slow_body'
-  | 'recovery_sessions';
+  | 'recovery_sessions'
+  | 'forbidden'
+  | 'too_many_attempts';
 
 /** A refusal: the reason (for counting) and a sentence for the client. */
 export interface Refusal {
   readonly reason: RefusalReason;
   readonly error: string;
 }
+
+/** The refusal of what a client's grants do not allow (docs/security.md#grants). */
+export const FORBIDDEN: Refusal = Object.freeze({ reason: 'forbidden', error: 'forbidden' });
 
 /**
  * Checks a room name given to `join`/`leave`; undefined when it is fine.

@@ -8,10 +8,13 @@ import createDebug from 'debug';
 import express, { type Express } from 'express';
 import { Server, type ServerOptions } from 'socket.io';
 import type { Registry } from 'prom-client';
-import { httpAccess, openAccessWarning, socketAccess, type AccessObserver } from './guards/access.ts';
+import { httpAccess, httpGrant, openAccessWarning, socketAccess, type AccessObserver } from './guards/access.ts';
+import { FailedAttempts } from './guards/attempts.ts';
+import { CredentialsError } from './guards/credentials.ts';
+import { Keyring, type ReloadOutcome } from './guards/keyring.ts';
 import { SlowConsumerGuard } from './guards/backpressure.ts';
 import { attachBroker } from './attach.ts';
-import type { Broker, BrokerServer } from './broker.ts';
+import { principalOfSocket, type Broker, type BrokerServer } from './broker.ts';
 import { loadBuses, type Buses } from './buses.ts';
 import { Cluster, ClusterStartError, startCluster } from './cluster/cluster.ts';
 import { streamBudget } from './cluster/stream-budget.ts';
@@ -62,6 +65,15 @@ export interface RunningBroker {
   readonly pendingHandshakes: { state(): PendingState };
   /** The `/_notify` bodies being read, under `MAX_BODIES_IN_FLIGHT_BYTES` (docs/security.md#nothing-held-for-a-stranger). */
   readonly bodiesInFlight: { state(): BodiesState };
+  /** The credentials in force (docs/security.md#credentials). */
+  readonly keyring: Keyring;
+  /**
+   * Re-reads the credentials file (SIGHUP): a new secret works at once; the
+   * connections of a credential removed or changed are closed within
+   * `CREDENTIALS_CLOSE_WITHIN`. A file that cannot be used is refused and the
+   * credentials in force stay.
+   */
+  reloadCredentials(): ReloadOutcome;
   /** Stops accepting, disconnects every client, and resolves once all is closed. */
   close(): Promise<void>;
 }
@@ -114,6 +126,7 @@ export function socketOptions(settings: Settings, observe?: AccessObserver): Par
  * await running.close();
  */
 export async function startServer(settings: Settings, buses: Buses = loadBuses(settings.busesFile)): Promise<RunningBroker> {
+  const keyring = loadKeyring(settings);
   const app = express();
   app.disable('x-powered-by');
   const httpServer = createServer(app);
@@ -158,11 +171,22 @@ export async function startServer(settings: Settings, buses: Buses = loadBuses(s
     httpServer.close();
     throw error;
   }
-  const running = assemble(settings, buses, { app, httpServer, io, routes, cluster, health, connections, telemetry });
+  const running = assemble(settings, buses, { app, httpServer, io, routes, cluster, health, connections, telemetry, keyring });
   health.ready();
-  const warning = openAccessWarning(settings.host, settings.token);
+  const warning = openAccessWarning(settings.host, settings.token ?? settings.credentialsFile);
   if (warning) console.warn(`${NAME}: ${warning}`);
   return running;
+}
+
+/** The credentials the settings name, or a {@link StartError} naming the file and the line. */
+function loadKeyring(settings: Settings): Keyring {
+  try {
+    return new Keyring({ token: settings.token, file: settings.credentialsFile });
+  } catch (error) {
+    if (error instanceof CredentialsError) throw new StartError(error.message);
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new StartError(`cannot read the credentials file ${settings.credentialsFile}: ${code ?? (error as Error).message}`);
+  }
 }
 
 /** Listens on the configured address, or fails with one line saying why. */
@@ -193,9 +217,10 @@ function assemble(
     health: HealthCheck;
     connections: () => number;
     telemetry: Telemetry;
+    keyring: Keyring;
   },
 ): RunningBroker {
-  const { app, httpServer, io, routes, cluster, health, connections, telemetry } = parts;
+  const { app, httpServer, io, routes, cluster, health, connections, telemetry, keyring } = parts;
   const refused: AccessObserver = (attempt, refusal) => telemetry.refused(attempt.what, refusal);
   // Who a client is, for every cap per client address: one function for all of them.
   const addressOf: AddressOf = peerAddress;
@@ -206,7 +231,9 @@ function assemble(
     addressOf,
     (refusal) => telemetry.refused('engine.io handshake', refusal),
   );
-  const socketGuard = socketAccess(settings.token, refused);
+  // One count of failed attempts per address for Socket.IO and HTTP alike.
+  const attempts = new FailedAttempts(settings.authFailuresPerMinute);
+  const socketGuard = socketAccess(keyring, refused, attempts);
   if (socketGuard) io.use(socketGuard);
   // An Engine.IO session id is not a credential: every request on a session must come from its owner.
   bindSessions(io, settings.token, (refusal) => telemetry.refused('engine.io', refusal));
@@ -225,7 +252,7 @@ function assemble(
 
   // Access (docs/security.md#the-token): /health and the monitor page (which asks for the token) stay open;
   // everything else, the page's configuration included, needs the token when one is set.
-  const access = httpAccess(settings.token, refused);
+  const access = httpAccess(keyring, refused, attempts);
   // Bodies being read are capped in bytes and cut when slower than the floor; after the token, so that a
   // stranger's body is never read at all.
   const bodies = bodyBudget(settings, addressOf, (what, refusal) => telemetry.refused(what, refusal));
@@ -244,7 +271,7 @@ function assemble(
     // Pushes come from servers, never from a web page: a browser's Origin not listed is refused.
     corsOrigins: settings.corsOrigins,
     corsOriginsName: 'CORS_ORIGINS',
-    notifyChecks: settings.token === undefined ? [bodies.guard] : [access, bodies.guard],
+    notifyChecks: keyring.open ? [bodies.guard] : [access, bodies.guard],
   });
   app.use(monitorAssetsRouter());
   app.use(access);
@@ -255,8 +282,13 @@ function assemble(
   watchMessageSize(io, httpServer, (_address, refusal) => telemetry.refused('socket.io message', refusal), telemetry);
   const slowConsumers = new SlowConsumerGuard(io, { maxBufferedBytes: settings.maxBufferedBytes });
   const metrics = createMetrics({ broker, connections, redis: cluster, backpressure: slowConsumers, maxMetricEvents: settings.maxMetricEvents });
-  app.get('/metrics', metricsHandler(metrics));
+  // What each credential may read or change (docs/security.md#grants); the shared token may do everything.
+  const forbidden = (attempt: { what: string }, refusal: Refusal, by: string): void => telemetry.refused(attempt.what, refusal, by);
+  app.get('/metrics', httpGrant((grants) => grants.mayRead('metrics'), forbidden), metricsHandler(metrics));
+  app.get('/routes', httpGrant((grants) => grants.mayRead('routes'), forbidden));
+  app.delete(/^\/routes(\/|$)/, httpGrant((grants) => grants.mayChangeRoutes, forbidden));
   app.use(routeAdminRouter(broker));
+  app.get('/monitor/config.json', httpGrant((grants) => grants.mayRead('monitor'), forbidden));
   app.use(monitorConfigRouter(broker));
   app.use((_req, res) => {
     res.status(404).json({ ok: false, error: 'not found' });
@@ -267,6 +299,7 @@ function assemble(
   const address = httpServer.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   let closing: Promise<void> | undefined;
+  const revocations = new Set<NodeJS.Timeout>();
   return {
     url: `http://${host}:${address.port}`,
     address,
@@ -281,8 +314,36 @@ function assemble(
     pendingHandshakes,
     bodiesInFlight: bodies,
     keptSessions,
+    keyring,
+    reloadCredentials() {
+      const outcome = keyring.reload();
+      if (!outcome.ok) {
+        console.error(`${NAME}: credentials not reloaded: ${outcome.error}; the previous ones stay in force`);
+        return outcome;
+      }
+      // Each connection of a credential removed or changed closes at a random moment within the bound, so that
+      // a rotation of a credential many clients share does not bring them all back in the same instant.
+      let closingCount = 0;
+      for (const socket of io.of('/').sockets.values()) {
+        const principal = principalOfSocket(socket);
+        if (keyring.keeps(principal)) continue;
+        closingCount++;
+        const timer = setTimeout(() => {
+          revocations.delete(timer);
+          // A later reload may have given the credential back.
+          if (!socket.connected || keyring.keeps(principal)) return;
+          console.warn(`${NAME}: closing ${broker.publicId(socket)} (${principal.credential.name}): its credential was removed or changed`);
+          socket.disconnect(true);
+        }, Math.random() * settings.credentialsCloseWithinMs);
+        timer.unref();
+        revocations.add(timer);
+      }
+      console.warn(`${NAME}: credentials reloaded: ${outcome.names.length} client(s); ${closingCount} connection(s) of removed or changed credentials close within ${settings.credentialsCloseWithinMs / 1000} s`);
+      return outcome;
+    },
     close() {
       closing ??= new Promise<void>((resolve) => {
+        for (const timer of revocations) clearTimeout(timer);
         health.stopping();
         slowConsumers.close();
         bodies.close();

@@ -45,8 +45,14 @@ export interface Settings extends Limits {
   readonly redisPassword: Secret | undefined;
   /** The Sentinels' own password (their `requirepass`). */
   readonly redisSentinelPassword: Secret | undefined;
-  /** Shared secret every client must present; undefined trusts the network. */
+  /** Shared secret every client must present; undefined trusts the network (unless {@link credentialsFile} is set). */
   readonly token: string | undefined;
+  /** Named credentials with their grants (docs/security.md#credentials), re-read on SIGHUP. */
+  readonly credentialsFile: string | undefined;
+  /** How long (ms) a client whose credential a reload removed or changed may stay connected. */
+  readonly credentialsCloseWithinMs: number;
+  /** Failed authentications one address may make in a minute before its attempts are refused unchecked. */
+  readonly authFailuresPerMinute: number;
 }
 
 /** One Redis Sentinel. */
@@ -134,6 +140,9 @@ export const DEFAULT_SETTINGS: Settings = Object.freeze({
   redisPassword: undefined,
   redisSentinelPassword: undefined,
   token: undefined,
+  credentialsFile: undefined,
+  credentialsCloseWithinMs: 10_000,
+  authFailuresPerMinute: 30,
   ...DEFAULT_LIMITS,
 });
 
@@ -288,6 +297,9 @@ const SETTINGS: readonly SettingSpec<keyof Settings>[] = [
   { key: 'redisPassword', env: 'REDIS_PASSWORD_FILE', flag: '--redis-password-file', inlineEnv: 'REDIS_PASSWORD', read: secretFile, shown: 'unset (none, or the one in REDIS_URL)', help: 'file holding the Redis password (requirepass); or the password itself in REDIS_PASSWORD (environment only)' },
   { key: 'redisSentinelPassword', env: 'REDIS_SENTINEL_PASSWORD_FILE', flag: '--redis-sentinel-password-file', inlineEnv: 'REDIS_SENTINEL_PASSWORD', read: secretFile, shown: 'unset (none)', help: "file holding the Sentinels' own password; or the password itself in REDIS_SENTINEL_PASSWORD (environment only)" },
   { key: 'token', env: 'BROKER_TOKEN', flag: '--token', read: text, shown: 'unset (no check)', help: 'shared secret every client and HTTP request must present (/health excepted)' },
+  { key: 'credentialsFile', env: 'CREDENTIALS_FILE', flag: '--credentials', read: text, shown: 'unset (BROKER_TOKEN alone)', help: 'named credentials and their grants (JSON, made by `spicy-action credentials add`), re-read on SIGHUP' },
+  { key: 'credentialsCloseWithinMs', env: 'CREDENTIALS_CLOSE_WITHIN', flag: '--credentials-close-within', read: duration, help: 'how long after a reload a client whose credential was removed or changed may stay connected' },
+  { key: 'authFailuresPerMinute', env: 'AUTH_FAILURES_PER_MINUTE', flag: '--auth-failures-per-minute', read: integer(1, 1e6), help: 'failed authentications an address may make in a minute; past it, its attempts are refused unchecked' },
   { key: 'maxMessageBytes', env: 'MAX_MESSAGE_BYTES', flag: '--max-message-bytes', read: textBytes, help: 'largest Socket.IO message accepted; a sender past it is disconnected' },
   { key: 'maxBodyBytes', env: 'MAX_BODY_BYTES', flag: '--max-body-bytes', read: textBytes, help: 'largest /_notify body accepted (413 past it)' },
   { key: 'maxRoomNameLength', env: 'MAX_ROOM_NAME_LENGTH', flag: '--max-room-name-length', read: integer(1, 65_536), help: 'longest room or event name accepted, in characters' },

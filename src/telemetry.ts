@@ -26,12 +26,16 @@ export interface TelemetryEvents {
    * with it (the error of a `transport error`) and the peer's address.
    */
   disconnection: [id: string, reason: string, details: DisconnectDetails];
-  /** A routed event, from a socket or from `/_notify`, was published. */
-  routed: [event: string, route: Route, targets: Targets];
+  /** A routed event, from a socket or from `/_notify`, was published; `by` names the sender's credential. */
+  routed: [event: string, route: Route, targets: Targets, by: string];
   /** A socket sent an event that has no route; it was dropped. */
   unrouted: [event: string];
-  /** A client's input was refused; `what` names the event, request or connection. */
-  refused: [what: string, refusal: Refusal];
+  /**
+   * A client's input was refused; `what` names the event, request or
+   * connection, `by` the client's credential when it is known (not for a
+   * connection or request refused before it said who it is).
+   */
+  refused: [what: string, refusal: Refusal, by: string | undefined];
   /** A `POST /_notify/:msg` request was answered with `status`. */
   notified: [msg: string, status: number];
   /** A route administration request (`GET /routes`, `DELETE /routes/:event`) was answered with `status`. */
@@ -77,16 +81,16 @@ export class Telemetry {
     return this.#emitter.listenerCount(event) > 0;
   }
 
-  routed(event: string, route: Route, targets: Targets): void {
-    this.#emitter.emit('routed', event, route, targets);
+  routed(event: string, route: Route, targets: Targets, by: string): void {
+    this.#emitter.emit('routed', event, route, targets, by);
   }
 
   unrouted(event: string): void {
     this.#emitter.emit('unrouted', event);
   }
 
-  refused(what: string, refusal: Refusal): void {
-    this.#emitter.emit('refused', what, refusal);
+  refused(what: string, refusal: Refusal, by?: string): void {
+    this.#emitter.emit('refused', what, refusal, by);
   }
 
   notified(msg: string, status: number): void {

@@ -13,8 +13,12 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import createDebug from 'debug';
-import type { RequestHandler } from 'express';
-import type { Refusal } from '../protocol.ts';
+import type { RequestHandler, Response } from 'express';
+import { FORBIDDEN, type Refusal } from '../protocol.ts';
+import { ANONYMOUS, type Principal } from './credentials.ts';
+import type { Grants } from './grants.ts';
+import { ATTEMPT_WINDOW_MS, FailedAttempts, TOO_MANY_ATTEMPTS } from './attempts.ts';
+import { Keyring } from './keyring.ts';
 
 const debug = createDebug('spicy-action:access');
 
@@ -83,25 +87,61 @@ export function httpToken(url: string, authorization: string | undefined): strin
 }
 
 /**
- * Express middleware letting through only requests that present `token`
- * (every request when `token` is undefined); others get
- * `401 {ok: false, error: 'unauthorized'}` with a `WWW-Authenticate` header.
+ * One authentication: the principal behind `secret`, or the refusal to give
+ * (unauthorized, or too many failed attempts from `attempt.address`, whose
+ * attempts are then refused unchecked until its minute is over).
+ */
+function authenticate(keyring: Keyring, secret: unknown, attempt: AccessAttempt, attempts: FailedAttempts | undefined, observe: AccessObserver | undefined): Principal | Refusal {
+  let refusal: Refusal = TOO_MANY_ATTEMPTS;
+  if (!attempts?.blocked(attempt.address)) {
+    const principal = keyring.authenticate(secret);
+    if (principal) return principal;
+    refusal = UNAUTHORIZED;
+    const record = attempts?.failed(attempt.address);
+    // Past the limit, one line for the episode rather than one per attempt.
+    if (record?.episodeStarts) console.warn(`spicy-action: ${record.failures} failed authentications from ${attempt.address} within a minute; its attempts are refused unchecked until the minute is over`);
+  }
+  // An address past its limit is logged once for the episode (above), not once per attempt.
+  if (refusal === UNAUTHORIZED) debug('refused %s from %s: %s', attempt.what, attempt.address, refusal.error);
+  observe?.(attempt, refusal);
+  return refusal;
+}
+
+/** Narrows what {@link authenticate} returned. */
+const isRefusal = (outcome: Principal | Refusal): outcome is Refusal => 'reason' in outcome;
+
+/**
+ * Express middleware letting through only requests that present a secret of
+ * `access` (the shared token, a string, or a {@link Keyring} of named
+ * credentials), every request when nothing is checked; others get
+ * `401 {ok: false, error: 'unauthorized'}` with a `WWW-Authenticate` header,
+ * or `429` from an address past its failed attempts ({@link FailedAttempts}).
+ * The client it lets through is in `res.locals.principal` ({@link principalOf}).
  * Mount it after the routes that stay open (`GET /health`).
  *
  * @example
  * app.get('/health', health.handler);
  * app.use(httpAccess(settings.token, (attempt, refusal) => telemetry.refused(attempt.what, refusal)));
  */
-export function httpAccess(token: string | undefined, observe?: AccessObserver): RequestHandler {
-  if (token === undefined) return (_req, _res, next) => next();
-  const check = tokenChecker(token);
+export function httpAccess(access: string | undefined | Keyring, observe?: AccessObserver, attempts?: FailedAttempts): RequestHandler {
+  const keyring = Keyring.of(access);
   return (req, res, next) => {
-    if (check(httpToken(req.originalUrl, req.headers.authorization))) return next();
+    if (keyring.open) return next();
     const attempt = { what: `${req.method} ${req.path}`, address: req.socket.remoteAddress };
-    debug('refused %s from %s: %s', attempt.what, attempt.address, UNAUTHORIZED.error);
-    observe?.(attempt, UNAUTHORIZED);
-    res.status(401).set('WWW-Authenticate', 'Bearer realm="spicy-action", Basic realm="spicy-action"').json({ ok: false, error: UNAUTHORIZED.error });
+    const outcome = authenticate(keyring, httpToken(req.originalUrl, req.headers.authorization), attempt, attempts, observe);
+    if (!isRefusal(outcome)) {
+      res.locals.principal = outcome;
+      return next();
+    }
+    if (outcome === TOO_MANY_ATTEMPTS) res.status(429).set('Retry-After', String(ATTEMPT_WINDOW_MS / 1000));
+    else res.status(401).set('WWW-Authenticate', 'Bearer realm="spicy-action", Basic realm="spicy-action"');
+    res.json({ ok: false, error: outcome.error });
   };
+}
+
+/** The client {@link httpAccess} let through for this response; anyone when no access check ran. */
+export function principalOf(res: Response): Principal {
+  return (res.locals.principal as Principal | undefined) ?? ANONYMOUS;
 }
 
 /** What the Socket.IO middleware reads of a handshake. */
@@ -113,28 +153,30 @@ export interface Handshake {
 
 /**
  * Socket.IO middleware (`io.use(...)`) refusing connections that do not
- * present `token` as `auth.token` (4.x) or `?token=` (1.x, 2.x) with the
- * error `unauthorized`. It runs on every connection to the namespace,
- * recovered ones included when connection state recovery is set with
- * `skipMiddlewares: false`.
+ * present a secret of `access` (the shared token, or a {@link Keyring}) as
+ * `auth.token` (4.x) or `?token=` (1.x, 2.x) with the error `unauthorized`
+ * (`too_many_attempts` from an address past its failed attempts); the client
+ * it lets through is in `socket.data.principal`. Undefined when nothing is
+ * checked. It runs on every connection to the namespace, recovered ones
+ * included when connection state recovery is set with `skipMiddlewares: false`.
  *
  * @example
  * const guard = socketAccess(settings.token);
  * if (guard) io.use(guard);
  */
 export function socketAccess(
-  token: string | undefined,
+  access: string | undefined | Keyring,
   observe?: AccessObserver,
-): ((socket: { handshake: Handshake }, next: (error?: Error) => void) => void) | undefined {
-  if (token === undefined) return undefined;
-  const check = tokenChecker(token);
+  attempts?: FailedAttempts,
+): ((socket: { handshake: Handshake; data: { principal?: Principal } }, next: (error?: Error) => void) => void) | undefined {
+  const keyring = Keyring.of(access);
+  if (keyring.open) return undefined;
   return (socket, next) => {
     const { auth, query, address } = socket.handshake;
-    const presented = firstString(auth?.token) ?? firstString(query?.token);
-    if (check(presented)) return next();
-    debug('refused socket.io connection from %s: %s', address, UNAUTHORIZED.error);
-    observe?.({ what: 'socket.io', address }, UNAUTHORIZED);
-    next(new Error(UNAUTHORIZED.error));
+    const outcome = authenticate(keyring, firstString(auth?.token) ?? firstString(query?.token), { what: 'socket.io', address }, attempts, observe);
+    if (isRefusal(outcome)) return next(new Error(outcome.error));
+    socket.data.principal = outcome;
+    next();
   };
 }
 
@@ -155,4 +197,23 @@ export function isLoopback(host: string): boolean {
 export function openAccessWarning(host: string, token: string | undefined): string | undefined {
   if (token !== undefined || isLoopback(host)) return undefined;
   return `warning: listening on ${host} without BROKER_TOKEN: anyone who can reach this address can join every bus and publish`;
+}
+
+/**
+ * Express middleware letting through only clients whose grants pass `test`
+ * ({@link httpAccess} must have run first); others get
+ * `403 {ok: false, error: 'forbidden'}`, counted and logged under their name.
+ *
+ * @example
+ * app.get('/metrics', httpGrant((grants) => grants.mayRead('metrics'), observe), metricsHandler(registry));
+ */
+export function httpGrant(test: (grants: Grants) => boolean, observe?: (attempt: AccessAttempt, refusal: Refusal, by: string) => void): RequestHandler {
+  return (req, res, next) => {
+    const { credential } = principalOf(res);
+    if (test(credential.grants)) return next();
+    const attempt = { what: `${req.method} ${req.path}`, address: req.socket.remoteAddress };
+    debug('refused %s from %s (%s): %s', attempt.what, attempt.address, credential.name, FORBIDDEN.error);
+    observe?.(attempt, FORBIDDEN, credential.name);
+    res.status(403).json({ ok: false, error: FORBIDDEN.error });
+  };
 }

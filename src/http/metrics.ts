@@ -33,6 +33,9 @@ export const UNROUTED_LABEL = '(unrouted)';
 /** The `event` and `msg` label of registered events past the `maxMetricEvents` first ones. */
 export const OTHER_LABEL = '(other)';
 
+/** The `credential` label of a refusal made before the client said who it is (a connection, a request without a valid secret). */
+export const UNKNOWN_CREDENTIAL_LABEL = '(unknown)';
+
 /**
  * Which event names are label values: every built-in route, and the first
  * `max` other names counted (registered at run time by clients), kept for
@@ -178,9 +181,9 @@ export function createMetrics(sources: MetricsSources): Registry {
   let unrouted = 0;
   let undelivered = 0;
   let slowConsumers = 0;
-  const received = new Tally();
+  const received = new PairTally();
   const deliveries = new Tally();
-  const refused = new Tally();
+  const refused = new PairTally();
   const notified = new PairTally();
   const refusedWrites = new Tally();
 
@@ -188,12 +191,13 @@ export function createMetrics(sources: MetricsSources): Registry {
   // One bound for both counters that name events: a name has the same label in each.
   const labels = new EventLabels(sources.maxMetricEvents ?? DEFAULT_LIMITS.maxMetricEvents);
   telemetry.on('connection', () => connectionsTotal++);
-  telemetry.on('routed', (event, route) => {
-    received.add(labels.of(event));
+  // Credential names come from the operator's file, not from clients: the file bounds them.
+  telemetry.on('routed', (event, route, _targets, by) => {
+    received.add(labels.of(event), by);
     if (route !== null) deliveries.add(route);
   });
   telemetry.on('unrouted', () => unrouted++);
-  telemetry.on('refused', (_what, refusal) => refused.add(refusal.reason));
+  telemetry.on('refused', (_what, refusal, by) => refused.add(refusal.reason, by ?? UNKNOWN_CREDENTIAL_LABEL));
   // One key per (msg, status): msg is named only when it has a route (and within the bound), status is one of a few codes.
   telemetry.on('notified', (msg, status) => notified.add(routes.get(msg) === undefined ? UNROUTED_LABEL : labels.of(msg), status));
   redis?.on('undelivered', (n) => (undelivered += n));
@@ -212,7 +216,13 @@ export function createMetrics(sources: MetricsSources): Registry {
     });
   };
   counter('spicy_action_connections_total', 'Socket.IO connections accepted.', () => connectionsTotal);
-  tallyCounter(registry, 'spicy_action_events_received_total', `Routed events received (from sockets and /_notify), by event name (${OTHER_LABEL}: registered names past MAX_METRIC_EVENTS).`, 'event', received);
+  pairCounter(
+    registry,
+    'spicy_action_events_received_total',
+    `Routed events received (from sockets and /_notify), by event name (${OTHER_LABEL}: registered names past MAX_METRIC_EVENTS) and the sender's credential.`,
+    ['event', 'credential'],
+    received,
+  );
   tallyCounter(registry, 'spicy_action_deliveries_total', 'Routed events published to a bus, by bus (once per event, however many sockets receive it).', 'bus', deliveries);
   counter('spicy_action_unrouted_events_total', 'Events dropped because no route exists for them.', () => unrouted);
   pairCounter(
@@ -222,7 +232,7 @@ export function createMetrics(sources: MetricsSources): Registry {
     ['msg', 'status'],
     notified,
   );
-  tallyCounter(registry, 'spicy_action_refused_total', 'Client inputs refused, by reason.', 'reason', refused);
+  pairCounter(registry, 'spicy_action_refused_total', `Client inputs refused, by reason and the client's credential (${UNKNOWN_CREDENTIAL_LABEL} before it said who it is).`, ['reason', 'credential'], refused);
   counter('spicy_action_slow_consumers_disconnected_total', 'Sockets disconnected because their unsent data passed MAX_BUFFERED_BYTES.', () => slowConsumers);
   counter('spicy_action_cluster_undelivered_events_total', 'Events that could not reach the cluster (Redis down past its grace, refusing writes, or held at shutdown) and reached only local clients.', () => undelivered);
   tallyCounter(registry, 'spicy_action_cluster_refused_writes_total', 'Writes Redis refused (events, sessions, route changes), by reason: oom, readonly, misconf, noreplicas, other.', 'reason', refusedWrites);

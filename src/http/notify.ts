@@ -7,7 +7,8 @@
 import bodyParser from 'body-parser';
 import createDebug from 'debug';
 import { Router, type ErrorRequestHandler, type RequestHandler, type Response } from 'express';
-import { isObject, tooDeep, tooDeepRefusal, type PublicationOutcome } from '../protocol.ts';
+import { principalOf } from '../guards/access.ts';
+import { FORBIDDEN, isObject, tooDeep, tooDeepRefusal, type PublicationOutcome } from '../protocol.ts';
 import type { Targets } from '../targets.ts';
 import type { Telemetry } from '../telemetry.ts';
 
@@ -46,7 +47,7 @@ export interface PushTarget {
    * (nothing sent). Otherwise `confirmed` hears, once known, whether the push
    * reached the whole cluster (`{ok: true}`) or this node's clients only.
    */
-  push(msg: string, body: Record<string, unknown>, confirmed?: (outcome: PublicationOutcome) => void): Targets | undefined;
+  push(msg: string, body: Record<string, unknown>, confirmed?: (outcome: PublicationOutcome) => void, by?: string): Targets | undefined;
 }
 
 /**
@@ -117,9 +118,15 @@ export function notifyHandlers(broker: PushTarget): RequestHandler[] {
   };
 
   // `<msg>`, decoded once the checks before the route passed; it is `req.params.msg` from here on.
-  const name: RequestHandler = (req, _res, next) => {
-    (req.params as { msg?: string }).msg = messageName(req.path);
-    next();
+  // A message the client's grants do not name is refused before its body is read.
+  const name: RequestHandler = (req, res, next) => {
+    const msg = messageName(req.path);
+    (req.params as { msg?: string }).msg = msg;
+    const { credential } = principalOf(res);
+    if (credential.grants.may('notify', msg)) return next();
+    debug('refused %s from %s: %s', msg, credential.name, FORBIDDEN.error);
+    telemetry.refused(msg, FORBIDDEN, credential.name);
+    answer(res, msg, 403, { ok: false, error: FORBIDDEN.error });
   };
 
   const push: RequestHandler<{ msg: string }> = (req, res) => {
@@ -132,14 +139,14 @@ export function notifyHandlers(broker: PushTarget): RequestHandler[] {
     if (!isObject(body)) return refused(res, msg, 400, NOT_AN_OBJECT);
     if (tooDeep(body, broker.limits.maxPayloadDepth)) {
       const deep = tooDeepRefusal(broker.limits.maxPayloadDepth);
-      telemetry.refused(msg, deep);
+      telemetry.refused(msg, deep, principalOf(res).credential.name);
       return refused(res, msg, 400, deep.error);
     }
     // On a cluster the answer waits, as a socket's acknowledgement does, to say whether Redis took the push.
     const confirmed = broker.confirms
       ? (outcome: PublicationOutcome): void => answer(res, msg, 200, outcome.ok ? PUSHED : { ok: false, error: outcome.error })
       : undefined;
-    if (broker.push(msg, body, confirmed) === undefined) {
+    if (broker.push(msg, body, confirmed, principalOf(res).credential.name) === undefined) {
       debug('ignored %s: no route, or a null one', msg);
       return answer(res, msg, 200, IGNORED);
     }
@@ -153,7 +160,7 @@ export function notifyHandlers(broker: PushTarget): RequestHandler[] {
     const known = err.type ? BODY_ERRORS[err.type] : undefined;
     const status = known?.status ?? err.status ?? 500;
     const error = known?.error ?? 'the request could not be handled';
-    if (status === 413) telemetry.refused(req.params.msg, { reason: 'too_large', error });
+    if (status === 413) telemetry.refused(req.params.msg, { reason: 'too_large', error }, principalOf(res).credential.name);
     refused(res, req.params.msg, status, status === 413 ? `${error} (limit ${broker.limits.maxBodyBytes} bytes)` : error);
   };
 
