@@ -11,7 +11,13 @@ export const SUMMARY_LENGTH = 240;
  * table again. (`welcome`, to one socket at its connection, is left out: the
  * page and `tail` handle it apart.)
  */
-export const BROKER_EVENTS = new Set(['shouted', 'notify', 'ping', 'configured', 'failed']);
+export const BROKER_EVENTS = new Set(['shouted', 'notify', 'ping', 'configured', 'failed', 'audit']);
+
+/**
+ * The room of the broker's audit feed: who sent each event, push, route change
+ * and refusal, by credential and public id (docs/watching.md#who-did-what).
+ */
+export const AUDIT_ROOM = '_audit';
 
 /**
  * True when a connection error is a refusal for want of the right token: the
@@ -191,6 +197,7 @@ export function eventRooms(event, data, joined, routes, hostBuses) {
   if (event === 'shouted') candidates.push('internal');
   if (event === 'notify') candidates.push('internal', 'everyone');
   if (event === 'ping') candidates.push(...hostBuses);
+  if (event === 'audit') candidates.push(AUDIT_ROOM);
   if (typeof data === 'object' && data !== null) {
     const inField = data._in;
     if (typeof inField === 'string') candidates.push(inField);

@@ -4,6 +4,7 @@
  * of other origins.
  */
 import type { Application, RequestHandler } from 'express';
+import { auditFeed } from './audit.ts';
 import { Broker, type BrokerOptions, type BrokerServer } from './broker.ts';
 import { NOTIFY_PATH, notifyHandlers, notifyRouter } from './http/notify.ts';
 import { pushOriginGuard, type AllowedOrigins } from './http/origin.ts';
@@ -40,6 +41,8 @@ export interface AttachOptions extends BrokerOptions {
  */
 export function attachBroker(io: BrokerServer, app?: Application, options: AttachOptions = {}): Broker {
   const broker = new Broker(io, options);
+  // Who did what, for watchers in the `_audit` room; it costs nothing while no one watches.
+  auditFeed(io, broker);
   if (app) {
     const { telemetry } = broker;
     const checks = [...(options.notifyChecks ?? []), pushOriginGuard(options.corsOrigins ?? '*', (attempt, refusal) => telemetry.refused(attempt.what, refusal), options.corsOriginsName ?? 'corsOrigins')];

@@ -21,7 +21,7 @@ import { PublicIds } from './public-id.ts';
 import { WaitingRooms } from './recovery-backlog.ts';
 import { RouteTable, type Route } from './routes.ts';
 import { computeTargets, notifyTargets, type TargetLimits, type Targets } from './targets.ts';
-import { Telemetry, type TelemetryEvents } from './telemetry.ts';
+import { Telemetry, type Sender, type TelemetryEvents } from './telemetry.ts';
 
 const debug = createDebug('spicy-action:broker');
 
@@ -205,11 +205,11 @@ export class Broker {
    * Routes `event` with payload `args[0]` as if a socket had sent it; returns
    * what it reached, or undefined when the event has no route.
    */
-  route(event: string, args: readonly unknown[], by: string = ANONYMOUS.credential.name): Targets | undefined {
+  route(event: string, args: readonly unknown[], by: string = ANONYMOUS.credential.name, from?: Sender): Targets | undefined {
     const route = this.routes.get(event);
     if (route === undefined) return undefined;
     const targets = computeTargets(route, args[0], this.#targetLimits);
-    return this.#deliver(event, route, targets, args.length > 1 ? args.slice(0, 1) : args, by);
+    return this.#deliver(event, route, targets, args.length > 1 ? args.slice(0, 1) : args, by, from);
   }
 
   /**
@@ -271,9 +271,9 @@ export class Broker {
   }
 
   /** Publishes a routed event and tells the observers. */
-  #deliver(event: string, route: Route, targets: Targets, args: readonly unknown[], by: string): Targets {
+  #deliver(event: string, route: Route, targets: Targets, args: readonly unknown[], by: string, from?: Sender): Targets {
     this.publish(event, args, targets.rooms);
-    this.telemetry.routed(event, route, targets, by);
+    this.telemetry.routed(event, route, targets, by, from);
     return targets;
   }
 
@@ -292,7 +292,7 @@ export class Broker {
    * What others and the logs see of `socket`: never its id, which for a
    * 1.x/2.x client is its Engine.IO session id (src/public-id.ts).
    */
-  publicId(socket: BrokerSocket): string {
+  publicId(socket: Sender): string {
     return this.#publicIds.of(socket.id);
   }
 
@@ -322,15 +322,15 @@ export class Broker {
       const overBudget = this.#streamBudget?.(socket.id, args);
       if (overBudget) return this.#refuse(socket, event, ack, overBudget.refusal, false, overBudget.first);
       // On a cluster, an acknowledgement waits to learn whether Redis took the event.
-      const tracked = ack && this.#track ? this.#tracked(() => this.route(event, args, by)) : undefined;
-      const targets = tracked ? tracked.value : this.route(event, args, by);
+      const tracked = ack && this.#track ? this.#tracked(() => this.route(event, args, by, socket)) : undefined;
+      const targets = tracked ? tracked.value : this.route(event, args, by, socket);
       if (targets === undefined) {
         this.telemetry.unrouted(event);
         ack?.({ ok: false, error: `no route for "${event}"` });
         return;
       }
       if (targets.overflow > 0) {
-        this.telemetry.refused(event, { reason: 'in_overflow', error: `${targets.overflow} _in rooms past the limit of ${this.limits.maxInRooms} were ignored` }, by);
+        this.telemetry.refused(event, { reason: 'in_overflow', error: `${targets.overflow} _in rooms past the limit of ${this.limits.maxInRooms} were ignored` }, by, socket);
       }
       if (ack) Broker.#ackWhenPublished(ack, { ok: true, rooms: targets.rooms.length }, tracked?.outcome);
     } catch (error) {
@@ -344,7 +344,7 @@ export class Broker {
   #refuse(socket: BrokerSocket, event: string, ack: AckFn | undefined, refusal: Refusal, booleanAck = false, logged = true): void {
     const by = principalOfSocket(socket).credential.name;
     if (logged) debug('refused %s from %s (%s): %s', event, this.publicId(socket), by, refusal.error);
-    this.telemetry.refused(event, refusal, by);
+    this.telemetry.refused(event, refusal, by, socket);
     if (ack) ack(booleanAck ? false : { ok: false, error: refusal.error });
     else socket.emit('failed', { event, msg: refusal.error });
   }
@@ -435,7 +435,9 @@ export class Broker {
     const tracked = ack && this.#track ? this.#tracked(() => this.routes.register(request)) : undefined;
     const result = tracked ? tracked.value : this.routes.register(request);
     if (!result.ok) return this.#refuse(socket, 'register', ack, result);
-    debug('%s (%s) registered %s → %s', this.publicId(socket), principalOfSocket(socket).credential.name, result.event, result.bus ?? '(_in only)');
+    const by = principalOfSocket(socket).credential.name;
+    debug('%s (%s) registered %s → %s', this.publicId(socket), by, result.event, result.bus ?? '(_in only)');
+    this.telemetry.routeChanged(result.event, result.bus, by, socket);
     if (ack) Broker.#ackWhenPublished(ack, { ok: true, event: result.event, bus: result.bus }, tracked?.outcome);
   };
 }

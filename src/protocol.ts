@@ -65,6 +65,9 @@ export const RESERVED_EVENTS: ReadonlySet<string> = new Set([
   'removeListener',
 ]);
 
+/** The event the audit feed is sent as (docs/watching.md#who-did-what): a client's event of that name would pass for one. */
+export const AUDIT_EVENT = 'audit';
+
 /** Why an input was refused; also the label of the refusal counter. */
 export type RefusalReason =
   | 'bad_payload'
@@ -123,6 +126,7 @@ export function eventRefusal(event: unknown, maxLength: number): Refusal | undef
   }
   if (CONTROL_EVENTS.has(event)) return { reason: 'bad_event', error: `"${event}" is a control event and cannot be registered` };
   if (RESERVED_EVENTS.has(event)) return { reason: 'bad_event', error: `"${event}" is reserved by Socket.IO and cannot be registered` };
+  if (event === AUDIT_EVENT) return { reason: 'bad_event', error: `"${event}" is sent by the broker and cannot be registered` };
   return undefined;
 }
 

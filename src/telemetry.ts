@@ -10,6 +10,11 @@ import type { Refusal } from './protocol.ts';
 import type { Route } from './routes.ts';
 import type { Targets } from './targets.ts';
 
+/** The socket an event or a refusal came from: its id, which only the broker's public id may reveal. */
+export interface Sender {
+  readonly id: string;
+}
+
 /** What comes with a disconnection. */
 export interface DisconnectDetails {
   /** Socket.IO's description of the reason: for a `transport error`, the Error. */
@@ -26,8 +31,11 @@ export interface TelemetryEvents {
    * with it (the error of a `transport error`) and the peer's address.
    */
   disconnection: [id: string, reason: string, details: DisconnectDetails];
-  /** A routed event, from a socket or from `/_notify`, was published; `by` names the sender's credential. */
-  routed: [event: string, route: Route, targets: Targets, by: string];
+  /**
+   * A routed event, from a socket or from `/_notify`, was published; `by`
+   * names the sender's credential, `from` is the sending socket (none for a push).
+   */
+  routed: [event: string, route: Route, targets: Targets, by: string, from: Sender | undefined];
   /** A socket sent an event that has no route; it was dropped. */
   unrouted: [event: string];
   /**
@@ -35,7 +43,9 @@ export interface TelemetryEvents {
    * connection, `by` the client's credential when it is known (not for a
    * connection or request refused before it said who it is).
    */
-  refused: [what: string, refusal: Refusal, by: string | undefined];
+  refused: [what: string, refusal: Refusal, by: string | undefined, from: Sender | undefined];
+  /** A route was set by `register`, or removed over HTTP (`bus` undefined), by the credential `by`. */
+  route_changed: [event: string, bus: Route | undefined, by: string, from: Sender | undefined];
   /** A `POST /_notify/:msg` request was answered with `status`. */
   notified: [msg: string, status: number];
   /** A route administration request (`GET /routes`, `DELETE /routes/:event`) was answered with `status`. */
@@ -81,16 +91,20 @@ export class Telemetry {
     return this.#emitter.listenerCount(event) > 0;
   }
 
-  routed(event: string, route: Route, targets: Targets, by: string): void {
-    this.#emitter.emit('routed', event, route, targets, by);
+  routed(event: string, route: Route, targets: Targets, by: string, from?: Sender): void {
+    this.#emitter.emit('routed', event, route, targets, by, from);
   }
 
   unrouted(event: string): void {
     this.#emitter.emit('unrouted', event);
   }
 
-  refused(what: string, refusal: Refusal, by?: string): void {
-    this.#emitter.emit('refused', what, refusal, by);
+  refused(what: string, refusal: Refusal, by?: string, from?: Sender): void {
+    this.#emitter.emit('refused', what, refusal, by, from);
+  }
+
+  routeChanged(event: string, bus: Route | undefined, by: string, from?: Sender): void {
+    this.#emitter.emit('route_changed', event, bus, by, from);
   }
 
   notified(msg: string, status: number): void {

@@ -5,33 +5,18 @@
  * attributed, and still served; the limit on failed attempts.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { hashSecret, newSecret } from '../src/guards/credentials.ts';
-import { notify, request, ROOT, startBroker } from './helpers/broker.ts';
+import { notify, request, startBroker } from './helpers/broker.ts';
+import { exampleWithSecrets } from './helpers/credentials.ts';
 import { clientsClosedAfter, connect, connectRefused, type ClientOptions, type Generation, type TestClient } from './helpers/clients.ts';
 import { captureLog } from './helpers/logs.ts';
 import { parseMetrics } from './helpers/metrics.ts';
 import { until } from './helpers/wait.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'spicy-credentials-'));
-
-/**
- * The example file with a fresh secret for each client in place of its placeholder,
- * as `spicy-action credentials add` then `retire` would leave it.
- */
-export function exampleWithSecrets(file: string): Record<string, string> {
-  const example = JSON.parse(readFileSync(join(ROOT, 'deploy/credentials.example.json'), 'utf8')) as { clients: Record<string, { secrets: string[] }> };
-  const secrets: Record<string, string> = {};
-  for (const [name, client] of Object.entries(example.clients)) {
-    secrets[name] = newSecret();
-    client.secrets = [hashSecret(secrets[name])];
-  }
-  writeFileSync(file, JSON.stringify(example, null, 2));
-  return secrets;
-}
 
 const file = join(dir, 'credentials.json');
 const secrets = exampleWithSecrets(file);

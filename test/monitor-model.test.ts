@@ -1,7 +1,8 @@
 /** The monitor page's own logic (monitor/model.js), shared with `tail`, run in Node. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { BROKER_EVENTS, EventLog, eventRooms, formatTime, isUnauthorized, makeFilter, matches, parseLimit, parsePayload, prettyJson, summary } from '../monitor/model.js';
+import { AUDIT_ROOM, BROKER_EVENTS, EventLog, eventRooms, formatTime, isUnauthorized, makeFilter, matches, parseLimit, parsePayload, prettyJson, summary } from '../monitor/model.js';
+import { AUDIT_ROOM as BROKER_AUDIT_ROOM } from '../src/audit.ts';
 import { DEFAULT_ROUTES } from '../src/routes.ts';
 import { eventRooms as tailEventRooms } from '../src/tail/tail-format.ts';
 
@@ -87,8 +88,15 @@ describe('monitor display', () => {
 
 describe('broker events and refusals, for the page and tail', () => {
   it('lists the events the broker sends on its own, none of which has a route', () => {
-    assert.deepEqual([...BROKER_EVENTS].sort(), ['configured', 'failed', 'notify', 'ping', 'shouted']);
+    assert.deepEqual([...BROKER_EVENTS].sort(), ['audit', 'configured', 'failed', 'notify', 'ping', 'shouted']);
     for (const event of BROKER_EVENTS) assert.equal(DEFAULT_ROUTES.has(event), false, event);
+  });
+
+  it('shows audit records in the audit room, whatever rooms the audited event went to', () => {
+    const record = { kind: 'routed', event: 'call', by: 'call-handler', id: 'V2F__U5zx1c-Jr45', rooms: ['calls'] };
+    assert.deepEqual(eventRooms('audit', record, new Set([AUDIT_ROOM, 'calls']), new Map([['call', 'calls']]), []), [AUDIT_ROOM]);
+    assert.deepEqual(eventRooms('audit', record, new Set(['calls']), new Map(), []), []);
+    assert.equal(AUDIT_ROOM, BROKER_AUDIT_ROOM, 'the page and the broker name one room');
   });
 
   it('tells a refusal for want of a token from other connection errors', () => {

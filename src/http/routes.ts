@@ -12,6 +12,7 @@
  * 503 `{ok: false, error}`.
  */
 import createDebug from 'debug';
+import { principalOf } from '../guards/access.ts';
 import { Router, type ErrorRequestHandler, type Response } from 'express';
 import type { PublicationOutcome } from '../protocol.ts';
 import type { Route, RouteInfo, RouteKind, RouteTable } from '../routes.ts';
@@ -120,13 +121,15 @@ export function routeAdminRouter(source: RouteAdminSource): Router {
       debug('DELETE route %s from %s: no such route', shown, req.socket.remoteAddress);
       return answer(res, 'remove', 404, { ok: false, error: `no route for ${shown}` });
     }
+    const by = principalOf(res).credential.name;
     const done = (outcome: PublicationOutcome): void => {
       if (!outcome.ok) {
-        debug('DELETE route %s from %s: refused, the route is as it was: %s', shown, req.socket.remoteAddress, outcome.error);
+        debug('DELETE route %s from %s (%s): refused, the route is as it was: %s', shown, req.socket.remoteAddress, by, outcome.error);
         return answer(res, 'remove', REFUSED_BY_REDIS, { ok: false, error: outcome.error });
       }
+      telemetry.routeChanged(event, removal.bus, by);
       const after = removal.bus === undefined ? 'gone' : `back to its default ${removal.bus ?? '(_in only)'}`;
-      debug('DELETE route %s from %s: %s%s', shown, req.socket.remoteAddress, after, removal.changed ? '' : ' (it was already)');
+      debug('DELETE route %s from %s (%s): %s%s', shown, req.socket.remoteAddress, by, after, removal.changed ? '' : ' (it was already)');
       answer(res, 'remove', 200, removal.bus === undefined ? { ok: true, event } : { ok: true, event, bus: removal.bus });
     };
     // On a cluster, the answer waits for Redis, as a `register` acknowledgement does.
