@@ -1,6 +1,8 @@
 // Types of model.js, for the Node tests that import it.
 export declare const SUMMARY_LENGTH: number;
 export declare const BROKER_EVENTS: ReadonlySet<string>;
+/** The room of the broker's audit feed (who did what). */
+export declare const AUDIT_ROOM: string;
 export declare function isUnauthorized(error: unknown): boolean;
 
 export declare class EventLog<T = unknown> {

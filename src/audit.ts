@@ -9,10 +9,17 @@
  * to handled, not what the others did; routed events themselves reach it from
  * every node as usual.
  */
+import createDebug from 'debug';
 import type { Broker, BrokerServer } from './broker.ts';
 import { AUDIT_EVENT } from './protocol.ts';
 import type { Route } from './routes.ts';
 import type { Sender } from './telemetry.ts';
+
+/**
+ * The log of the same records, one line each. Off by default (a line per
+ * routed event); `DEBUG=spicy-action:*` turns it on with the rest.
+ */
+const log = createDebug('spicy-action:audit');
 
 /** The room of the audit feed. Not a notification room (no `:`), so no `_in` can reach it. */
 export const AUDIT_ROOM = '_audit';
@@ -33,9 +40,10 @@ export type AuditRecord =
  */
 export function auditFeed(io: BrokerServer, broker: Broker): void {
   const namespace = io.of('/');
-  const watched = (): boolean => (namespace.adapter.rooms.get(AUDIT_ROOM)?.size ?? 0) > 0;
+  const watched = (): boolean => log.enabled || (namespace.adapter.rooms.get(AUDIT_ROOM)?.size ?? 0) > 0;
   const id = (from: Sender | undefined): string | null => (from ? broker.publicId(from) : null);
   const send = (record: AuditRecord): void => {
+    log('%s', JSON.stringify(record));
     namespace.local.to(AUDIT_ROOM).emit(AUDIT_EVENT, record);
   };
   const { telemetry } = broker;

@@ -5,3 +5,6 @@
  * nothing: imported first, it reads the environment before `debug` loads.
  */
 export const DEBUG_AT_START: string | undefined = process.env.DEBUG;
+
+/** What the broker logs when `DEBUG` is unset: everything but the audit's line per routed event. */
+export const DEFAULT_DEBUG = 'spicy-action:*,-spicy-action:audit';

@@ -3,7 +3,7 @@
  * SIGINT. Any start-up failure prints one line on stderr and exits non-zero.
  */
 // First: it reads DEBUG before the `debug` package, loaded by the imports below, rewrites it.
-import { DEBUG_AT_START } from './debug-env.ts';
+import { DEBUG_AT_START, DEFAULT_DEBUG } from './debug-env.ts';
 import createDebug from 'debug';
 import { BusesError } from './buses.ts';
 import { DURATION_UNITS, loadSettings, SETTING_NAMES, SettingsError, SIZE_UNITS } from './settings.ts';
@@ -17,7 +17,7 @@ const SHUTDOWN_TIMEOUT_MS = 9_000;
 
 // Logs are on by default; DEBUG narrows or widens them (never payloads), and `DEBUG=` turns them off.
 // `tail` keeps stderr for its own lines.
-if (DEBUG_AT_START === undefined && process.argv[2] !== 'tail' && process.argv[2] !== 'credentials') createDebug.enable('spicy-action:*');
+if (DEBUG_AT_START === undefined && process.argv[2] !== 'tail' && process.argv[2] !== 'credentials') createDebug.enable(DEFAULT_DEBUG);
 const debug = createDebug('spicy-action:main');
 
 function usage(): string {
@@ -30,7 +30,7 @@ function usage(): string {
     `       spicy-action --help, -h      print this help\n\n` +
     `flags (--port 4000 or --port=4000), each also read from its environment variable; a flag wins:\n` +
     `${rows.join('\n')}\n` +
-    `  DEBUG (environment only)\n      debug namespaces to log; default: spicy-action:* (DEBUG= logs nothing)\n\n` +
+    `  DEBUG (environment only)\n      debug namespaces to log; default: ${DEFAULT_DEBUG} (spicy-action:* adds a line per routed event; DEBUG= logs nothing)\n\n` +
     `durations take ${DURATION_UNITS.join(', ')} (a bare number is seconds); ` +
     `sizes take ${SIZE_UNITS.join(', ')} (a bare number is bytes)\n`
   );

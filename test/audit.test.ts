@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { AUDIT_ROOM } from '../src/audit.ts';
-import { notify, request, ROOT, startBroker } from './helpers/broker.ts';
+import { notify, request, ROOT, spawnBroker, startBroker } from './helpers/broker.ts';
 import { clientsClosedAfter, connect, withTimeout, type Generation, type TestClient } from './helpers/clients.ts';
 import { until } from './helpers/wait.ts';
 import { exampleWithSecrets } from './helpers/credentials.ts';
@@ -89,5 +89,14 @@ describe('the audit feed', async () => {
     }
     assert.match(out, / call calls \{"call":"t\d+"\}/);
     assert.match(out, / audit _audit \{"kind":"routed","event":"call","by":"call-handler","id":"[\w-]{16}","rooms":\["calls"\]/);
+  });
+
+  it('is logged, a line per record, under DEBUG=spicy-action:audit', async () => {
+    const proc = spawnBroker({ CREDENTIALS_FILE: file, DEBUG: 'spicy-action:audit' });
+    const url = await proc.ready;
+    const handler = opened.keep(await connect('v1', url, { transports: ['websocket'], token: secrets['call-handler'] }));
+    handler.emit('call', { call: 'logged' });
+    await until('the audit line', () => /spicy-action:audit \{"kind":"routed","event":"call","by":"call-handler","id":"[\w-]{16}","rooms":\["calls"\]/.test(proc.stderr()));
+    assert.ok(!proc.stderr().includes('logged'), 'never the payload');
   });
 });

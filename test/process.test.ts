@@ -107,7 +107,9 @@ describe('the broker process', () => {
       assert.deepEqual(await proc.exited, { code: 0, signal: null });
       return proc.stderr();
     };
-    assert.match(await run({}), /spicy-action:broker .*connect/);
+    const byDefault = await run({});
+    assert.match(byDefault, /spicy-action:broker .*connect/);
+    assert.doesNotMatch(byDefault, /spicy-action:audit/, 'no line per routed event by default');
     assert.equal(await run({ DEBUG: '' }), '');
     const narrowed = await run({ DEBUG: 'spicy-action:main' });
     assert.match(narrowed, /spicy-action:main SIGTERM: closing/);
