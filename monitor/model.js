@@ -259,13 +259,13 @@ export function formatStamp(iso) {
 /**
  * The answer of `GET /routes` as rows to show, and a one-line summary.
  * Each row: `event`, `bus` (a bus, or `(_in only)`), `origin` (`registered`,
- * `built-in, changed`, `built-in`) and `set` (`set <time> by <node>`, or '').
+ * `built-in, changed`, `built-in`) and `set` (`set <time> by <credential> on <node>`, or '').
  * Registered routes come first, then changed built-in ones, each by name.
  * Entries that are not routes are skipped.
  *
  * @example
- * routeTable({ routes: [{ event: 'queuer', bus: 'calls', kind: 'registered', set_at: '2026-11-27T00:42:01.000Z', set_by: 'b1:42' }] });
- * // { rows: [{ event: 'queuer', bus: 'calls', origin: 'registered', set: 'set 2026-11-27 00:42:01Z by b1:42' }],
+ * routeTable({ routes: [{ event: 'queuer', bus: 'calls', kind: 'registered', set_at: '2026-11-27T00:42:01.000Z', set_by: 'call-handler', set_on: 'b1:42' }] });
+ * // { rows: [{ event: 'queuer', bus: 'calls', origin: 'registered', set: 'set 2026-11-27 00:42:01Z by call-handler on b1:42' }],
  * //   summary: '1 route: 1 registered, 0 built-in' }
  */
 export function routeTable(answer) {
@@ -276,7 +276,7 @@ export function routeTable(answer) {
     const builtIn = route.kind === 'built-in';
     const stamped = typeof route.set_at === 'string';
     const origin = builtIn ? (stamped ? 'built-in, changed' : 'built-in') : 'registered';
-    const by = typeof route.set_by === 'string' ? ` by ${route.set_by}` : '';
+    const by = (typeof route.set_by === 'string' ? ` by ${route.set_by}` : '') + (typeof route.set_on === 'string' ? ` on ${route.set_on}` : '');
     rows.push({ event: route.event, bus: typeof route.bus === 'string' ? route.bus : '(_in only)', origin, set: stamped ? `set ${formatStamp(route.set_at)}${by}` : '' });
   }
   const rank = (row) => ROUTE_ORIGINS.indexOf(row.origin);

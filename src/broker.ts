@@ -430,12 +430,11 @@ export class Broker {
   // `register {event, default_room}`: servers declaring the events they emit.
   // On a cluster, the acknowledgement waits for Redis to take the change (a refused change is undone).
   readonly #register: Control = (socket, [request], ack) => {
-    const grants = principalOfSocket(socket).credential.grants;
+    const { name: by, grants } = principalOfSocket(socket).credential;
     if (isObject(request) && typeof request.event === 'string' && !grants.may('register', request.event)) return this.#refuse(socket, 'register', ack, FORBIDDEN);
-    const tracked = ack && this.#track ? this.#tracked(() => this.routes.register(request)) : undefined;
-    const result = tracked ? tracked.value : this.routes.register(request);
+    const tracked = ack && this.#track ? this.#tracked(() => this.routes.register(request, by)) : undefined;
+    const result = tracked ? tracked.value : this.routes.register(request, by);
     if (!result.ok) return this.#refuse(socket, 'register', ack, result);
-    const by = principalOfSocket(socket).credential.name;
     debug('%s (%s) registered %s → %s', this.publicId(socket), by, result.event, result.bus ?? '(_in only)');
     this.telemetry.routeChanged(result.event, result.bus, by, socket);
     if (ack) Broker.#ackWhenPublished(ack, { ok: true, event: result.event, bus: result.bus }, tracked?.outcome);

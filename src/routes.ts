@@ -37,6 +37,8 @@ export interface RouteStamp {
   readonly at: number;
   /** The node's name, such as `broker1:4242` (host name and process id). */
   readonly node: string;
+  /** The credential of the client that made the change (docs/security.md#credentials); absent when not known. */
+  readonly by?: string;
 }
 
 /** Where a route comes from: the defaults below, or a `register` (or a host's `set`). */
@@ -159,7 +161,7 @@ export class RouteTable {
    * Handles a `register` request: checks it, then adds or replaces the route.
    * A `default_room` that is not a known bus gives a null route.
    */
-  register(request: unknown): ({ ok: true } & RouteChange) | ({ ok: false } & Refusal) {
+  register(request: unknown, by?: string): ({ ok: true } & RouteChange) | ({ ok: false } & Refusal) {
     if (!isObject(request)) {
       return { ok: false, reason: 'bad_payload', error: 'register needs an object {event, default_room}' };
     }
@@ -171,7 +173,7 @@ export class RouteTable {
     if (!this.#routes.has(event) && this.#routes.size >= this.#maxRoutes) {
       return { ok: false, reason: 'too_many_routes', error: `the route table is full (${this.#maxRoutes} routes)` };
     }
-    this.set(event, bus);
+    this.set(event, bus, by === undefined ? undefined : { at: Date.now(), node: this.node, by });
     return { ok: true, event, bus };
   }
 

@@ -13,6 +13,7 @@ import { request, startBroker } from './helpers/broker.ts';
 import { clientsClosedAfter, connect, connectRefused, type Generation, type TestClient } from './helpers/clients.ts';
 import { parseMetrics } from './helpers/metrics.ts';
 import { RedisServer } from './helpers/redis.ts';
+import { until } from './helpers/wait.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'spicy-credentials-cluster-'));
 
@@ -38,6 +39,9 @@ describe('credentials on two nodes', async () => {
     const handler = await open('v1', b.url, secret.handler);
     await handler.ack('configure', { dial_calls: true });
     assert.deepEqual(await handler.ack('register', { event: 'place-call', default_room: 'dial_calls' }), { ok: true, event: 'place-call', bus: 'dial_calls' });
+    // The route is known on A with who set it, and where.
+    const stamp = await until('node A has the route', () => a.broker.routes.stampOf('place-call'));
+    assert.deepEqual([stamp.by, stamp.node], ['call-handler', b.broker.routes.node]);
     const dashboard = await open('v4', a.url, secret.dashboard);
     assert.equal(await dashboard.ack('join', 'calls'), true);
     handler.emit('call', { call: 'c1' });

@@ -61,10 +61,10 @@ describe('route administration on a cluster', { skip: redisMissing() }, async ()
     // Node B lists it with node A's name and the time node A set it.
     const onNodeA = await listedRoute(a.url, 'mistake');
     const onNodeB = await until('node B lists the route', () => listedRoute(bUrl, 'mistake'), 5_000);
-    assert.equal(onNodeA?.set_by, nodeA);
+    assert.equal(onNodeA?.set_on, nodeA);
     assert.deepEqual(onNodeB, onNodeA, 'the same listing, stamp included, on both nodes');
     assert.equal(await inspector.hget(HASH, 'mistake'), '"calls"');
-    assert.deepEqual(JSON.parse((await inspector.hget(META, 'mistake')) ?? 'null'), { at: Date.parse(onNodeA!.set_at!), node: nodeA });
+    assert.deepEqual(JSON.parse((await inspector.hget(META, 'mistake')) ?? 'null'), { at: Date.parse(onNodeA!.set_at!), node: nodeA, by: 'anonymous' });
 
     const answer = await remove(a.url, 'mistake');
     assert.deepEqual([answer.status, answer.body], [200, { ok: true, event: 'mistake' }]);
@@ -93,7 +93,7 @@ describe('route administration on a cluster', { skip: redisMissing() }, async ()
       const listing = await listedRoute(a.url, 'report_dev');
       return listing?.bus === 'internal' && listing;
     }, 5_000);
-    assert.equal(changed.set_by, nodeB, "node B's name");
+    assert.equal(changed.set_on, nodeB, "node B's name");
     assert.equal(changed.kind, 'built-in');
 
     // Deleted on node B, the node that changed it.
@@ -113,7 +113,7 @@ describe('route administration on a cluster', { skip: redisMissing() }, async ()
     await until('node B has it', () => listedRoute(bUrl, 'kept'), 5_000);
     const late = await startLate();
     assert.deepEqual(await listedRoute(late.url, 'kept'), original);
-    assert.equal(original?.set_by, nodeA);
+    assert.equal(original?.set_on, nodeA);
     // And a removal on the late node reaches the others.
     assert.equal((await remove(late.url, 'kept')).status, 200);
     await until('gone on A and B', async () => a.broker.routes.get('kept') === undefined && (await listedRoute(bUrl, 'kept')) === undefined, 5_000);

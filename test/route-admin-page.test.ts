@@ -20,8 +20,8 @@ describe('route table model', () => {
       ok: true,
       routes: [
         { event: 'call', bus: 'calls', kind: 'built-in', default: 'calls' },
-        { event: 'report_dev', bus: 'internal', kind: 'built-in', default: 'support', set_at: '2026-11-27T00:40:00.500Z', set_by: 'b2:7' },
-        { event: 'zeta', bus: null, kind: 'registered', set_at: '2026-11-27T00:42:01.123Z', set_by: 'b1:42' },
+        { event: 'report_dev', bus: 'internal', kind: 'built-in', default: 'support', set_at: '2026-11-27T00:40:00.500Z', set_on: 'b2:7' },
+        { event: 'zeta', bus: null, kind: 'registered', set_at: '2026-11-27T00:42:01.123Z', set_by: 'call-handler', set_on: 'b1:42' },
         { event: 'alpha', bus: 'calls', kind: 'registered' },
         { bus: 'calls', kind: 'registered' },
         'not a route',
@@ -29,8 +29,8 @@ describe('route table model', () => {
     });
     assert.deepEqual(rows, [
       { event: 'alpha', bus: 'calls', origin: 'registered', set: '' },
-      { event: 'zeta', bus: '(_in only)', origin: 'registered', set: 'set 2026-11-27 00:42:01Z by b1:42' },
-      { event: 'report_dev', bus: 'internal', origin: 'built-in, changed', set: 'set 2026-11-27 00:40:00Z by b2:7' },
+      { event: 'zeta', bus: '(_in only)', origin: 'registered', set: 'set 2026-11-27 00:42:01Z by call-handler on b1:42' },
+      { event: 'report_dev', bus: 'internal', origin: 'built-in, changed', set: 'set 2026-11-27 00:40:00Z on b2:7' },
       { event: 'call', bus: 'calls', origin: 'built-in', set: '' },
     ]);
     assert.equal(summary, '4 routes: 2 registered, 2 built-in (1 changed)');
@@ -80,7 +80,7 @@ describe('route table on the monitor page', { skip: missing }, async () => {
       await refresh(page, '2 registered');
       const rows = await shown(page);
       assert.deepEqual(rows.slice(0, 3).map((row) => row.slice(0, 2)), [['__proto__', '(_in only)'], ['queuer', 'calls'], ['report_dev', 'internal']]);
-      assert.match(rows[1]![2]!, new RegExp(`^registered\\s*set \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ by ${NODE}$`));
+      assert.match(rows[1]![2]!, new RegExp(`^registered\\s*set \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ by anonymous on ${NODE}$`));
       assert.match(rows[2]![2]!, /^built-in, changed\s*set .* by /);
       assert.equal(await page.textContent('#routes-status'), `${DEFAULT_ROUTES.size + 2} routes: 2 registered, ${DEFAULT_ROUTES.size} built-in (1 changed), from ${NODE}.`);
 

@@ -131,7 +131,7 @@ describe('GET /routes', () => {
     const queuer = await listedRoute(broker.url, 'queuer');
     assert.ok(queuer, 'queuer is listed');
     const { set_at: setAt, ...rest } = queuer;
-    assert.deepEqual(rest, { event: 'queuer', bus: 'calls', kind: 'registered', set_by: NODE });
+    assert.deepEqual(rest, { event: 'queuer', bus: 'calls', kind: 'registered', set_on: NODE, set_by: 'anonymous' });
     const at = Date.parse(setAt ?? '');
     assert.ok(at >= before && at <= after, `set at ${setAt}, between ${before} and ${after}`);
     assert.equal(setAt, new Date(at).toISOString(), 'ISO 8601');
@@ -172,7 +172,7 @@ describe('DELETE /routes/:event', () => {
     assert.equal(changed?.bus, 'internal');
     assert.equal(changed?.kind, 'built-in');
     assert.equal(changed?.default, 'support');
-    assert.equal(changed?.set_by, NODE);
+    assert.equal(changed?.set_on, NODE);
 
     const answer = await remove('report_dev');
     assert.equal(answer.status, 200);
@@ -289,7 +289,7 @@ describe('route administration with a token', () => {
     });
     assert.equal(lines.length, 4, lines.join('\n'));
     assert.match(lines[0]!, /GET \/routes from 127\.0\.0\.1: \d+ routes/);
-    assert.match(lines[1]!, /DELETE route "logged-event" from 127\.0\.0\.1: gone/);
+    assert.match(lines[1]!, /DELETE route "logged-event" from 127\.0\.0\.1 \(BROKER_TOKEN\): gone/);
     assert.match(lines[2]!, /DELETE route "logged-event" from 127\.0\.0\.1: no such route/);
     assert.match(lines[3]!, /DELETE \/routes\/%E0%A4%A from 127\.0\.0\.1: 400/);
     for (const line of lines) assert.ok(!line.includes(TOKEN), `no token in: ${line}`);

@@ -52,15 +52,15 @@ const FULL = 'ROUTESFULL';
  * the change log entry, as one MULTI did.
  *
  * KEYS: the hash, the stamps, the log. ARGV: event, route JSON, stamp JSON,
- * the cap, the log's MAXLEN, this node's id, its name, the time, then the
- * built-in events.
+ * the cap, the log's MAXLEN, this node's id, its name, the time, the
+ * credential that made the change (empty when not known), then the built-in events.
  */
 const SET_ROUTE_LUA = `
 local event = ARGV[1]
 if redis.call('HEXISTS', KEYS[1], event) == 0 then
   local count = redis.call('HLEN', KEYS[1])
   local builtIn = false
-  for i = 9, #ARGV do
+  for i = 10, #ARGV do
     if ARGV[i] == event then builtIn = true end
     if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 0 then count = count + 1 end
   end
@@ -70,7 +70,7 @@ if redis.call('HEXISTS', KEYS[1], event) == 0 then
 end
 redis.call('HSET', KEYS[1], event, ARGV[2])
 redis.call('HSET', KEYS[2], event, ARGV[3])
-return redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'event', event, 'bus', ARGV[2], 'node', ARGV[6], 'name', ARGV[7], 'at', ARGV[8])
+return redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'event', event, 'bus', ARGV[2], 'node', ARGV[6], 'name', ARGV[7], 'at', ARGV[8], 'by', ARGV[9])
 `;
 
 /** The name of {@link SET_ROUTE_LUA} on the writer (ioredis `defineCommand`). */
@@ -171,7 +171,7 @@ export class RouteSync {
     const json = JSON.stringify(bus);
     const stamp = this.#routes.stampOf(event) ?? { at: Date.now(), node: this.#routes.node };
     const writer = this.#writer as RouteWriter;
-    const args = [this.#hashKey, this.#metaKey, this.#logKey, event, json, JSON.stringify(stamp), this.#routes.maxRoutes, LOG_MAX_LEN, this.#node, stamp.node, String(stamp.at)];
+    const args = [this.#hashKey, this.#metaKey, this.#logKey, event, json, JSON.stringify(stamp), this.#routes.maxRoutes, LOG_MAX_LEN, this.#node, stamp.node, String(stamp.at), stamp.by ?? ''];
     this.#write(event, 'route', writer[SET_ROUTE](...args, ...DEFAULT_ROUTES.keys()).then(() => undefined));
   };
 
@@ -259,7 +259,9 @@ export class RouteSync {
     if (event === undefined || (bus === undefined && !entry.has('removed'))) return debug('ignored a malformed route log entry');
     // Entries of older versions have no name and no time: the node's id and the time Redis took the entry.
     const at = Number(entry.get('at') ?? id.split('-')[0]);
-    const stamp: RouteStamp | null = Number.isFinite(at) ? { at, node: entry.get('name') ?? `node ${node ?? '?'}` } : null;
+    // Empty when the change's credential is not known.
+    const by = entry.get('by') || undefined;
+    const stamp: RouteStamp | null = Number.isFinite(at) ? { at, node: entry.get('name') ?? `node ${node ?? '?'}`, ...(by === undefined ? {} : { by }) } : null;
     if (!this.#confirm(event, bus)) return;
     if (node === this.#node) {
       // Our own change, back in Redis order: apply it only if it is our latest for this event.
@@ -332,8 +334,9 @@ function parseStamp(json: string | undefined): RouteStamp | null {
   try {
     const value: unknown = JSON.parse(json);
     if (typeof value !== 'object' || value === null) return null;
-    const { at, node } = value as Record<string, unknown>;
-    return typeof at === 'number' && Number.isFinite(at) && typeof node === 'string' ? { at, node } : null;
+    const { at, node, by } = value as Record<string, unknown>;
+    if (typeof at !== 'number' || !Number.isFinite(at) || typeof node !== 'string') return null;
+    return typeof by === 'string' ? { at, node, by } : { at, node };
   } catch {
     return null;
   }

@@ -34,6 +34,8 @@ export interface RouteListing {
   /** When it was last changed (ISO 8601); absent for a built-in route never changed. */
   readonly set_at?: string;
   /** The node that last changed it (`host:pid`); absent with `set_at`. */
+  readonly set_on?: string;
+  /** The credential of the client that last changed it; absent when not known (a change made before credentials were recorded). */
   readonly set_by?: string;
 }
 
@@ -71,7 +73,7 @@ const REFUSED_BY_REDIS = 503;
  *
  * @example
  * routeListing({ event: 'queuer', bus: 'calls', kind: 'registered', stamp: { at: 0, node: 'broker1:42' } });
- * // { event: 'queuer', bus: 'calls', kind: 'registered', set_at: '1970-01-01T00:00:00.000Z', set_by: 'broker1:42' }
+ * // { event: 'queuer', bus: 'calls', kind: 'registered', set_at: '1970-01-01T00:00:00.000Z', set_on: 'broker1:42' }
  */
 export function routeListing(info: RouteInfo): RouteListing {
   return {
@@ -79,7 +81,7 @@ export function routeListing(info: RouteInfo): RouteListing {
     bus: info.bus,
     kind: info.kind,
     ...(info.kind === 'built-in' ? { default: info.default ?? null } : {}),
-    ...(info.stamp ? { set_at: new Date(info.stamp.at).toISOString(), set_by: info.stamp.node } : {}),
+    ...(info.stamp ? { set_at: new Date(info.stamp.at).toISOString(), set_on: info.stamp.node, ...(info.stamp.by === undefined ? {} : { set_by: info.stamp.by }) } : {}),
   };
 }
 
