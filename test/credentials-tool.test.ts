@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
 import { parseCredentials } from '../src/guards/credentials.ts';
 import { ROOT } from './helpers/broker.ts';
+import { block, commands } from './helpers/docs.ts';
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'spicy-credentials-'));
@@ -89,5 +90,37 @@ describe('spicy-action credentials', () => {
     const refused = await credentials(['add', 'b', '--file', broken]);
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /broken\.json:2: client "a": must be an object/);
+  });
+});
+
+describe('the docs', () => {
+  it('run as docs/security.md shows them: add, a second secret, retire, list', async () => {
+    const documented = join(dir, 'documented.json');
+    const lines = commands(block('docs/security.md', 'credentials-tool').text);
+    assert.equal(lines.length, 4);
+    const outputs: string[] = [];
+    for (const line of lines) {
+      // The words as the shell gives them: no variable, no glob, single quotes only.
+      const words = line.replace('/etc/spicy-action/credentials.json', documented).split(/\s+/).map((word) => word.replace(/'/g, ''));
+      assert.deepEqual(words.splice(0, 2), ['spicy-action', 'credentials']);
+      const result = await credentials(words);
+      assert.equal(result.code, 0, `${line}: ${result.stderr}`);
+      outputs.push(result.stdout);
+    }
+    assert.match(outputs[0]!, /^sa_[\w-]{43}\n$/);
+    assert.match(outputs[1]!, /^sa_[\w-]{43}\n$/);
+    const loaded = parseCredentials(readFileSync(documented, 'utf8'), documented);
+    assert.equal(loaded.authenticate(outputs[0]!.trim()), undefined, 'retired');
+    assert.equal(loaded.authenticate(outputs[1]!.trim())?.credential.grants.may('join', 'endpoint:alice@example.net'), true);
+    assert.match(outputs[3]!, /^dashboard {2}1 secret\(s\) {2}\{"join":\["calls","support","endpoint:\*"\],"read":\["monitor"\]\}\n$/);
+  });
+
+  it('show the dashboard of deploy/credentials.example.json as it is', () => {
+    const shown = JSON.parse(`{${block('docs/security.md', 'credentials-example').text}}`) as Record<string, unknown>;
+    const example = JSON.parse(readFileSync(join(ROOT, 'deploy/credentials.example.json'), 'utf8')) as { clients: Record<string, unknown> };
+    assert.deepEqual(shown, { dashboard: example.clients.dashboard });
+    // The example loads, and no one can present its placeholders.
+    const loaded = parseCredentials(JSON.stringify(example), 'example');
+    assert.equal(loaded.names.length, 9);
   });
 });
