@@ -11,7 +11,7 @@
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { readCommandLine, type FlagSpec } from './command-line.ts';
 import { grantsProblem, type GrantsSpec } from './guards/grants.ts';
 import { CredentialsError, hashSecret, NAME_PATTERN, newSecret, parseCredentials } from './guards/credentials.ts';
 
@@ -36,6 +36,13 @@ list     prints every client and its grants, never a secret
 
 After a change, reload each broker: systemctl reload spicy-action (SIGHUP).
 `;
+
+/** The flags the tool knows. */
+const FLAGS: readonly FlagSpec[] = [
+  { flag: '--grant', takesValue: true },
+  { flag: '--file', takesValue: true },
+  { flag: '--help', takesValue: false, short: 'h' },
+];
 
 /** A client as the file holds it. */
 interface StoredClient {
@@ -79,11 +86,16 @@ function writeFile(file: string, document: { clients: Record<string, StoredClien
  */
 export function runCredentialsTool(argv: readonly string[], env: NodeJS.ProcessEnv, out: (line: string) => void, err: (line: string) => void): number {
   try {
-    const { values, positionals } = parseArgs({
-      args: [...argv],
-      options: { grant: { type: 'string', multiple: true }, file: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-      allowPositionals: true,
-    });
+    const values: { grant: string[]; file?: string; help: boolean } = { grant: [], help: false };
+    const positionals: string[] = [];
+    for (const argument of readCommandLine(argv, FLAGS)) {
+      if (argument.kind === 'positional') positionals.push(argument.value);
+      else if (!argument.known) throw new ToolError(`unknown option ${argument.flag}`);
+      else if (argument.flag === '--help') values.help = true;
+      else if (argument.value === undefined) throw new ToolError(`${argument.flag} needs a value`);
+      else if (argument.flag === '--grant') values.grant.push(argument.value);
+      else values.file = argument.value;
+    }
     const [command, name, ...extra] = positionals;
     if (values.help || command === undefined) {
       out(USAGE.trimEnd());
@@ -104,13 +116,13 @@ export function runCredentialsTool(argv: readonly string[], env: NodeJS.ProcessE
       case 'add': {
         if (!NAME_PATTERN.test(name)) throw new ToolError(`"${name}": a name is 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit`);
         const grants: Record<string, unknown> = {};
-        for (const grant of values.grant ?? []) parseGrant(grant, grants);
+        for (const grant of values.grant) parseGrant(grant, grants);
         const problem = grantsProblem(grants);
         if (problem) throw new ToolError(problem);
         const secret = newSecret();
         const entry: StoredClient = existing ?? { secrets: [], grants: {} };
         entry.secrets.push(hashSecret(secret));
-        if (!existing || (values.grant ?? []).length > 0) entry.grants = grants as GrantsSpec;
+        if (!existing || values.grant.length > 0) entry.grants = grants as GrantsSpec;
         clients[name] = entry;
         parseCredentials(JSON.stringify(document), file); // what is written is what a broker accepts
         writeFile(file, document);
@@ -136,7 +148,7 @@ export function runCredentialsTool(argv: readonly string[], env: NodeJS.ProcessE
         throw new ToolError(`unknown command "${command}" (add, retire, remove, list)`);
     }
   } catch (error) {
-    if (error instanceof ToolError || error instanceof CredentialsError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    if (error instanceof ToolError || error instanceof CredentialsError) {
       err(`spicy-action credentials: ${(error as Error).message}`);
       return 2;
     }

@@ -76,7 +76,7 @@ describe('spicy-action credentials', () => {
       [['retire', 'nobody', '--file', file], /no client "nobody"/],
       [['frobnicate', 'x', '--file', file], /unknown command/],
       [['add', 'x'], /no credentials file/],
-      [['add', 'x', '--nope', '--file', file], /Unknown option '--nope'/],
+      [['add', 'x', '--nope', '--file', file], /unknown option --nope/],
     ];
     for (const [args, message] of cases) {
       const result = await credentials(args, { CREDENTIALS_FILE: '' });
