@@ -12,6 +12,7 @@ import { after, describe, it } from 'node:test';
 import { AUDIT_ROOM } from '../src/audit.ts';
 import { notify, request, ROOT, spawnBroker, startBroker } from './helpers/broker.ts';
 import { clientsClosedAfter, connect, withTimeout, type Generation, type TestClient } from './helpers/clients.ts';
+import { block } from './helpers/docs.ts';
 import { until } from './helpers/wait.ts';
 import { exampleWithSecrets } from './helpers/credentials.ts';
 
@@ -25,6 +26,8 @@ describe('the audit feed', async () => {
   const open = async (generation: Generation, name: string): Promise<TestClient> =>
     opened.keep(await connect(generation, broker.url, { transports: ['websocket'], token: secrets[name] }));
   const bearer = (name: string): Record<string, string> => ({ Authorization: `Bearer ${secrets[name]}` });
+  /** The records of the first test, as received. */
+  const received: Record<string, unknown>[] = [];
 
   it('names the credential and public id behind each event, push, route change and refusal', async () => {
     const watcher = await open('v4', 'operator');
@@ -39,6 +42,7 @@ describe('the audit feed', async () => {
     await request(`${broker.url}/routes/queuer`, { method: 'DELETE', headers: bearer('operator') });
 
     await watcher.receive('audit', 5);
+    received.push(...(watcher.payloads('audit') as Record<string, unknown>[]));
     const records = watcher.payloads('audit').map((record) => {
       const { at, ...rest } = record as { at: string };
       assert.ok(!Number.isNaN(Date.parse(at)), 'stamped');
@@ -53,6 +57,18 @@ describe('the audit feed', async () => {
     ]);
     // Never the socket id, which for 1.x and 2.x clients is their Engine.IO session id.
     assert.ok(!JSON.stringify(records).includes(handler.id));
+  });
+
+  it('has the shape docs/watching.md shows, record for record', () => {
+    const shown = block('docs/watching.md', 'audit-records').text.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.equal(shown.length, 4);
+    for (const record of shown) {
+      const real = received.find((r) => r.kind === record.kind && (r.event ?? r.what) === (record.event ?? record.what));
+      assert.ok(real, `a real ${String(record.kind)} record of ${String(record.event ?? record.what)}`);
+      assert.deepEqual(Object.keys(real).sort(), Object.keys(record).sort());
+      for (const key of ['kind', 'event', 'what', 'reason', 'error', 'by', 'bus', 'rooms']) assert.deepEqual(real[key], record[key], key);
+      assert.equal(typeof real.id, typeof record.id);
+    }
   });
 
   it('cannot be forged: `audit` cannot be registered, and no `_in` reaches the room', async () => {
