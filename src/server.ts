@@ -250,7 +250,7 @@ function assemble(
   // One process keeps the recovery backlog in memory: hold it under its byte cap (a cluster keeps it in Redis).
   const recoveryBacklog = !redisConfigured(settings) ? capBacklog(io, settings.recoveryBacklogBytes) : undefined;
 
-  // Access (docs/security.md#the-token): /health and the monitor page (which asks for the token) stay open;
+  // Access (docs/security.md#credentials): /health and the monitor page (which asks for the token) stay open;
   // everything else, the page's configuration included, needs the token when one is set.
   const access = httpAccess(keyring, refused, attempts);
   // Bodies being read are capped in bytes and cut when slower than the floor; after the token, so that a

@@ -344,7 +344,7 @@ describe('docs: observability, security and watching', () => {
     const shown = shownAnswers(text) as Record<string, unknown>[];
     // The listing holds stamps of this run: where and when each route was set.
     const stamped = (answer: Record<string, unknown>): Record<string, unknown> =>
-      'set_at' in answer ? { ...answer, set_at: typeof answer.set_at, set_by: /^.+:\d+$/.test(String(answer.set_by)) } : answer;
+      'set_at' in answer ? { ...answer, set_at: typeof answer.set_at, set_on: /^.+:\d+$/.test(String(answer.set_on)), set_by: typeof answer.set_by } : answer;
     // The listing shows the routes registered and changed before odd/name, then the removals.
     const listing = real.filter((a) => 'kind' in a && a.event !== 'odd/name');
     const answers = real.filter((a) => !('kind' in a));

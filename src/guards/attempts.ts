@@ -1,5 +1,5 @@
 /**
- * Failed authentications by source address (docs/security.md#brute-force):
+ * Failed authentications by source address (docs/security.md#failed-attempts):
  * past a number a minute, an address's attempts are refused without their
  * secret being checked, until its minute is over. Pure: the clock is given.
  */
