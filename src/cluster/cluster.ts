@@ -29,7 +29,7 @@ import { MissedClusterError, OutageGrace, type PublicationKind } from './outage-
 import { createRedis, describeRedis, redisConfigured, refuseServer } from './redis-connection.ts';
 import { passwordRefusal } from './sentinel-connector.ts';
 import type { PublicationOutcome, RedisState } from '../protocol.ts';
-import { ExactRecovery } from './recovery.ts';
+import { ExactRecovery, RESTORE_TIMEOUT_MS } from './recovery.ts';
 import { refusalReason, WriteRefusals, type RefusalReason } from './refusals.ts';
 import type { RouteTable } from '../routes.ts';
 import { RouteSync } from './route-sync.ts';
@@ -45,8 +45,6 @@ export const REDIS_PREFIX = 'spicy-action';
 const STREAM_NAME = `${REDIS_PREFIX}:events`;
 /** Where disconnected sockets' sessions wait for recovery. */
 const SESSION_KEY_PREFIX = `${REDIS_PREFIX}:session:`;
-/** Longest wait for a session to be restored from Redis before the client gets a fresh one. */
-const RESTORE_TIMEOUT_MS = 5_000;
 /** Shortest time the route table is given to load once Redis is ready, whatever is left of REDIS_CONNECT_TIMEOUT. */
 const MIN_ROUTE_LOAD_MS = 1_000;
 /** Longest wait for pending commands to be written on shutdown. */
@@ -347,8 +345,8 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
       // Never let a session restore wait for a lost Redis.
       restore: (original, pid, offset) => {
         if (cluster.state === 'down') return Promise.reject(new Error('Redis is down: no session to recover'));
-        const restoring = recovery ? recovery.restore(pid, offset) : original(pid, offset);
-        return withDeadline(restoring, RESTORE_TIMEOUT_MS, 'restoring the session from Redis');
+        // Exact recovery bounds its own restore, and stops reading when it gives up.
+        return recovery ? recovery.restore(pid, offset) : withDeadline(original(pid, offset), RESTORE_TIMEOUT_MS, 'restoring the session from Redis');
       },
     });
     return instance;

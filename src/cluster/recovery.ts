@@ -36,13 +36,15 @@ import {
   decodeSession,
   decodeStreamMessage,
   engineBacklog,
+  engineConnection,
   hookLocalDelivery,
   sendEvent,
   type LocalDelivery,
   type RestoredSession,
+  type StreamBroadcast,
 } from '../internals.ts';
 
-const debug = createDebug('spicy-action:recovery');
+const debug = createDebug('spicy-action:cluster-recovery');
 
 /** Stream entries read per XRANGE while restoring a session. */
 export const RESTORE_PAGE = 1_000;
@@ -56,6 +58,16 @@ const HIGH_WATER_BYTES = 1 << 20;
 const DRAIN_POLL_MS = 5;
 /** A restored socket that never connects (refused by a middleware, closed at once) is forgotten, and its slot freed, after this, in ms. */
 const CONNECT_WAIT_MS = 10_000;
+/** Longest a session restore may take (the session and the first page), in ms; past it the client gets a fresh session. */
+export const RESTORE_TIMEOUT_MS = 5_000;
+/**
+ * Longest the connection may take to drain one page of the backlog, in ms: a
+ * client that stops reading during its catch-up is cut (it recovers again
+ * from the last event it read), rather than have the node hold its live events.
+ */
+export const DRAIN_TIMEOUT_MS = 10_000;
+/** Longest a whole catch-up may take, in ms; past it the connection is cut. */
+export const CATCH_UP_TIMEOUT_MS = 60_000;
 /** A stream offset, `<ms>-<seq>`. */
 const OFFSET = /^[0-9]+-[0-9]+$/;
 
@@ -68,12 +80,6 @@ export function compareOffsets(a: string, b: string): number {
   return am.length !== bm.length ? am.length - bm.length : am !== bm ? (am < bm ? -1 : 1) : Number(as) - Number(bs);
 }
 
-/** The offset after `offset` (XRANGE's exclusive start, for Redis before 6.2). */
-function nextOffset(offset: string): string {
-  const [ms, seq] = offset.split('-');
-  return `${ms}-${Number(seq) + 1}`;
-}
-
 /** One restored socket: held live events until its backlog is sent, then its floor. */
 interface Gate {
   readonly rooms: readonly string[];
@@ -81,6 +87,8 @@ interface Gate {
   floor: string;
   /** Live deliveries held while the backlog is sent; undefined once released. */
   held: LocalDelivery[] | undefined;
+  /** Why the catch-up cannot complete (too many live events held), once it cannot. */
+  failed: string | undefined;
   readonly forget: NodeJS.Timeout;
 }
 
@@ -147,65 +155,119 @@ export class ExactRecovery {
       throw new Error(`more than ${MAX_CONCURRENT_RESTORES} sessions being restored: a fresh session`);
     }
     this.#restoring++;
-    let handedOver = false;
-    try {
-      const { redis, streamName, sessionKeyPrefix } = this.#options;
-      const [taken, known] = await Promise.all([
-        redis.multi().get(`${sessionKeyPrefix}${pid}`).del(`${sessionKeyPrefix}${pid}`).exec(),
-        redis.xrange(streamName, offset, offset),
-      ]);
-      const raw = taken?.[0]?.[1];
-      if (typeof raw !== 'string' || known.length === 0) throw new Error('session or offset not found');
-      const session = decodeSession(raw);
-      const page = await this.#read(session.rooms, offset);
-      session.missedPackets.push(...page.packets);
-      const gate: Gate = {
-        rooms: session.rooms,
-        floor: page.last,
-        held: [],
-        // Never connected (a middleware refused it, the connection closed): forget it, and free its slot.
-        forget: setTimeout(() => {
-          if (this.#gates.get(session.sid) !== gate) return;
-          this.#gates.delete(session.sid);
+    // Given up by its deadline: the slot is freed at once, and what the reads bring later is dropped.
+    let settled = false;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        this.#restoring--;
+        reject(new Error(`timed out restoring the session from Redis (${RESTORE_TIMEOUT_MS / 1000} s)`));
+      }, RESTORE_TIMEOUT_MS);
+      timer.unref();
+    });
+    const reading = this.#restoreSession(pid, offset).then(
+      (session) => {
+        if (settled) {
+          this.#forgetGate(session.sid);
+          return session;
+        }
+        settled = true;
+        return session;
+      },
+      (error: unknown) => {
+        if (!settled) {
+          settled = true;
           this.#restoring--;
-        }, CONNECT_WAIT_MS).unref(),
-      };
-      this.#gates.set(session.sid, gate);
-      handedOver = true; // the slot is freed when the backlog is sent
-      return session;
+        }
+        throw error;
+      },
+    );
+    reading.catch(() => undefined); // after the deadline, its failure is nobody's
+    try {
+      return await Promise.race([reading, deadline]);
     } finally {
-      if (!handedOver) this.#restoring--;
+      clearTimeout(timer);
     }
   }
 
-  /** One page of the stream after `offset`: the packets for `rooms`, and the last offset read. */
-  async #read(rooms: readonly string[], offset: string): Promise<{ packets: unknown[][]; last: string; full: boolean }> {
-    const entries = (await this.#options.redis.xrange(this.#options.streamName, nextOffset(offset), '+', 'COUNT', RESTORE_PAGE)) as RawEntry[];
-    const packets: unknown[][] = [];
-    let last = offset;
-    for (const [id, fields] of entries) {
+  /** Drops the gate of a restore given up by its deadline (its slot was freed then). */
+  #forgetGate(sid: string): void {
+    const gate = this.#gates.get(sid);
+    if (gate === undefined) return;
+    clearTimeout(gate.forget);
+    this.#gates.delete(sid);
+  }
+
+  /**
+   * Takes the session and reads the first page after `offset`, in one
+   * XRANGE that starts at `offset` itself: the offset is still in the stream
+   * exactly when that read returns it first, so no trim can fall between the
+   * check and the read.
+   */
+  async #restoreSession(pid: string, offset: string): Promise<RestoredSession> {
+    const { redis, sessionKeyPrefix } = this.#options;
+    const [taken, page] = await Promise.all([redis.multi().get(`${sessionKeyPrefix}${pid}`).del(`${sessionKeyPrefix}${pid}`).exec(), this.#read(offset)]);
+    const raw = taken?.[0]?.[1];
+    if (typeof raw !== 'string' || page === undefined) throw new Error('session or offset not found');
+    const session = decodeSession(raw);
+    // The rooms were unknown when the page was read: filter it now.
+    session.missedPackets.push(...page.entries.filter((entry) => includes(session.rooms, entry.opts)).map((entry) => entry.data));
+    const gate: Gate = {
+      rooms: session.rooms,
+      floor: page.last,
+      held: [],
+      failed: undefined,
+      // Never connected (a middleware refused it, the connection closed): forget it, and free its slot.
+      forget: setTimeout(() => {
+        if (this.#gates.get(session.sid) !== gate) return;
+        this.#gates.delete(session.sid);
+        this.#restoring--;
+      }, CONNECT_WAIT_MS).unref(),
+    };
+    this.#gates.set(session.sid, gate);
+    return session;
+  }
+
+  /**
+   * One page of the stream after `floor`, read from `floor` itself: undefined
+   * when `floor` is no longer in the stream (trimmed: what followed it may be
+   * gone too). Each entry is a broadcast of this namespace with its offset
+   * appended; `last` is the last offset read.
+   */
+  async #read(floor: string): Promise<{ entries: { data: unknown[]; opts: StreamBroadcast['opts'] }[]; last: string; full: boolean } | undefined> {
+    const read = (await this.#options.redis.xrange(this.#options.streamName, floor, '+', 'COUNT', RESTORE_PAGE + 1)) as RawEntry[];
+    if (read[0]?.[0] !== floor) return undefined;
+    const entries: { data: unknown[]; opts: StreamBroadcast['opts'] }[] = [];
+    let last = floor;
+    for (const [id, fields] of read.slice(1)) {
       last = id;
       const message = decodeStreamMessage(this.#adapter, fields);
       if (message === undefined || message.nsp !== this.#nsp.name) continue;
-      const { packet, opts } = message;
-      if (includes(rooms, opts)) packets.push([...packet.data, id]);
+      entries.push({ data: [...message.packet.data, id], opts: message.opts });
     }
-    return { packets, last, full: entries.length === RESTORE_PAGE };
+    return { entries, last, full: read.length === RESTORE_PAGE + 1 };
   }
 
   /** After the registration: the rest of the backlog, page by page, then the held live events above the floor. */
   async #catchUp(socket: Socket, gate: Gate): Promise<void> {
     let complete = false;
+    const giveUpAt = Date.now() + CATCH_UP_TIMEOUT_MS;
     try {
       for (;;) {
-        const page = await this.#read(gate.rooms, gate.floor);
+        const page = await this.#read(gate.floor);
         if (!socket.connected) break;
-        for (const data of page.packets) sendEvent(socket, data);
+        // Trimmed past the floor: the client recovers again from the last event it got, and gets a fresh session if that is gone too.
+        if (page === undefined) throw new Error('the stream was trimmed past the backlog being sent');
+        for (const entry of page.entries) if (includes(gate.rooms, entry.opts)) sendEvent(socket, entry.data);
         gate.floor = page.last;
         if (!page.full) break;
-        await drained(socket);
-        if ((gate.held?.length ?? 0) > MAX_HELD_EVENTS) throw new Error(`more than ${MAX_HELD_EVENTS} live events held while catching up`);
+        await drained(socket, Math.max(0, Math.min(DRAIN_TIMEOUT_MS, giveUpAt - Date.now())));
+        if (gate.failed !== undefined) throw new Error(gate.failed);
+        if (Date.now() >= giveUpAt) throw new Error(`the catch-up took more than ${CATCH_UP_TIMEOUT_MS / 1000} s`);
       }
+      if (gate.failed !== undefined) throw new Error(gate.failed);
       const held = gate.held ?? [];
       gate.held = undefined;
       for (const delivery of held) this.#deliver(gate, delivery);
@@ -225,6 +287,13 @@ export class ExactRecovery {
   /** A live event for a restored socket: held while it catches up, dropped at or below its floor, else sent. */
   #deliver(gate: Gate, delivery: LocalDelivery): void {
     if (gate.held) {
+      if (gate.failed !== undefined) return;
+      if (gate.held.length >= MAX_HELD_EVENTS) {
+        // Checked as each is held: the catch-up is cut at its next step, and nothing more is held meanwhile.
+        gate.failed = `more than ${MAX_HELD_EVENTS} live events held while catching up`;
+        gate.held = [];
+        return;
+      }
       gate.held.push(delivery);
       return;
     }
@@ -246,17 +315,31 @@ function includes(rooms: readonly string[], opts: { rooms?: readonly string[]; e
   return (to.length === 0 || rooms.some((room) => to.includes(room))) && rooms.every((room) => !except.includes(room));
 }
 
-/** Resolves once the connection has sent what it holds (or is gone). */
-async function drained(socket: Socket): Promise<void> {
+/** Resolves once the connection has sent what it holds (or is gone); rejects after `timeoutMs`. */
+async function drained(socket: Socket, timeoutMs: number): Promise<void> {
+  const giveUpAt = Date.now() + timeoutMs;
   for (;;) {
     if (!socket.connected) return;
     const backlog = engineBacklog(socket.conn);
     if (backlog.writeBuffer.length === 0 && backlog.bufferedAmount < HIGH_WATER_BYTES) return;
+    if (Date.now() >= giveUpAt) throw new Error(`the connection did not drain a page of the backlog within ${timeoutMs / 1000} s`);
     await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
   }
 }
 
-/** Closes the transport (a recoverable reason: the session is saved again, and the client reconnects). */
+/**
+ * Drops the connection at once, unsent data and all: a client that stopped
+ * reading would hold a graceful close (which waits for the write buffer to
+ * drain) until Engine.IO's ping timeout. "forced close" is a recoverable
+ * reason: the session is saved again, and the client recovers from the last
+ * event it read.
+ */
 function closeConnection(socket: Socket): void {
-  socket.conn.close();
+  const conn = engineConnection(socket);
+  try {
+    conn.transport.socket?.terminate?.();
+  } catch (error) {
+    debug('terminate of %s failed: %s', socket.id, (error as Error).message);
+  }
+  conn.close(true);
 }
