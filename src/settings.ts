@@ -10,6 +10,7 @@ import { constants as bufferConstants } from 'node:buffer';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_LIMITS, type Limits } from './limits.ts';
+import { parseProxyList } from './client-address.ts';
 import { readCommandLine, type FlagSpec } from './command-line.ts';
 import { REDACTED, redactUrl } from './redact.ts';
 
@@ -53,6 +54,8 @@ export interface Settings extends Limits {
   readonly credentialsCloseWithinMs: number;
   /** Failed authentications one address may make in a minute before its attempts are refused unchecked. */
   readonly authFailuresPerMinute: number;
+  /** Proxies (addresses, CIDR blocks) whose `X-Forwarded-For` names the client; none by default. */
+  readonly trustProxy: readonly string[];
 }
 
 /** One Redis Sentinel. */
@@ -143,6 +146,7 @@ export const DEFAULT_SETTINGS: Settings = Object.freeze({
   credentialsFile: undefined,
   credentialsCloseWithinMs: 10_000,
   authFailuresPerMinute: 30,
+  trustProxy: Object.freeze([]),
   ...DEFAULT_LIMITS,
 });
 
@@ -279,6 +283,9 @@ const origins: Reader<'*' | readonly string[]> = (t) => {
   return Object.freeze(list);
 };
 
+/** Addresses and CIDR blocks; an empty text lists none. */
+const proxies: Reader<readonly string[]> = (t) => parseProxyList(t);
+
 /** One line per setting: environment variable, flag, reader. */
 const SETTINGS: readonly SettingSpec<keyof Settings>[] = [
   { key: 'port', env: 'PORT', flag: '--port', read: integer(0, 65_535), help: 'TCP port to listen on (0: any free port)' },
@@ -300,6 +307,7 @@ const SETTINGS: readonly SettingSpec<keyof Settings>[] = [
   { key: 'credentialsFile', env: 'CREDENTIALS_FILE', flag: '--credentials', read: text, shown: 'unset (BROKER_TOKEN alone)', help: 'named credentials and their grants (JSON, made by `spicy-action credentials add`), re-read on SIGHUP' },
   { key: 'credentialsCloseWithinMs', env: 'CREDENTIALS_CLOSE_WITHIN', flag: '--credentials-close-within', read: duration, help: 'how long after a reload a client whose credential was removed or changed may stay connected' },
   { key: 'authFailuresPerMinute', env: 'AUTH_FAILURES_PER_MINUTE', flag: '--auth-failures-per-minute', read: integer(1, 1e6), help: 'failed authentications an address may make in a minute; past it, its attempts are refused unchecked' },
+  { key: 'trustProxy', env: 'TRUST_PROXY', flag: '--trust-proxy', read: proxies, shown: 'unset (none: the peer is the client)', help: 'comma-separated addresses or CIDR blocks of the proxies (HAProxy) whose X-Forwarded-For names the client' },
   { key: 'maxMessageBytes', env: 'MAX_MESSAGE_BYTES', flag: '--max-message-bytes', read: textBytes, help: 'largest Socket.IO message accepted; a sender past it is disconnected' },
   { key: 'maxBodyBytes', env: 'MAX_BODY_BYTES', flag: '--max-body-bytes', read: textBytes, help: 'largest /_notify body accepted (413 past it)' },
   { key: 'maxRoomNameLength', env: 'MAX_ROOM_NAME_LENGTH', flag: '--max-room-name-length', read: integer(1, 65_536), help: 'longest room or event name accepted, in characters' },

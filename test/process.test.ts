@@ -79,7 +79,7 @@ describe('the broker process', () => {
   it('--help shows the defaults the broker really uses', () => {
     const defaults = DEFAULT_SETTINGS as unknown as Record<string, unknown>;
     // A path beside the package, or unset.
-    const notValues = new Set(['BUSES_FILE', 'REDIS_URL', 'BROKER_TOKEN', 'CREDENTIALS_FILE', 'REDIS_SENTINELS', 'REDIS_PASSWORD_FILE', 'REDIS_SENTINEL_PASSWORD_FILE']);
+    const notValues = new Set(['BUSES_FILE', 'REDIS_URL', 'BROKER_TOKEN', 'CREDENTIALS_FILE', 'REDIS_SENTINELS', 'REDIS_PASSWORD_FILE', 'REDIS_SENTINEL_PASSWORD_FILE', 'TRUST_PROXY']);
     for (const { env, shown } of SETTING_NAMES) {
       if (notValues.has(env)) continue;
       const read = loadSettings([], { [env]: shown }) as unknown as Record<string, unknown>;

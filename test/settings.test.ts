@@ -45,6 +45,11 @@ describe('settings', () => {
     assert.equal(loadSettings([], { CORS_ORIGINS: '*' }).corsOrigins, '*');
   });
 
+  it('trusts no proxy by default, and reads TRUST_PROXY as addresses and CIDR blocks', () => {
+    assert.deepEqual(loadSettings([], {}).trustProxy, []);
+    assert.deepEqual(loadSettings(['--trust-proxy', '10.0.0.5,10.0.1.0/24'], {}).trustProxy, ['10.0.0.5', '10.0.1.0/24']);
+  });
+
   it('ignores empty environment variables', () => {
     assert.equal(loadSettings([], { PORT: '' }).port, 3000);
   });
@@ -60,6 +65,7 @@ describe('settings', () => {
     ['a size that is not one', ['--max-body-bytes', 'big'], {}, /^--max-body-bytes: expected a size/],
     ['an origin that is not a URL', [], { CORS_ORIGINS: 'admin' }, /^CORS_ORIGINS: expected origins/],
     ['an empty token flag', ['--token', ' '], {}, /^--token: expected a value/],
+    ['a proxy that is not an address', [], { TRUST_PROXY: '10.0.0.5,haproxy' }, /^TRUST_PROXY: expected addresses or CIDR blocks .*"haproxy"/],
   ];
   for (const [what, argv, env, message] of bad) {
     it(`refuses ${what}, naming the setting`, () => {
