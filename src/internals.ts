@@ -403,7 +403,7 @@ export interface EngineSession {
   readonly protocol: number;
   readonly remoteAddress: string;
   /** The handshake request. */
-  readonly request: { readonly url?: string; readonly headers: { readonly authorization?: string }; readonly socket?: { readonly remoteAddress?: string } };
+  readonly request: { readonly url?: string; readonly headers: EngineRequestHeaders; readonly socket?: { readonly remoteAddress?: string } };
   /** Engine.IO emits `close` once when the session ends, whatever ended it. */
   once(event: 'close', listener: () => void): unknown;
   /**
@@ -414,10 +414,19 @@ export interface EngineSession {
   close(discard?: boolean): void;
 }
 
+/** The headers of an Engine.IO request that the guards read. */
+export interface EngineRequestHeaders {
+  readonly [name: string]: string | string[] | undefined;
+  readonly authorization?: string;
+  readonly 'x-forwarded-for'?: string;
+  readonly origin?: string;
+  readonly host?: string;
+}
+
 /** What the session binding reads of a request to the engine path (`prepare()` has set `_query`). */
 export interface EngineRequest {
   readonly url?: string;
-  readonly headers: { readonly authorization?: string };
+  readonly headers: EngineRequestHeaders;
   readonly socket: { readonly remoteAddress?: string };
   readonly _query: Record<string, string | undefined>;
 }

@@ -29,6 +29,7 @@ import { watchMessageSize } from './guards/message-size.ts';
 import { catchAsyncBroadcast, jsonOnlyParser } from './internals.ts';
 import { bindSessions } from './guards/session-binding.ts';
 import { capPendingHandshakes, type PendingState } from './guards/pending-handshakes.ts';
+import { TrustedProxies } from './client-address.ts';
 import { capBacklog, type BacklogState } from './recovery-backlog.ts';
 import { capKeptSessions } from './recovery-sessions.ts';
 import type { KeptSessionsState } from './kept-sessions.ts';
@@ -236,7 +237,7 @@ function assemble(
   const socketGuard = socketAccess(keyring, refused, attempts);
   if (socketGuard) io.use(socketGuard);
   // An Engine.IO session id is not a credential: every request on a session must come from its owner.
-  bindSessions(io, settings.token, (refusal) => telemetry.refused('engine.io', refusal));
+  bindSessions(io, settings.token, new TrustedProxies(settings.trustProxy), (refusal) => telemetry.refused('engine.io', refusal));
   // Nothing a broadcast throws asynchronously (the cluster adapter's) may end the process.
   catchAsyncBroadcast(io, (error) => debug('a broadcast failed: %s', error instanceof Error ? error.stack : String(error)));
   // Sessions kept for recovery are bounded in bytes, per client address and in total (on a cluster, what each node writes to Redis).

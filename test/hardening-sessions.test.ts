@@ -23,10 +23,10 @@ interface Answer {
 }
 
 /** A raw HTTP request to the Engine.IO path, as an attacker would write it. */
-function engineRequest(url: string, method: 'GET' | 'POST', body?: string, localAddress?: string): Promise<Answer> {
+function engineRequest(url: string, method: 'GET' | 'POST', body?: string, localAddress?: string, headers: Record<string, string> = {}): Promise<Answer> {
   return withTimeout(
     new Promise<Answer>((resolve, reject) => {
-      const req = httpRequest(url, { method, localAddress, headers: body ? { 'Content-Type': 'text/plain;charset=UTF-8' } : {} }, (res) => {
+      const req = httpRequest(url, { method, localAddress, headers: { ...headers, ...(body ? { 'Content-Type': 'text/plain;charset=UTF-8' } : {}) } }, (res) => {
         let text = '';
         res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
@@ -39,10 +39,10 @@ function engineRequest(url: string, method: 'GET' | 'POST', body?: string, local
 }
 
 /** Tries to upgrade `sid` to a WebSocket and probe it; resolves with what came back ('refused' if the upgrade failed). */
-function upgrade(url: string, localAddress?: string): Promise<string> {
+function upgrade(url: string, localAddress?: string, headers: Record<string, string> = {}): Promise<string> {
   return withTimeout(
     new Promise<string>((resolve) => {
-      const ws = new WebSocket(url.replace(/^http/, 'ws'), { localAddress });
+      const ws = new WebSocket(url.replace(/^http/, 'ws'), { localAddress, headers });
       const received: string[] = [];
       ws.on('open', () => ws.send('2probe'));
       ws.on('message', (data) => {
@@ -72,9 +72,13 @@ describe('Engine.IO sessions with a token set', async () => {
     return c;
   };
 
-  for (const generation of ['v1', 'v2'] as const) {
-    it(`does not let a client without the token poll, post or upgrade a ${generation} session it knows the sid of`, async () => {
-      const victim = await client(generation, ['polling']);
+  for (const [generation, carrier] of [['v1', 'query'], ['v2', 'query'], ['v1', 'header'], ['v2', 'header']] as const) {
+    it(`does not let a client without the token poll, post or upgrade a ${generation} session (token in its ${carrier}) it knows the sid of`, async () => {
+      const victim =
+        carrier === 'query'
+          ? await client(generation, ['polling'])
+          : await connect(generation, broker.url, { transports: ['polling'], extra: { extraHeaders: { Authorization: `Bearer ${TOKEN}` } } });
+      if (carrier === 'header') clients.push(victim);
       const admin = await client('v4');
       assert.equal(await victim.ack('join', 'calls'), true);
       assert.equal(await admin.ack('join', 'internal'), true);
@@ -102,6 +106,27 @@ describe('Engine.IO sessions with a token set', async () => {
       assert.equal(victim.raw.connected, true);
     });
   }
+
+  it('binds a 4.x session (token in CONNECT only) to its route: behind a proxy, another client of the same proxy cannot poll or upgrade its sid', async () => {
+    // What a proxy that appends X-Forwarded-For (HAProxy's `option forwardfor`) sends the broker, from its own
+    // address: the victim's requests name the victim; a stranger's name the stranger, after whatever it wrote.
+    const VICTIM = '198.51.100.7';
+    const victim = await connect('v4', broker.url, { token: TOKEN, transports: ['polling'], extra: { extraHeaders: { 'X-Forwarded-For': VICTIM } } });
+    clients.push(victim);
+    assert.equal(await victim.ack('join', 'calls'), true);
+    const sid = (victim.raw.io as { engine: { id: string } }).engine.id;
+    const base = `${broker.url}/socket.io/?EIO=4&transport=polling&sid=${encodeURIComponent(sid)}`;
+    for (const forwarded of [undefined, '198.51.100.8', `${VICTIM}, 198.51.100.8`, `${VICTIM},${VICTIM}`]) {
+      const headers: Record<string, string> = forwarded === undefined ? {} : { 'X-Forwarded-For': forwarded };
+      assert.equal((await engineRequest(base, 'GET', undefined, undefined, headers)).status, 400, `a poll from ${forwarded}`);
+      assert.equal((await engineRequest(base, 'POST', '42["shout","x"]', undefined, headers)).status, 400, `a post from ${forwarded}`);
+      assert.equal(await upgrade(`${broker.url}/socket.io/?EIO=4&transport=websocket&sid=${encodeURIComponent(sid)}`, undefined, headers), 'refused');
+    }
+    const publisher = await client('v4');
+    publisher.emit('call', { call: 'still mine' });
+    await victim.receive('call', 1);
+    assert.equal(victim.raw.connected, true);
+  });
 
   it('binds a 4.x session (token in CONNECT only) to its address: another host cannot poll or upgrade its sid', async () => {
     const victim = await client('v4', ['polling']);

@@ -13,53 +13,61 @@
  * middleware, which refuses a wrong or missing token with `unauthorized`:
  * - a session whose handshake presented the right token is *bound* to it:
  *   every later request on that `sid` must present it again. socket.io-client
- *   1.x and 2.x repeat their query on every request, so they always do; a
- *   4.x client that also puts the token in its query (or an `Authorization`
- *   header) gets the same binding;
+ *   1.x and 2.x repeat their query (and `extraHeaders`) on every request, so
+ *   they always do; a 4.x client that also puts the token in an
+ *   `Authorization` header (or its query) gets the same binding;
  * - a session whose handshake presented no token, or a wrong one (a 4.x
  *   client, whose token travels in the Socket.IO CONNECT packet instead; or
- *   a client about to be refused) is bound to the address it came from:
- *   a request from elsewhere must present the right token. Its `sid` is
- *   never told to anyone but that client: the
- *   4.x socket id is a different random value, and the broker logs and
- *   sends neither (`shouted` carries a public id).
+ *   a client about to be refused) is bound to the *route* it came by
+ *   (`src/client-address.ts`): its peer address and the `X-Forwarded-For`
+ *   chain, less the trusted proxies. Behind HAProxy every client's peer is
+ *   HAProxy, but HAProxy appends each client's own address: a request that
+ *   came another way must present the right token. Its `sid` is never told
+ *   to anyone but that client: the 4.x socket id is a different random
+ *   value, the broker logs and sends neither (`shouted` carries a public
+ *   id), and the shipped HAProxy configuration logs no query string.
  * A refused request gets `400` from Engine.IO (an upgrade has its socket
  * destroyed) and is counted as `unauthorized`.
  */
 import createDebug from 'debug';
 import type { BrokerServer } from '../broker.ts';
 import type { Refusal } from '../protocol.ts';
+import { TrustedProxies } from '../client-address.ts';
 import { httpToken, tokenChecker, UNAUTHORIZED } from './access.ts';
 import { engineSession, onEngineSession, useEngineMiddleware, type EngineRequest, type EngineSession } from '../internals.ts';
 
 const debug = createDebug('spicy-action:session-binding');
 
 /** What a session is bound to, from its handshake. */
-type Binding = { readonly kind: 'token' } | { readonly kind: 'address'; readonly address: string | undefined };
+type Binding = { readonly kind: 'token' } | { readonly kind: 'route'; readonly route: string };
 /** Every session bound to the token shares this one binding. */
 const TOKEN_BINDING: Binding = Object.freeze({ kind: 'token' });
 
 /**
  * Binds every Engine.IO session of `io` to the token (or, without one, the
- * address) its handshake presented, as the module comment says. Does
- * nothing when `token` is undefined (the broker then trusts its network).
+ * route) its handshake presented, as the module comment says; `proxies` are
+ * those whose `X-Forwarded-For` is believed (for the route and the logs).
+ * Does nothing when `token` is undefined (the broker then trusts its network).
  *
  * @example
- * bindSessions(io, settings.token, (refusal) => telemetry.refused('engine.io', refusal));
+ * bindSessions(io, settings.token, new TrustedProxies(settings.trustProxy), (refusal) => telemetry.refused('engine.io', refusal));
  */
-export function bindSessions(io: BrokerServer, token: string | undefined, refused: (refusal: Refusal) => void): void {
+export function bindSessions(io: BrokerServer, token: string | undefined, proxies: TrustedProxies, refused: (refusal: Refusal) => void): void {
   if (token === undefined) return;
   const check = tokenChecker(token);
   const bindings = new WeakMap<EngineSession, Binding>();
   const presented = (req: { url?: string; headers: { authorization?: string } }): string | undefined => httpToken(req.url ?? '', req.headers.authorization);
 
   onEngineSession(io, (session) => {
-    const binding: Binding = check(presented(session.request)) ? TOKEN_BINDING : { kind: 'address', address: session.remoteAddress };
+    const { request } = session;
+    const binding: Binding = check(presented(request))
+      ? TOKEN_BINDING
+      : { kind: 'route', route: proxies.route(session.remoteAddress, request.headers['x-forwarded-for']) };
     bindings.set(session, binding);
   });
 
   const refuse = (req: EngineRequest, next: (error?: Error) => void, why: string): void => {
-    debug('refused an engine.io request from %s: %s', req.socket.remoteAddress, why);
+    debug('refused an engine.io request from %s: %s', proxies.clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for']), why);
     refused(UNAUTHORIZED);
     next(new Error(UNAUTHORIZED.error));
   };
@@ -73,7 +81,7 @@ export function bindSessions(io: BrokerServer, token: string | undefined, refuse
     if (binding === undefined) return refuse(req, next, 'a session of unknown origin');
     const rightToken = check(presented(req));
     if (binding.kind === 'token' && !rightToken) return refuse(req, next, 'a session bound to the token, without it');
-    if (binding.kind === 'address' && !rightToken && req.socket.remoteAddress !== binding.address) {
+    if (binding.kind === 'route' && !rightToken && proxies.route(req.socket.remoteAddress, req.headers['x-forwarded-for']) !== binding.route) {
       return refuse(req, next, 'a session bound to another address');
     }
     next();
