@@ -86,6 +86,21 @@ describe('Socket.IO connections with a token set', () => {
     }
   });
 
+  for (const generation of GENERATIONS) {
+    it(`accepts the token in an Authorization header (extraHeaders) from socket.io-client ${generation}, over polling and WebSocket`, async () => {
+      for (const transports of [['polling'], ['websocket'], ['polling', 'websocket']]) {
+        const headers = (value: string) => ({ transports, extra: { extraHeaders: { Authorization: value } } });
+        const client = await connect(generation, broker.url, headers(`Bearer ${TOKEN}`));
+        try {
+          assert.equal(await client.ack('join', 'calls'), true, transports.join(','));
+        } finally {
+          client.close();
+        }
+        assert.equal(await connectRefused(generation, broker.url, headers(`Bearer ${TOKEN}x`)), 'unauthorized');
+      }
+    });
+  }
+
   it('checks the token again when a 4.x client comes back with a session to recover', async () => {
     const first = await connect('v4', broker.url, { transports: ['websocket'], token: TOKEN });
     const raw = first.raw as unknown as { _pid?: string; _lastOffset?: string; io: { engine: { close(): void } } };

@@ -4,7 +4,10 @@
  *
  * Where each client puts it:
  * - socket.io-client 4.x: `io(url, {auth: {token}})`;
- * - socket.io-client 1.x and 2.x: `io(url + '?token=...')` or `{query: {token}}`;
+ * - socket.io-client 1.x and 2.x: `{extraHeaders: {Authorization: 'Bearer ...'}}`
+ *   (in Node, every generation sends it on each poll and on the WebSocket
+ *   upgrade, and no access log holds it), or `io(url + '?token=...')`, or
+ *   `{query: {token}}`;
  * - HTTP: `Authorization: Bearer <token>`, Basic auth with the token as password
  *   (OpenSIPS: `http://notify:<token>@host:port/_notify`), or `?token=`.
  *
@@ -148,17 +151,20 @@ export function principalOf(res: Response): Principal {
 export interface Handshake {
   readonly auth: Record<string, unknown>;
   readonly query: Record<string, unknown>;
+  readonly headers: { readonly authorization?: string | undefined };
   readonly address: string;
 }
 
 /**
  * Socket.IO middleware (`io.use(...)`) refusing connections that do not
  * present a secret of `access` (the shared token, or a {@link Keyring}) as
- * `auth.token` (4.x) or `?token=` (1.x, 2.x) with the error `unauthorized`
- * (`too_many_attempts` from an address past its failed attempts); the client
- * it lets through is in `socket.data.principal`. Undefined when nothing is
- * checked. It runs on every connection to the namespace, recovered ones
- * included when connection state recovery is set with `skipMiddlewares: false`.
+ * `auth.token` (4.x), `?token=` (1.x, 2.x) or in the handshake's
+ * `Authorization` header (any generation, through `extraHeaders`), with the
+ * error `unauthorized` (`too_many_attempts` from an address past its failed
+ * attempts); the client it lets through is in `socket.data.principal`.
+ * Undefined when nothing is checked. It runs on every connection to the
+ * namespace, recovered ones included when connection state recovery is set
+ * with `skipMiddlewares: false`.
  *
  * @example
  * const guard = socketAccess(settings.token);
@@ -172,8 +178,9 @@ export function socketAccess(
   const keyring = Keyring.of(access);
   if (keyring.open) return undefined;
   return (socket, next) => {
-    const { auth, query, address } = socket.handshake;
-    const outcome = authenticate(keyring, firstString(auth?.token) ?? firstString(query?.token), { what: 'socket.io', address }, attempts, observe);
+    const { auth, query, headers, address } = socket.handshake;
+    const presented = firstString(auth?.token) ?? firstString(query?.token) ?? httpToken('', headers?.authorization);
+    const outcome = authenticate(keyring, presented, { what: 'socket.io', address }, attempts, observe);
     if (isRefusal(outcome)) return next(new Error(outcome.error));
     socket.data.principal = outcome;
     next();
