@@ -34,7 +34,6 @@ import { capBacklog, type BacklogState } from './recovery-backlog.ts';
 import { capKeptSessions } from './recovery-sessions.ts';
 import type { KeptSessionsState } from './kept-sessions.ts';
 import { monitorAssetsRouter, monitorConfigRouter } from './http/monitor.ts';
-import { handshakeOriginCheck } from './http/origin.ts';
 import { routeAdminRouter } from './http/routes.ts';
 import { NAME, VERSION } from './package-info.ts';
 import type { Refusal } from './protocol.ts';
@@ -91,19 +90,18 @@ export class StartError extends Error {
 }
 
 /**
- * The Socket.IO options that follow from the settings; `observe` hears of
- * each handshake refused for its origin.
+ * The Socket.IO options that follow from the settings (the Origin check of
+ * each handshake is `attachBroker`'s).
  */
-export function socketOptions(settings: Settings, observe?: AccessObserver): Partial<ServerOptions> {
+export function socketOptions(settings: Settings): Partial<ServerOptions> {
   const origins = settings.corsOrigins;
   return {
     // socket.io-client 1.x and 2.x speak Engine.IO 3.
     allowEIO3: true,
     maxHttpBufferSize: settings.maxMessageBytes,
-    cors: { origin: origins === '*' ? true : [...origins], credentials: true },
-    // CORS only binds browsers that honour it, and not WebSocket at all: check the Origin header
-    // of every handshake when a list is set. Programs that send no Origin are not browsers.
-    allowRequest: handshakeOriginCheck(origins, observe),
+    // Pages of the listed origins may read the answers to their polls; the broker's own pages need no CORS.
+    // CORS binds neither WebSocket nor a page that ignores the answer: attachBroker checks each handshake's Origin.
+    cors: origins === '*' ? undefined : { origin: [...origins], credentials: true },
     // A 4.x client back within the window gets what it missed; middlewares (auth) run again. 0 turns it off.
     // Socket.IO's own close of a session that joined no namespace comes after the pending-handshake guard's,
     // which discards it at once (src/guards/pending-handshakes.ts); started first, it would hold it 30 s more.
@@ -163,7 +161,7 @@ export async function startServer(settings: Settings, buses: Buses = loadBuses(s
       throw error instanceof ClusterStartError ? new StartError(error.message) : error;
     });
     io = new Server(httpServer, {
-      ...socketOptions(settings, refused),
+      ...socketOptions(settings),
       adapter: cluster.adapter,
       // The platform's clients send JSON only: a binary packet closes its connection before anything of it is held.
       parser: jsonOnlyParser(() => telemetry.refused('socket.io message', BINARY_REFUSAL)),

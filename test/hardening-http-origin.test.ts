@@ -13,10 +13,10 @@ import { after, afterEach, describe, it } from 'node:test';
 import express from 'express';
 import { Server } from 'socket.io';
 import { io as ioV4 } from 'socket.io-client';
-import { attachBroker, DEFAULT_BUSES, errorHandler } from '../src/index.ts';
+import { attachBroker, BAD_ORIGIN, DEFAULT_BUSES, errorHandler } from '../src/index.ts';
 import type { RunningBroker } from '../src/server.ts';
 import { notify, request, spawnBroker, startBroker } from './helpers/broker.ts';
-import { closeAll, connect, flush, withTimeout, type TestClient } from './helpers/clients.ts';
+import { closeAll, connect, ConnectError, flush, GENERATIONS, withTimeout, type Generation, type TestClient } from './helpers/clients.ts';
 import { parseMetrics } from './helpers/metrics.ts';
 
 const EVIL = 'https://evil.example';
@@ -129,6 +129,61 @@ describe('Socket.IO handshakes from an origin not listed', () => {
   });
 });
 
+/** What a handshake from a page of `origin` meets: 'connected' or the refusal the client saw. */
+async function handshakeFrom(generation: Generation, url: string, origin: string | undefined, transports: string[], token?: string): Promise<string> {
+  const extra = origin === undefined ? {} : { extraHeaders: { Origin: origin } };
+  try {
+    open.push(await connect(generation, url, { transports, extra, ...(token === undefined ? {} : { token }) }));
+    return 'connected';
+  } catch (error) {
+    if (error instanceof ConnectError) return 'refused';
+    throw error;
+  }
+}
+
+describe('Socket.IO handshakes with CORS_ORIGINS unset', () => {
+  it('refuse a page of another origin over polling and WebSocket, from every generation, logged and counted; programs and the broker\'s own pages connect', async () => {
+    const proc = spawnBroker({ DEBUG: 'spicy-action:origin' });
+    const url = await proc.ready;
+    let refusals = 0;
+    for (const generation of GENERATIONS) {
+      for (const transports of [['polling'], ['websocket']]) {
+        const what = `${generation} over ${transports[0]}`;
+        for (const origin of [EVIL, 'null', `${url}.evil.example`, `http://localhost:${new URL(url).port}`]) {
+          assert.equal(await handshakeFrom(generation, url, origin, transports), 'refused', `${what} from ${origin}`);
+          refusals++;
+        }
+        assert.equal(await handshakeFrom(generation, url, undefined, transports), 'connected', `${what} without Origin`);
+        assert.equal(await handshakeFrom(generation, url, url, transports), 'connected', `${what} from the broker's own origin`);
+      }
+    }
+    assert.equal(await refusedFor(url, 'bad_origin'), refusals);
+    assert.equal((proc.stderr().match(/refused socket\.io handshake from \S+: origin /g) ?? []).length, refusals);
+  });
+
+  it('answer a refused polling handshake 403 with a JSON error, and let a session of its own origin poll on', async () => {
+    const broker = await startBroker();
+    const refused = await request(`${broker.url}/socket.io/?EIO=4&transport=polling`, { headers: { Origin: EVIL } });
+    assert.equal(refused.status, 403);
+    assert.deepEqual(refused.body, { ok: false, error: BAD_ORIGIN.error });
+    const own = await fetch(`${broker.url}/socket.io/?EIO=4&transport=polling`, { headers: { Origin: broker.url } });
+    assert.equal(own.status, 200);
+    const sid = (JSON.parse((await own.text()).slice(1)) as { sid: string }).sid;
+    // A request on an open session is not a handshake: the session's own checks apply, not this one.
+    const post = await fetch(`${broker.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`, { method: 'POST', body: '40', headers: { Origin: broker.url } });
+    assert.equal(post.status, 200);
+  });
+
+  it('refuse a page of another origin that knows the token, as /_notify does', async () => {
+    const token = 'origin-token';
+    const broker = await startBroker({ token });
+    for (const generation of GENERATIONS) {
+      assert.equal(await handshakeFrom(generation, broker.url, EVIL, ['websocket'], token), 'refused', generation);
+      assert.equal(await handshakeFrom(generation, broker.url, undefined, ['websocket'], token), 'connected', generation);
+    }
+  });
+});
+
 describe('an embedding host', () => {
   it('gets the same Origin rule from attachBroker by default, and JSON errors from the exported error handler, as docs/embedding.md shows', async () => {
     const app = express();
@@ -150,7 +205,11 @@ describe('an embedding host', () => {
     assert.deepEqual([broken.status, broken.body], [400, { ok: false, error: 'the path is not valid: it holds a broken percent-escape' }]);
   });
 
-  it('refuses every cross-site push when attachBroker is given no origins', async () => {
+  it('cannot attach a broker to a Socket.IO server that has no HTTP server yet (its handshakes could not be checked)', () => {
+    assert.throws(() => attachBroker(new Server()), /has no HTTP server yet/);
+  });
+
+  it('refuses every cross-site push and handshake when attachBroker is given no origins', async () => {
     const app = express();
     const httpServer = createServer(app);
     const io = new Server(httpServer, { allowEIO3: true });
@@ -160,6 +219,8 @@ describe('an embedding host', () => {
     after(() => io.close());
     const url = `http://127.0.0.1:${(httpServer.address() as AddressInfo).port}`;
     const bus = await listener(url);
+    assert.equal(await handshakeFrom('v4', url, EVIL, ['websocket']), 'refused', 'a handshake from a page of another origin');
+    assert.equal(await handshakeFrom('v2', url, EVIL, ['polling']), 'refused', 'a handshake from a page of another origin');
     assert.equal((await crossSitePush(url, ADMIN)).status, 403);
     assert.equal((await crossSitePush(url, EVIL)).status, 403);
     assert.deepEqual((await request(`${url}/_notify/script_register`, { method: 'POST', body: JSON.stringify(BODY) })).body, { ok: true });
