@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,7 @@ import { notify, request, ROOT, spawnBroker, type BrokerProcess } from './helper
 import { closeAll, connect, flush, withTimeout, type ClientOptions, type Generation, type TestClient } from './helpers/clients.ts';
 import { freePort, RedisServer, redisMissing } from './helpers/redis.ts';
 import { until } from './helpers/wait.ts';
+import { WebSocket } from 'ws';
 
 const TEMPLATE = readFileSync(join(ROOT, 'deploy', 'haproxy.cfg'), 'utf8');
 /** The open-file limit the shipped file must start within. */
@@ -54,20 +56,22 @@ describe('deploy/haproxy.cfg', { skip: haproxyMissing() }, () => {
 
 /**
  * The shipped configuration with these lines changed, and no other: HAProxy
- * runs in the foreground as this user, so `chroot`, `user`, `group`, `daemon`
- * and `log /dev/log` go; its runtime API moves from /run/haproxy to a temp
+ * runs in the foreground as this user, so `chroot`, `user`, `group` and
+ * `daemon` go, and its log goes to its stderr rather than syslog (in the
+ * shipped format); its runtime API moves from /run/haproxy to a temp
  * directory; the two `bind`s move to free loopback ports and the `server`s to
  * the brokers' ports.
  */
 function localConfig(frontPort: number, statsPort: number, socket: string, brokers: readonly number[]): string {
-  let cfg = TEMPLATE.replace(/^\s*(chroot|user|group|daemon|log \/dev\/log)\b.*$/gm, '')
+  let cfg = TEMPLATE.replace(/^\s*(chroot|user|group|daemon)\b.*$/gm, '')
+    .replace(/^(\s*)log \/dev\/log (\w+)$/m, '$1log stderr format raw $2')
     .replace('stats socket /run/haproxy/admin.sock', `stats socket ${socket}`)
     .replace(/^(\s*)bind :3000$/m, `$1bind 127.0.0.1:${frontPort}`)
     .replace(/^(\s*)bind 127\.0\.0\.1:8404$/m, `$1bind 127.0.0.1:${statsPort}`);
   let i = 0;
   cfg = cfg.replace(/^(\s*server \S+ )\S+:\d+/gm, (_all, head: string) => `${head}127.0.0.1:${brokers[i++]!}`);
   assert.equal(i, brokers.length, 'one server line per broker');
-  for (const line of [`bind 127.0.0.1:${frontPort}`, `bind 127.0.0.1:${statsPort}`, `stats socket ${socket}`]) {
+  for (const line of [`bind 127.0.0.1:${frontPort}`, `bind 127.0.0.1:${statsPort}`, `stats socket ${socket}`, 'log stderr format raw']) {
     assert.ok(cfg.includes(line), `the template still has the line that becomes "${line}"`);
   }
   return cfg;
@@ -99,6 +103,47 @@ async function serverStatus(socket: string): Promise<Record<string, string>> {
   return status;
 }
 
+/** HAProxy running the shipped configuration ({@link localConfig}) in front of `brokers`. */
+interface Front {
+  /** Its frontend's base URL. */
+  readonly front: string;
+  /** The path of its runtime API. */
+  readonly socket: string;
+  /** What it wrote on stderr so far: its log, in the shipped format. */
+  log(): string;
+}
+
+/** Starts HAProxy in front of `nodes`, stopped when the file ends; resolves once it sees every node UP. */
+async function startHaproxy(dir: string, nodes: readonly { name: string; url: string }[]): Promise<Front> {
+  const [frontPort, statsPort] = [await freePort(), await freePort()];
+  const socket = join(dir, 'admin.sock');
+  const cfgFile = join(dir, 'haproxy.cfg');
+  writeFileSync(cfgFile, localConfig(frontPort, statsPort, socket, nodes.map((n) => Number(new URL(n.url).port))));
+  // The usual open-file limit of a host: the file's maxconn must fit in it.
+  const haproxy = spawn('bash', ['-c', `ulimit -n ${OPEN_FILE_LIMIT} && exec "$0" -db -f "$1"`, HAPROXY, cfgFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let haproxyErr = '';
+  haproxy.stderr.setEncoding('utf8').on('data', (chunk: string) => (haproxyErr += chunk));
+  const haproxyExited = new Promise((resolve) => haproxy.once('exit', resolve));
+  after(async () => {
+    haproxy.kill('SIGTERM');
+    await haproxyExited;
+  });
+  await until(
+    'HAProxy to see every broker UP',
+    async () => {
+      if (haproxy.exitCode !== null) throw new Error(`haproxy exited: ${haproxyErr}`);
+      try {
+        const status = await serverStatus(socket);
+        return nodes.every((n) => status[n.name] === 'UP');
+      } catch {
+        return false; // not listening on its socket yet
+      }
+    },
+    20_000,
+  );
+  return { front: `http://127.0.0.1:${frontPort}`, socket, log: () => haproxyErr };
+}
+
 /** The transport a client uses now: `polling` or `websocket`. */
 function transportOf(client: TestClient): string {
   // 4.x: socket.io.engine; 1.x and 2.x: socket.io.engine too (the Manager), with the same transport.name.
@@ -128,33 +173,7 @@ describe('two brokers behind HAProxy with deploy/haproxy.cfg', { skip: haproxyMi
     const proc = spawnBroker({ REDIS_URL: redis.url });
     nodes.push({ name, proc, url: await proc.ready });
   }
-  const [frontPort, statsPort] = [await freePort(), await freePort()];
-  const socket = join(dir, 'admin.sock');
-  const cfgFile = join(dir, 'haproxy.cfg');
-  writeFileSync(cfgFile, localConfig(frontPort, statsPort, socket, nodes.map((n) => Number(new URL(n.url).port))));
-  // The usual open-file limit of a host: the file's maxconn must fit in it.
-  const haproxy = spawn('bash', ['-c', `ulimit -n ${OPEN_FILE_LIMIT} && exec "$0" -db -f "$1"`, HAPROXY, cfgFile], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let haproxyErr = '';
-  haproxy.stderr.setEncoding('utf8').on('data', (chunk: string) => (haproxyErr += chunk));
-  const haproxyExited = new Promise((resolve) => haproxy.once('exit', resolve));
-  after(async () => {
-    haproxy.kill('SIGTERM');
-    await haproxyExited;
-  });
-  const front = `http://127.0.0.1:${frontPort}`;
-  await until(
-    'HAProxy to see both brokers UP',
-    async () => {
-      if (haproxy.exitCode !== null) throw new Error(`haproxy exited: ${haproxyErr}`);
-      try {
-        const status = await serverStatus(socket);
-        return status.broker1 === 'UP' && status.broker2 === 'UP';
-      } catch {
-        return false; // not listening on its socket yet
-      }
-    },
-    20_000,
-  );
+  const { front, socket } = await startHaproxy(dir, nodes);
   // The first answer to a client without the cookie names the node its address hashes to.
   const probe = await fetch(`${front}/socket.io/?EIO=4&transport=polling`);
   await probe.text();
@@ -295,5 +314,123 @@ describe('two brokers behind HAProxy with deploy/haproxy.cfg', { skip: haproxyMi
       assert.equal((c.payloads('call') as { n: number }[]).filter((p) => p.n === 20).length, 1, `${c.generation} got the next event once`);
     }
     assert.equal(await connections(other.url), onHashed.length + onOther.length);
+  });
+});
+
+/** What came back from a raw request through HAProxy. */
+interface RawAnswer {
+  status: number;
+  body: string;
+}
+
+/** A raw HTTP request from `localAddress`, as a stranger would write it. */
+function rawRequest(url: string, method: 'GET' | 'POST', localAddress: string, headers: Record<string, string>, body?: string): Promise<RawAnswer> {
+  return withTimeout(
+    new Promise<RawAnswer>((resolve, reject) => {
+      const req = httpRequest(url, { method, localAddress, headers: { ...headers, ...(body ? { 'Content-Type': 'text/plain;charset=UTF-8' } : {}) } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    }),
+    `${method} ${url}`,
+  );
+}
+
+/** Upgrades a session to a WebSocket of one's own and probes it: '3probe' when it was handed over, 'refused' otherwise. */
+function rawUpgrade(url: string, localAddress: string, headers: Record<string, string>): Promise<string> {
+  return withTimeout(
+    new Promise<string>((resolve) => {
+      const ws = new WebSocket(url.replace(/^http/, 'ws'), { localAddress, headers });
+      ws.on('open', () => ws.send('2probe'));
+      ws.on('message', (data) => {
+        ws.close();
+        resolve(String(data));
+      });
+      ws.on('error', () => resolve('refused'));
+      ws.on('close', () => resolve('refused'));
+    }),
+    `upgrade of ${url}`,
+  );
+}
+
+describe('the shipped HAProxy in front of brokers with a token', { skip: haproxyMissing() ?? redisMissing() }, async () => {
+  const TOKEN = 'haproxy-shared-token-7c41e0';
+  /** Linux answers all of 127.0.0.0/8: a client from here is another host than the victims (127.0.0.1). */
+  const STRANGER = '127.0.0.2';
+  const dir = mkdtempSync(join(tmpdir(), 'spicy-haproxy-'));
+  const open: TestClient[] = [];
+  after(() => {
+    closeAll(open);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const redis = await RedisServer.start();
+  // One node believes HAProxy's X-Forwarded-For (TRUST_PROXY), the other was not told to: both must hold.
+  const nodes: { name: string; url: string; proc: BrokerProcess }[] = [];
+  for (const [name, env] of [['broker1', { TRUST_PROXY: '127.0.0.1' }], ['broker2', {}]] as const) {
+    const proc = spawnBroker({ REDIS_URL: redis.url, BROKER_TOKEN: TOKEN, ...env });
+    nodes.push({ name, proc, url: await proc.ready });
+  }
+  const { front, log } = await startHaproxy(dir, nodes);
+  const bearer = { Authorization: `Bearer ${TOKEN}` };
+
+  /** A client through HAProxy, pinned to `node` by its cookie. */
+  async function client(generation: Generation, node: string, options: ClientOptions = {}): Promise<TestClient> {
+    const { extra, ...rest } = options;
+    const c = await connect(generation, front, { token: TOKEN, ...rest, extra: { ...extra, extraHeaders: { Cookie: `${COOKIE}=${node}` } } });
+    open.push(c);
+    return c;
+  }
+
+  async function unauthorized(url: string): Promise<number> {
+    const text = (await request(`${url}/metrics`, { headers: bearer })).body as string;
+    return Number(/^spicy_action_refused_total\{reason="unauthorized"\} (\d+)/m.exec(text)?.[1] ?? 0);
+  }
+
+  it("refuses a stranger who knows a 4.x client's sid: its poll, post and upgrade through HAProxy, forged X-Forwarded-For or not", async () => {
+    for (const node of nodes) {
+      const victim = await client('v4', node.name, { transports: ['polling'] });
+      assert.equal(await victim.ack('join', 'calls'), true);
+      const sid = (victim.raw.io as { engine: { id: string } }).engine.id;
+      const before = await unauthorized(node.url);
+      const path = `/socket.io/?EIO=4&sid=${encodeURIComponent(sid)}`;
+      const publisher = await client('v4', node.name);
+      publisher.emit('call', { call: `secret-${node.name}` });
+      for (const forged of [{}, { 'X-Forwarded-For': '127.0.0.1' }] as Record<string, string>[]) {
+        const headers = { Cookie: `${COOKIE}=${node.name}`, ...forged };
+        const poll = await rawRequest(`${front}${path}&transport=polling`, 'GET', STRANGER, headers);
+        assert.equal(poll.status, 400, `a poll on ${node.name}`);
+        assert.doesNotMatch(poll.body, /secret/);
+        assert.equal((await rawRequest(`${front}${path}&transport=polling`, 'POST', STRANGER, headers, '42["shout","as the victim"]')).status, 400);
+        assert.equal(await rawUpgrade(`${front}${path}&transport=websocket`, STRANGER, headers), 'refused');
+      }
+      // Each was refused by the session binding on the victim's own node (not as an unknown sid).
+      assert.equal(await unauthorized(node.url), before + 6, `refusals counted on ${node.name}`);
+      await victim.receive('call', 1);
+      assert.deepEqual(victim.payloads('call'), [{ call: `secret-${node.name}` }]);
+      assert.equal(victim.raw.connected, true);
+    }
+  });
+
+  it('logs every request, but no token and no session id', async () => {
+    const clients = [
+      await client('v1', 'broker1'),
+      await client('v2', 'broker2', { transports: ['polling'] }),
+      await client('v4', 'broker1', { transports: ['polling'] }),
+      await client('v2', 'broker1', { extra: { query: {}, extraHeaders: bearer } }),
+    ];
+    for (const c of clients) assert.equal(await c.ack('join', 'calls'), true);
+    const sids = clients.map((c) => (c.raw.io as { engine: { id: string } }).engine.id);
+    closeAll(clients);
+    // A poll is logged when it ends: wait for the lines of the last clients' polls.
+    await until('HAProxy to log the polls', () => (log().match(/"GET \/socket\.io\/[^"]* HTTP\/1\.1"/g) ?? []).length >= 10, 20_000);
+    const lines = log();
+    assert.match(lines, /127\.0\.0\.1:\d+ \[[^\]]+\] spicy_action brokers\/broker[12] [-\d/]+ (200|101) /, 'requests are logged');
+    assert.match(lines, /127\.0\.0\.2:\d+ .* 400 /, "the stranger's refused requests are logged");
+    assert.ok(!lines.includes(TOKEN), 'no token in the log');
+    for (const sid of sids) assert.ok(!lines.includes(sid), `no sid in the log (${sid.length} characters)`);
+    assert.doesNotMatch(lines, /[?&](sid|token|EIO|transport)=/, 'no query string at all');
   });
 });
