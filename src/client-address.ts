@@ -1,6 +1,6 @@
 /**
  * Who a request comes from when proxies stand between the client and the
- * broker (`TRUST_PROXY`, the docs' *Security* page).
+ * broker (`TRUST_PROXY`, docs/security.md#behind-a-proxy-trust_proxy).
  *
  * A proxy (HAProxy with `option forwardfor`) appends the address it received
  * the request from to `X-Forwarded-For`; the broker sees the proxy as its

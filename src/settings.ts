@@ -291,7 +291,7 @@ const SETTINGS: readonly SettingSpec<keyof Settings>[] = [
   { key: 'port', env: 'PORT', flag: '--port', read: integer(0, 65_535), help: 'TCP port to listen on (0: any free port)' },
   { key: 'host', env: 'HOST', flag: '--host', read: text, help: 'address to listen on' },
   { key: 'busesFile', env: 'BUSES_FILE', flag: '--buses', read: text, shown: 'buses.json beside package.json', help: 'the bus lists (JSON)' },
-  { key: 'corsOrigins', env: 'CORS_ORIGINS', flag: '--cors-origins', read: origins, shown: '*', help: 'comma-separated browser origins allowed to connect and to push to /_notify; * lets any connect and none push' },
+  { key: 'corsOrigins', env: 'CORS_ORIGINS', flag: '--cors-origins', read: origins, shown: '*', help: 'comma-separated browser origins allowed to connect and to push to /_notify, besides the broker\'s own pages; * lists none (programs send no Origin and are not concerned)' },
   { key: 'redisUrl', env: 'REDIS_URL', flag: '--redis', read: redisUrl, shown: 'unset (one process, in memory)', help: 'redis:// or rediss:// URL of the Redis the cluster shares' },
   { key: 'redisConnectTimeoutMs', env: 'REDIS_CONNECT_TIMEOUT', flag: '--redis-connect-timeout', read: duration, help: 'how long an unreachable Redis is retried at start-up' },
   { key: 'redisOutageGraceMs', env: 'REDIS_OUTAGE_GRACE', flag: '--redis-outage-grace', read: duration, help: 'how long a Redis outage may delay events before each node serves only its own clients' },

@@ -1,5 +1,5 @@
 /**
- * Origins in a real browser (the docs' *Security* page, *Origins*): with
+ * Origins in a real browser (docs/security.md#origins): with
  * CORS_ORIGINS unset, a page served from another origin cannot open a
  * Socket.IO session to the broker, by long-polling nor by WebSocket, while
  * the broker's own monitor page connects and upgrades to WebSocket. Driven in
