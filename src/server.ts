@@ -222,7 +222,9 @@ function assemble(
   const { app, httpServer, io, routes, cluster, health, connections, telemetry, keyring } = parts;
   const refused: AccessObserver = (attempt, refusal) => telemetry.refused(attempt.what, refusal);
   // Who a client is, for every cap per client address: one function for all of them.
-  const addressOf: AddressOf = peerAddress;
+  // The proxies whose X-Forwarded-For is believed (TRUST_PROXY): behind HAProxy, the client's own address.
+  const proxies = new TrustedProxies(settings.trustProxy);
+  const addressOf: AddressOf = (req) => proxies.clientAddress(req.socket?.remoteAddress ?? undefined, req.headers['x-forwarded-for']) ?? peerAddress(req);
   // Sessions not yet joined are capped per address and in total, before anything else is held for them.
   const pendingHandshakes = capPendingHandshakes(
     io,
@@ -232,10 +234,10 @@ function assemble(
   );
   // One count of failed attempts per address for Socket.IO and HTTP alike.
   const attempts = new FailedAttempts(settings.authFailuresPerMinute);
-  const socketGuard = socketAccess(keyring, refused, attempts);
+  const socketGuard = socketAccess(keyring, refused, attempts, (peer, forwarded) => proxies.clientAddress(peer, forwarded));
   if (socketGuard) io.use(socketGuard);
   // An Engine.IO session id is not a credential: every request on a session must come from its owner.
-  bindSessions(io, settings.token, new TrustedProxies(settings.trustProxy), (refusal) => telemetry.refused('engine.io', refusal));
+  bindSessions(io, keyring, proxies, (refusal) => telemetry.refused('engine.io', refusal));
   // Nothing a broadcast throws asynchronously (the cluster adapter's) may end the process.
   catchAsyncBroadcast(io, (error) => debug('a broadcast failed: %s', error instanceof Error ? error.stack : String(error)));
   // Sessions kept for recovery are bounded in bytes, per client address and in total (on a cluster, what each node writes to Redis).
@@ -251,7 +253,7 @@ function assemble(
 
   // Access (docs/security.md#credentials): /health and the monitor page (which asks for the token) stay open;
   // everything else, the page's configuration included, needs the token when one is set.
-  const access = httpAccess(keyring, refused, attempts);
+  const access = httpAccess(keyring, refused, attempts, (peer, forwarded) => proxies.clientAddress(peer, forwarded));
   // Bodies being read are capped in bytes and cut when slower than the floor; after the token, so that a
   // stranger's body is never read at all.
   const bodies = bodyBudget(settings, addressOf, (what, refusal) => telemetry.refused(what, refusal));

@@ -126,11 +126,11 @@ const isRefusal = (outcome: Principal | Refusal): outcome is Refusal => 'reason'
  * app.get('/health', health.handler);
  * app.use(httpAccess(settings.token, (attempt, refusal) => telemetry.refused(attempt.what, refusal)));
  */
-export function httpAccess(access: string | undefined | Keyring, observe?: AccessObserver, attempts?: FailedAttempts): RequestHandler {
+export function httpAccess(access: string | undefined | Keyring, observe?: AccessObserver, attempts?: FailedAttempts, clientAddress: ClientAddress = peerOnly): RequestHandler {
   const keyring = Keyring.of(access);
   return (req, res, next) => {
     if (keyring.open) return next();
-    const attempt = { what: `${req.method} ${req.path}`, address: req.socket.remoteAddress };
+    const attempt = { what: `${req.method} ${req.path}`, address: clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for']) };
     const outcome = authenticate(keyring, httpToken(req.originalUrl, req.headers.authorization), attempt, attempts, observe);
     if (!isRefusal(outcome)) {
       res.locals.principal = outcome;
@@ -142,6 +142,15 @@ export function httpAccess(access: string | undefined | Keyring, observe?: Acces
   };
 }
 
+/**
+ * Who a request comes from, from its TCP peer and its `X-Forwarded-For`
+ * (docs/security.md#behind-a-proxy-trust_proxy): failed attempts are counted
+ * per client, not per proxy.
+ */
+export type ClientAddress = (peer: string | undefined, forwardedFor: string | readonly string[] | undefined) => string | undefined;
+/** The TCP peer, whatever a header says. */
+const peerOnly: ClientAddress = (peer) => peer;
+
 /** The client {@link httpAccess} let through for this response; anyone when no access check ran. */
 export function principalOf(res: Response): Principal {
   return (res.locals.principal as Principal | undefined) ?? ANONYMOUS;
@@ -151,7 +160,7 @@ export function principalOf(res: Response): Principal {
 export interface Handshake {
   readonly auth: Record<string, unknown>;
   readonly query: Record<string, unknown>;
-  readonly headers: { readonly authorization?: string | undefined };
+  readonly headers: { readonly authorization?: string | undefined; readonly 'x-forwarded-for'?: string | string[] | undefined };
   readonly address: string;
 }
 
@@ -174,13 +183,14 @@ export function socketAccess(
   access: string | undefined | Keyring,
   observe?: AccessObserver,
   attempts?: FailedAttempts,
+  clientAddress: ClientAddress = peerOnly,
 ): ((socket: { handshake: Handshake; data: { principal?: Principal } }, next: (error?: Error) => void) => void) | undefined {
   const keyring = Keyring.of(access);
   if (keyring.open) return undefined;
   return (socket, next) => {
     const { auth, query, headers, address } = socket.handshake;
     const presented = firstString(auth?.token) ?? firstString(query?.token) ?? httpToken('', headers?.authorization);
-    const outcome = authenticate(keyring, presented, { what: 'socket.io', address }, attempts, observe);
+    const outcome = authenticate(keyring, presented, { what: 'socket.io', address: clientAddress(address, headers?.['x-forwarded-for']) ?? address }, attempts, observe);
     if (isRefusal(outcome)) return next(new Error(outcome.error));
     socket.data.principal = outcome;
     next();
