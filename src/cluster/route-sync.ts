@@ -136,22 +136,9 @@ export class RouteSync {
 
   /** Loads the cluster's routes into the table, then follows changes from everywhere. */
   async start(): Promise<void> {
-    const results = await this.#writer.multi().hgetall(this.#hashKey).xrevrange(this.#logKey, '+', '-', 'COUNT', 1).hgetall(this.#metaKey).exec();
-    const [hashResult, lastResult, metaResult] = results ?? [];
-    if (!hashResult || hashResult[0] || !lastResult || lastResult[0] || !metaResult || metaResult[0]) {
-      throw new Error(`cannot read the route table from Redis: ${String(hashResult?.[0] ?? lastResult?.[0] ?? metaResult?.[0] ?? 'transaction aborted')}`);
-    }
+    const { table, loaded } = await this.#load(this.#writer);
     // Given up on (past the start-up deadline): leave the table as it is.
     if (this.#closed) return;
-    const table = hashResult[1] as Record<string, string>;
-    const stamps = metaResult[1] as Record<string, string>;
-    let loaded = 0;
-    for (const [event, json] of Object.entries(table)) {
-      if (this.#apply(event, json, parseStamp(Object.hasOwn(stamps, event) ? stamps[event] : undefined))) loaded++;
-    }
-    for (const [event, bus] of this.#routes.entries()) this.#confirmed.set(event, bus);
-    const last = lastResult[1] as StreamEntry[];
-    this.#offset = last[0]?.[0] ?? '0';
     debug('loaded %d routes from Redis (%d changed this table); following the log from %s', Object.keys(table).length, loaded, this.#offset);
     this.#stopListening = this.#routes.onChange(this.#onLocalChange);
     this.#stopRemovals = this.#routes.onRemove(this.#onLocalRemoval);
@@ -230,7 +217,51 @@ export class RouteSync {
     }
   }
 
-  /** Reads the change log for ever, from the last entry seen. */
+  /**
+   * Reads the whole table, its stamps and the log's last entry in one
+   * transaction, applies the table (every route of this node that Redis does
+   * not hold goes, unless a change of ours to it is still on its way), and
+   * follows the log from that entry.
+   */
+  async #load(redis: Redis): Promise<{ table: Record<string, string>; loaded: number }> {
+    const results = await redis.multi().hgetall(this.#hashKey).xrevrange(this.#logKey, '+', '-', 'COUNT', 1).hgetall(this.#metaKey).exec();
+    const [hashResult, lastResult, metaResult] = results ?? [];
+    if (!hashResult || hashResult[0] || !lastResult || lastResult[0] || !metaResult || metaResult[0]) {
+      throw new Error(`cannot read the route table from Redis: ${String(hashResult?.[0] ?? lastResult?.[0] ?? metaResult?.[0] ?? 'transaction aborted')}`);
+    }
+    const table = hashResult[1] as Record<string, string>;
+    if (this.#closed) return { table, loaded: 0 };
+    const stamps = metaResult[1] as Record<string, string>;
+    let loaded = 0;
+    for (const [event, json] of Object.entries(table)) {
+      if ((this.#pending.get(event) ?? 0) > 0) continue;
+      if (this.#apply(event, json, parseStamp(Object.hasOwn(stamps, event) ? stamps[event] : undefined))) loaded++;
+    }
+    for (const [event] of [...this.#routes.entries()]) {
+      if (Object.hasOwn(table, event) || (this.#pending.get(event) ?? 0) > 0) continue;
+      if (this.#apply(event, undefined, null)) loaded++;
+    }
+    this.#confirmed.clear();
+    for (const [event, bus] of this.#routes.entries()) this.#confirmed.set(event, bus);
+    const last = lastResult[1] as StreamEntry[];
+    this.#offset = last[0]?.[0] ?? '0';
+    return { table, loaded };
+  }
+
+  /**
+   * True when the log may have lost entries this node had not read: trimmed
+   * (`MAXLEN ~`) past the entry it read last, which happens only to a node
+   * that fell about the log's length behind (a reload when none was lost
+   * costs one read of the table).
+   */
+  async #fellBehind(offset: string): Promise<boolean> {
+    const info = (await this.#reader.xinfo('STREAM', this.#logKey)) as unknown[];
+    const at = info.indexOf('first-entry');
+    const first = at >= 0 ? (info[at + 1] as StreamEntry | null) : null;
+    return first !== null && compareIds(first[0], offset) > 0;
+  }
+
+  /** Reads the change log for ever, from the last entry seen; reloads the table when the log lost entries this node had not read. */
   async #follow(): Promise<void> {
     while (!this.#closed) {
       let response: [key: string, entries: StreamEntry[]][] | null;
@@ -241,6 +272,16 @@ export class RouteSync {
         debug('reading the route log failed: %s', (error as Error).message);
         await new Promise((resolve) => setTimeout(resolve, 500).unref());
         continue;
+      }
+      try {
+        if (this.#offset !== '0' && (await this.#fellBehind(this.#offset))) {
+          const { table, loaded } = await this.#load(this.#reader);
+          console.warn(`spicy-action: the route log was trimmed past what this node had read; the route table was reloaded from Redis (${Object.keys(table).length} routes, ${loaded} changed here)`);
+          continue;
+        }
+      } catch (error) {
+        if (this.#closed) return;
+        debug('checking the route log failed: %s', (error as Error).message);
       }
       for (const [id, fields] of response?.[0]?.[1] ?? []) {
         this.#offset = id;
@@ -326,6 +367,16 @@ export class RouteSync {
     // A bus this node does not know (another buses.json): `_in` delivery only, as `register` would do here.
     return this.#buses.known.has(bus) ? bus : null;
   }
+}
+
+/** Orders two stream ids (`<ms>-<seq>`): negative, zero or positive. */
+export function compareIds(a: string, b: string): number {
+  const [aMs = '0', aSeq = '0'] = a.split('-');
+  const [bMs = '0', bSeq = '0'] = b.split('-');
+  const ms = BigInt(aMs) - BigInt(bMs);
+  if (ms !== 0n) return ms < 0n ? -1 : 1;
+  const seq = BigInt(aSeq) - BigInt(bSeq);
+  return seq === 0n ? 0 : seq < 0n ? -1 : 1;
 }
 
 /** A stamp from the meta hash, or null when absent or unreadable (a route written by an older version). */
