@@ -15,8 +15,9 @@
  * What relies on what:
  * - `Server#_opts.connectionStateRecovery` ({@link recoveryOptions}): the broker
  *   (null payload for recovery offsets, skipping unheard broadcasts).
- * - `SessionAwareAdapter#sessions` ({@link waitingSessions}): the broker's
- *   "anyone listening?" test on one process.
+ * - `SessionAwareAdapter#sessions` ({@link waitingSessions}): what the tests
+ *   read of the sessions kept for recovery (the broker itself reaches them
+ *   through {@link replaceSessionTable}, below).
  * - Engine.IO `Socket#writeBuffer`, `transport.writable`,
  *   `transport.socket.bufferedAmount` ({@link engineBacklog}): the slow
  *   consumer guard.
@@ -37,7 +38,7 @@
  *   opens connections and fires commands without handling their promise.
  * - Engine.IO's `use()` middlewares, `clients` and `connection` event
  *   ({@link useEngineMiddleware}, {@link engineSession}, {@link onEngineSession}):
- *   binding sessions to the token (src/guards/session-binding.ts).
+ *   binding sessions to their secret or route (src/guards/session-binding.ts).
  * - socket.io-parser's `Decoder#add` ({@link jsonOnlyParser}): refusing binary.
  * - The in-memory adapter's `sessions`, `packets`, `broadcast` and `_encode`
  *   ({@link replaceSessionTable}, {@link watchBacklog}): the waiting-room
