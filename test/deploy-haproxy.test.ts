@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { notify, request, ROOT, spawnBroker, type BrokerProcess } from './helpers/broker.ts';
+import { parseMetrics } from './helpers/metrics.ts';
 import { closeAll, connect, flush, withTimeout, type ClientOptions, type Generation, type TestClient } from './helpers/clients.ts';
 import { freePort, RedisServer, redisMissing } from './helpers/redis.ts';
 import { until } from './helpers/wait.ts';
@@ -386,7 +387,7 @@ describe('the shipped HAProxy in front of brokers with a token', { skip: haproxy
 
   async function unauthorized(url: string): Promise<number> {
     const text = (await request(`${url}/metrics`, { headers: bearer })).body as string;
-    return Number(/^spicy_action_refused_total\{reason="unauthorized"\} (\d+)/m.exec(text)?.[1] ?? 0);
+    return parseMetrics(text).value('spicy_action_refused_total', { reason: 'unauthorized' });
   }
 
   it("refuses a stranger who knows a 4.x client's sid: its poll, post and upgrade through HAProxy, forged X-Forwarded-For or not", async () => {
