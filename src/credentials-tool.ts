@@ -73,10 +73,15 @@ function readFile(file: string): { clients: Record<string, StoredClient> } {
   return JSON.parse(text) as { clients: Record<string, StoredClient> };
 }
 
-/** Writes beside the file and renames, so that a broker reloading never reads half a file. */
+/**
+ * Writes beside the file and renames, so that a broker reloading never reads
+ * half a file. Mode 0644: the file holds hashes of long random secrets, which
+ * reveal nothing, and the broker's unprivileged (systemd dynamic) user reads
+ * it again at each reload.
+ */
 function writeFile(file: string, document: { clients: Record<string, StoredClient> }): void {
   const temporary = join(dirname(file), `.${Date.now()}.${process.pid}.credentials.tmp`);
-  writeFileSync(temporary, `${JSON.stringify(document, null, 2)}\n`, { mode: 0o600 });
+  writeFileSync(temporary, `${JSON.stringify(document, null, 2)}\n`, { mode: 0o644 });
   renameSync(temporary, file);
 }
 

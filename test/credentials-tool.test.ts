@@ -35,7 +35,7 @@ describe('spicy-action credentials', () => {
     assert.match(added.stderr, /dashboard: added/);
     const text = readFileSync(file, 'utf8');
     assert.ok(!text.includes(secret), 'the secret is not in the file');
-    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.equal(statSync(file).mode & 0o777, 0o644, 'hashes only: readable by the broker\'s own user');
     const loaded = parseCredentials(text, file);
     const principal = loaded.authenticate(secret);
     assert.equal(principal?.credential.name, 'dashboard');

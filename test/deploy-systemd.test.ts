@@ -103,6 +103,8 @@ describe('the systemd unit', { skip: systemdMissing() }, () => {
     assert.ok(stop, 'TimeoutStopSec in seconds');
     assert.ok(Number(stop[1]) >= brokerSeconds + 5, `TimeoutStopSec=${stop[1]} leaves the broker its ${brokerSeconds} s and a margin`);
     assert.equal(value('Restart'), 'on-failure');
+    // systemctl reload re-reads the credentials (SIGHUP); test/credentials-reload.test.ts holds the broker to it.
+    assert.equal(value('ExecReload'), '/bin/kill -HUP $MAINPID');
   });
 
   it('has the hardening docs/production.md promises', () => {
