@@ -93,7 +93,8 @@ class Loader {
           if (res.status === 200) this.ok++;
           else this.failures.push({ at, path, error: `status ${res.status}` });
         } catch (error) {
-          this.failures.push({ at, path, error: String((error as Error).cause ?? error) });
+          // When it failed, not when it was sent: a request in flight as the old process stops fails within the restart.
+          this.failures.push({ at: Date.now(), path, error: String((error as Error).cause ?? error) });
         }
       }
       await sleep(LOAD_PAUSE_MS);
