@@ -38,7 +38,7 @@ describe('the platform with a credential per program', () => {
     assert.equal((await notify(broker.url, 'script_register', { name: 'x' })).status, 401);
   });
 
-  it('runs the seven programs on their least grants, each of its generation, as CLIENTS.md describes', async () => {
+  it('runs the seven programs on their least grants, each of its generation, as docs/protocol.md describes them', async () => {
     const support = await open('v1', 'support-console');
     assert.deepEqual(await support.ack('configure', { support: true }), { ok: true, joined: ['support'], left: [] });
     const handler = await open('v1', 'call-handler');
