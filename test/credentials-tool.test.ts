@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
+import { runCredentialsTool } from '../src/credentials-tool.ts';
 import { parseCredentials } from '../src/guards/credentials.ts';
 import { ROOT } from './helpers/broker.ts';
 import { block, commands } from './helpers/docs.ts';
@@ -13,8 +14,15 @@ import { block, commands } from './helpers/docs.ts';
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'spicy-credentials-'));
 
-/** The command as installed runs it, with its exit code, stdout and stderr. */
-async function credentials(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+/** What one run of the tool did. */
+interface ToolRun {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** The command as installed runs it (`spicy-action credentials ...`, through src/main.ts), with its exit code, stdout and stderr. */
+async function installed(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ToolRun> {
   try {
     const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'src/main.ts'), 'credentials', ...args], { cwd: ROOT, env: { ...process.env, ...env } });
     return { code: 0, stdout, stderr };
@@ -24,11 +32,19 @@ async function credentials(args: string[], env: NodeJS.ProcessEnv = {}): Promise
   }
 }
 
+/** The tool run in this process, as src/main.ts runs it, each line of output ended as the command ends it. */
+async function credentials(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ToolRun> {
+  let stdout = '';
+  let stderr = '';
+  const code = runCredentialsTool(args, { ...process.env, ...env }, (line) => (stdout += `${line}\n`), (line) => (stderr += `${line}\n`));
+  return { code, stdout, stderr };
+}
+
 describe('spicy-action credentials', () => {
   const file = join(dir, 'credentials.json');
 
   it('adds a client with its grants, prints its secret once and stores only its hash', async () => {
-    const added = await credentials(['add', 'dashboard', '--grant', 'join=calls,support', '--grant', 'read=monitor', '--file', file]);
+    const added = await installed(['add', 'dashboard', '--grant', 'join=calls,support', '--grant', 'read=monitor', '--file', file]);
     assert.equal(added.code, 0, added.stderr);
     const secret = added.stdout.trim();
     assert.match(secret, /^sa_[A-Za-z0-9_-]{43}$/);
