@@ -2,7 +2,8 @@
  * The long fault runs (`npm run test:faults`, a few minutes; not in `npm test`):
  * - exact recovery over more than 100 recoveries under churn;
  * - bounded restores: 20 clients each restoring a backlog of 30,000 events of
- *   2 KB from one node, whose peak RSS must stay under 1 GB.
+ *   2 KB from one node, whose peak RSS must stay under 1 GB; and 100 clients
+ *   back at once, more than the node restores together.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -40,37 +41,49 @@ describe('long fault runs', { skip: redisMissing() }, () => {
   });
 
   it('restores 20 backlogs of 30,000 events of 2 KB in pages, under 1 GB of RSS, every event once and in order', { timeout: LONG_MS }, async (t) => {
-    const { recovered } = await storm(t, 20);
-    assert.equal(recovered, 20);
+    const { complete } = await storm(t, 20);
+    assert.equal(complete, 20);
   });
 
   it('meets 100 clients back at once: those restored get every event once and in order, the rest a fresh session, under 1 GB of RSS', { timeout: LONG_MS }, async (t) => {
-    const { recovered } = await storm(t, 100);
-    // All 100 ask at once: at most MAX_CONCURRENT_RESTORES are restored together; the others are told they were not.
-    assert.ok(recovered >= MAX_CONCURRENT_RESTORES, `${recovered} of 100 recovered`);
+    const { complete } = await storm(t, 100);
+    // All 100 ask at once: at most MAX_CONCURRENT_RESTORES are restored together, and only those whose first
+    // page is read within the restore's deadline (how many depends on the machine); the others are told they were not.
+    assert.ok(complete >= 1 && complete <= MAX_CONCURRENT_RESTORES, `${complete} of 100 got their whole backlog`);
   });
 });
 
 /**
  * `clients` subscribers of one node drop while 30,000 events of 2 KB are
- * published on another, then all come back at once. Every client told
- * `recovered` must have every event once and in order; every other one must
- * have had nothing replayed; the restoring node's RSS must stay under 1 GB.
+ * published on another, then all come back at once, reconnecting as real
+ * clients do when the node cuts a catch-up it cannot finish in time
+ * (docs/cluster.md#when-redis-fails): each resumes from the last
+ * event it got. Every client must have the events in order and none twice,
+ * with no gap while each of its reconnections was told `recovered`: the
+ * whole backlog once it is recovered through, nothing replayed after a
+ * fresh session. The restoring node's RSS must stay under 1 GB.
  */
-async function storm(t: TestContext, clients: number): Promise<{ recovered: number }> {
-  
+async function storm(t: TestContext, clients: number): Promise<{ complete: number }> {
   const BACKLOG = 30_000;
   const FILLER = 'x'.repeat(2_000);
+  // The stream keeps what the restores read for as long as the slowest may take on a loaded machine.
+  const WINDOW = '10m';
   const redis = await RedisServer.start();
   // One publisher puts 60 MB in the stream as fast as Redis takes it: past the per-socket byte cap of the stream, which is not what is tested here.
-  const publishing = await startBroker({ redisUrl: redis.url, streamMaxLen: 100_000, streamBytesPerClient: 0 });
-  const restoring = spawnBroker({ REDIS_URL: redis.url, REDIS_STREAM_MAXLEN: '100000' });
+  const publishing = await startBroker({ redisUrl: redis.url, streamMaxLen: 100_000, streamBytesPerClient: 0, recoveryWindowMs: 600_000 });
+  const restoring = spawnBroker({ REDIS_URL: redis.url, REDIS_STREAM_MAXLEN: '100000', RECOVERY_WINDOW: WINDOW });
   const url = await restoring.ready;
   const pid = restoring.child.pid as number;
   const admin = new Redis(redis.url);
   t.after(() => admin.disconnect());
 
   const received: number[][] = Array.from({ length: clients }, () => []);
+  /** Per client: every reconnection since the drop was told `recovered` (its events have no gap). */
+  const recoveredThrough: boolean[] = Array.from({ length: clients }, () => true);
+  /** Per client: its first reconnection was a fresh session (nothing may be replayed to it). */
+  const freshFirst: boolean[] = Array.from({ length: clients }, () => false);
+  /** Per client: its reconnections since the drop. */
+  const reconnections: number[] = Array.from({ length: clients }, () => 0);
   const sockets: ClientSocket[] = [];
   for (let i = 0; i < clients; i++) {
     const socket = ioV4(url, { transports: ['websocket'], reconnection: false, forceNew: true });
@@ -78,6 +91,13 @@ async function storm(t: TestContext, clients: number): Promise<{ recovered: numb
     sockets.push(socket);
     await until('client connected', () => socket.connected, 10_000);
     assert.equal(await socket.timeout(10_000).emitWithAck('join', 'calls'), true);
+    socket.on('connect', () => {
+      if (!socket.recovered && recoveredThrough[i]) {
+        recoveredThrough[i] = false;
+        freshFirst[i] = reconnections[i] === 0;
+      }
+      reconnections[i]!++;
+    });
   }
   t.after(() => {
     for (const socket of sockets) socket.close();
@@ -112,21 +132,27 @@ async function storm(t: TestContext, clients: number): Promise<{ recovered: numb
     }
   })();
   const started = Date.now();
-  for (const socket of sockets) socket.connect();
-  await until('every client is back', () => sockets.every((s) => s.connected), LONG_MS);
-  const restored = sockets.map((s) => s.recovered);
-  await until('every recovered client has its backlog', () => received.every((r, i) => !restored[i] || r.length >= BACKLOG + 1), LONG_MS);
+  // From now on each client reconnects when it is cut, as a real one does.
+  for (const socket of sockets) {
+    socket.io.reconnection(true);
+    socket.connect();
+  }
+  const done = (i: number): boolean => (recoveredThrough[i] ? received[i]!.length >= BACKLOG + 1 : sockets[i]!.connected);
+  await until('every client recovered through has its backlog, every other one is connected', () => sockets.every((_, i) => done(i)), LONG_MS);
   const seconds = (Date.now() - started) / 1000;
   polling = false;
   await poller;
   const peak = peakRssMb(pid);
-  const recovered = restored.filter(Boolean).length;
-  t.diagnostic(`${clients} clients back at once: ${recovered} restores of ${BACKLOG} events × 2 KB in ${seconds.toFixed(1)} s, ${clients - recovered} fresh sessions; restoring node RSS peak ${peak} MB (${before} MB before); slowest /health ${slowestHealthMs} ms`);
+  const complete = received.filter((r) => r.length === BACKLOG + 1).length;
+  t.diagnostic(`${clients} clients back at once: ${complete} whole backlogs of ${BACKLOG} events × 2 KB in ${seconds.toFixed(1)} s (${reconnections.reduce((a, b) => a + b, 0) - clients} catch-ups cut and resumed), ${clients - complete} fresh sessions; restoring node RSS peak ${peak} MB (${before} MB before); slowest /health ${slowestHealthMs} ms`);
   for (const [i, seqs] of received.entries()) {
-    const expected = restored[i] ? Array.from({ length: BACKLOG + 1 }, (_, n) => n) : [0];
-    assert.deepEqual(seqs, expected, `client ${i} (${restored[i] ? 'recovered' : 'fresh'}): every event once, in order; nothing replayed to a fresh session`);
+    // In order, none twice, no gap: a prefix of the stream; all of it when recovered through, only event 0 when the first reconnection was fresh.
+    const expected = Array.from({ length: seqs.length }, (_, n) => n);
+    assert.deepEqual(seqs, expected, `client ${i}: every event once, in order, no gap`);
+    if (recoveredThrough[i]) assert.equal(seqs.length, BACKLOG + 1, `client ${i}, recovered through: its whole backlog`);
+    if (freshFirst[i]) assert.equal(seqs.length, 1, `client ${i}, a fresh session: nothing replayed`);
   }
   assert.ok(peak * BYTES_PER_MB < 1024 * BYTES_PER_MB, `RSS peak ${peak} MB`);
   assert.ok(slowestHealthMs < HEALTH_BOUND_MS, `/health answered within ${HEALTH_BOUND_MS} ms throughout (slowest ${slowestHealthMs} ms)`);
-  return { recovered };
+  return { complete };
 }
