@@ -6,7 +6,7 @@
 import { DEBUG_AT_START, DEFAULT_DEBUG } from './debug-env.ts';
 import createDebug from 'debug';
 import { BusesError } from './buses.ts';
-import { DURATION_UNITS, loadSettings, SETTING_NAMES, SettingsError, SIZE_UNITS } from './settings.ts';
+import { brokerRequest, DURATION_UNITS, loadSettings, SETTING_NAMES, SettingsError, SIZE_UNITS } from './settings.ts';
 import { NAME, VERSION } from './package-info.ts';
 import { installLastResort } from './guards/last-resort.ts';
 import { processSecrets, redactText } from './redact.ts';
@@ -85,11 +85,12 @@ async function main(argv: string[]): Promise<void> {
     process.exitCode = runCredentialsTool(argv.slice(1), process.env, (line) => console.log(line), (line) => console.error(line));
     return;
   }
-  if (argv.includes('--help') || argv.includes('-h')) {
+  const request = brokerRequest(argv);
+  if (request === 'help') {
     process.stdout.write(usage());
     return;
   }
-  if (argv[0] === '--version' || argv[0] === '-v') {
+  if (request === 'version') {
     console.log(VERSION);
     return;
   }

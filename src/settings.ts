@@ -367,6 +367,30 @@ export const SETTING_NAMES: readonly SettingHelp[] = SETTINGS.map((spec) => {
 export const DURATION_UNITS: readonly string[] = Object.keys(UNITS_MS);
 export const SIZE_UNITS: readonly string[] = Object.keys(UNITS_BYTES);
 
+/** What the broker's command line asks for: its usage, its version, or to run. */
+export type BrokerRequest = 'help' | 'version' | 'serve';
+
+/** The flags that ask the broker for its usage or its version instead of running, as written. */
+const ASKING_FLAGS: Readonly<Record<string, Exclude<BrokerRequest, 'serve'>>> = { '--help': 'help', '-h': 'help', '--version': 'version', '-v': 'version' };
+
+/**
+ * Whether `argv` asks for the usage (`--help`, `-h`), the version
+ * (`--version`, `-v`) or to run the broker. Read as {@link loadSettings}
+ * reads flags, so that a setting's value that looks like a flag
+ * (`--host --help`) is a value, not a question.
+ *
+ * @example
+ * brokerRequest(['--port', '4000', '-h']); // 'help'
+ * brokerRequest(['--host', '--help']); // 'serve' (a host named --help, refused by loadSettings)
+ */
+export function brokerRequest(argv: readonly string[]): BrokerRequest {
+  const asked = new Set<BrokerRequest>();
+  for (const arg of readCommandLine(argv, SETTING_FLAGS)) {
+    if (arg.kind === 'flag' && !arg.known && !arg.inline) asked.add(ASKING_FLAGS[arg.flag] ?? 'serve');
+  }
+  return asked.has('help') ? 'help' : asked.has('version') ? 'version' : 'serve';
+}
+
 /**
  * Reads the settings from environment variables and flags (`--port 4000` or
  * `--port=4000`); a flag wins over its variable. Unknown flags, missing flag

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { after, describe, it } from 'node:test';
 import { REDACTED } from '../src/redact.ts';
-import { DEFAULT_SETTINGS, loadSettings, MAX_TEXT_BYTES, MAX_TIMER_MS, Secret, SettingsError } from '../src/settings.ts';
+import { brokerRequest, DEFAULT_SETTINGS, loadSettings, MAX_TEXT_BYTES, MAX_TIMER_MS, Secret, SettingsError } from '../src/settings.ts';
 
 describe('settings', () => {
   it('defaults to 127.0.0.1:3000, the repository buses.json, any origin, no Redis, no token', () => {
@@ -213,5 +213,23 @@ describe('Redis Sentinel and password settings', () => {
     const dir = `${path}.d`;
     mkdirSync(dir);
     assert.throws(() => loadSettings([], { REDIS_SENTINELS: 'a:1', REDIS_PASSWORD_FILE: dir }), /^SettingsError: REDIS_PASSWORD_FILE: cannot read the password file .* \(EISDIR\)$/);
+  });
+});
+
+describe('what the command line asks for', () => {
+  it('is the usage for --help or -h anywhere among the settings, the version for --version or -v, else to run', () => {
+    assert.equal(brokerRequest([]), 'serve');
+    assert.equal(brokerRequest(['--port', '4000']), 'serve');
+    assert.equal(brokerRequest(['--help']), 'help');
+    assert.equal(brokerRequest(['--port', '4000', '-h']), 'help');
+    assert.equal(brokerRequest(['--version']), 'version');
+    assert.equal(brokerRequest(['--port=4000', '-v']), 'version');
+    assert.equal(brokerRequest(['-v', '--help']), 'help');
+  });
+
+  it('takes a setting\'s value as a value even when it looks like --help: the settings then judge it', () => {
+    assert.equal(brokerRequest(['--host', '--help']), 'serve');
+    assert.equal(brokerRequest(['--redis', '-v']), 'serve');
+    assert.throws(() => loadSettings(['--port', '--help'], {}), SettingsError);
   });
 });
