@@ -16,10 +16,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { io as ioV4 } from 'socket.io-client';
-import { startBroker } from './helpers/broker.ts';
 import { RedisServer, redisMissing } from './helpers/redis.ts';
-import { Flood, RecoveringSubscriber } from './helpers/recovering.ts';
+import { Flood, startRecoveryRig } from './helpers/recovering.ts';
 import { sleep, until } from './helpers/wait.ts';
 
 const TIMEOUT_MS = 30_000;
@@ -47,16 +45,10 @@ describe('exact recovery at the trim edge', { skip: redisMissing() }, () => {
     await admin.config('SET', 'stream-node-max-entries', String(NODE_ENTRIES));
     await admin.config('SET', 'stream-node-max-bytes', '0');
     // The publisher puts about 8 MB a second in the stream while the subscriber is away: no cap per client.
-    const settings = { redisUrl: redis.url, streamMaxLen: SMALLEST_STREAM, streamBytesPerClient: 0 };
-    const nodes = await Promise.all([startBroker(settings), startBroker(settings)]);
-    const publisher = ioV4(nodes[1].url, { transports: ['websocket'], reconnection: false, forceNew: true });
-    const subscriber = new RecoveringSubscriber(nodes[0].url, redis.url);
+    const rig = await startRecoveryRig(redis.url, { streamMaxLen: SMALLEST_STREAM, streamBytesPerClient: 0 }, TIMEOUT_MS);
+    const { publisher, subscriber } = rig;
     let flood: Flood | undefined;
     try {
-      await until('publisher connected', () => publisher.connected, TIMEOUT_MS);
-      await subscriber.joined(TIMEOUT_MS);
-      await until('joined', async () => (await publisher.timeout(TIMEOUT_MS).emitWithAck('call', { seq: -1 })) !== undefined && subscriber.current().includes(-1), TIMEOUT_MS);
-      subscriber.sessions.clear();
       flood = new Flood(publisher, SMALL, FAST);
       const oldest = async (): Promise<string | undefined> => ((await admin.xrange(STREAM, '-', '+', 'COUNT', 1)) as [string, string[]][])[0]?.[0];
       // Just after a trim: the subscriber's offset will be among the oldest entries.
@@ -100,10 +92,8 @@ describe('exact recovery at the trim edge', { skip: redisMissing() }, () => {
       assert.deepEqual(gaps, [], 'no gap under recovered: true');
     } finally {
       flood?.stop();
-      publisher.close();
-      subscriber.close();
       admin.disconnect();
-      await Promise.all(nodes.map((node) => node.close()));
+      await rig.close();
       await redis.stop();
     }
   });

@@ -8,14 +8,13 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { notify, request, ROOT, spawnBroker, type BrokerProcess } from './helpers/broker.ts';
 import { parseMetrics } from './helpers/metrics.ts';
-import { closeAll, connect, flush, withTimeout, type ClientOptions, type Generation, type TestClient } from './helpers/clients.ts';
+import { type ClientOptions, closeAll, connect, flush, type Generation, rawRequest, type TestClient, withTimeout } from './helpers/clients.ts';
 import { freePort, RedisServer, redisMissing } from './helpers/redis.ts';
 import { until } from './helpers/wait.ts';
 import { WebSocket } from 'ws';
@@ -53,7 +52,6 @@ describe('deploy/haproxy.cfg', { skip: haproxyMissing() }, () => {
     assert.ok(lines.filter((l) => l.startsWith('server ')).length >= 2, 'two brokers or more');
   });
 });
-
 
 /**
  * The shipped configuration with these lines changed, and no other: HAProxy
@@ -319,26 +317,6 @@ describe('two brokers behind HAProxy with deploy/haproxy.cfg', { skip: haproxyMi
 });
 
 /** What came back from a raw request through HAProxy. */
-interface RawAnswer {
-  status: number;
-  body: string;
-}
-
-/** A raw HTTP request from `localAddress`, as a stranger would write it. */
-function rawRequest(url: string, method: 'GET' | 'POST', localAddress: string, headers: Record<string, string>, body?: string): Promise<RawAnswer> {
-  return withTimeout(
-    new Promise<RawAnswer>((resolve, reject) => {
-      const req = httpRequest(url, { method, localAddress, headers: { ...headers, ...(body ? { 'Content-Type': 'text/plain;charset=UTF-8' } : {}) } }, (res) => {
-        let text = '';
-        res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-      });
-      req.on('error', reject);
-      req.end(body);
-    }),
-    `${method} ${url}`,
-  );
-}
 
 /** Upgrades a session to a WebSocket of one's own and probes it: '3probe' when it was handed over, 'refused' otherwise. */
 function rawUpgrade(url: string, localAddress: string, headers: Record<string, string>): Promise<string> {
@@ -401,10 +379,10 @@ describe('the shipped HAProxy in front of brokers with a token', { skip: haproxy
       publisher.emit('call', { call: `secret-${node.name}` });
       for (const forged of [{}, { 'X-Forwarded-For': '127.0.0.1' }] as Record<string, string>[]) {
         const headers = { Cookie: `${COOKIE}=${node.name}`, ...forged };
-        const poll = await rawRequest(`${front}${path}&transport=polling`, 'GET', STRANGER, headers);
+        const poll = await rawRequest(`${front}${path}&transport=polling`, 'GET', { localAddress: STRANGER, headers });
         assert.equal(poll.status, 400, `a poll on ${node.name}`);
         assert.doesNotMatch(poll.body, /secret/);
-        assert.equal((await rawRequest(`${front}${path}&transport=polling`, 'POST', STRANGER, headers, '42["shout","as the victim"]')).status, 400);
+        assert.equal((await rawRequest(`${front}${path}&transport=polling`, 'POST', { localAddress: STRANGER, headers, body: '42["shout","as the victim"]' })).status, 400);
         assert.equal(await rawUpgrade(`${front}${path}&transport=websocket`, STRANGER, headers), 'refused');
       }
       // Each was refused by the session binding on the victim's own node (not as an unknown sid).

@@ -15,22 +15,13 @@ import { runInNewContext } from 'node:vm';
 import { sessionBytes } from '../src/kept-sessions.ts';
 import type { RunningBroker } from '../src/server.ts';
 import { request, startBroker } from './helpers/broker.ts';
-import { closeAll, connect, withTimeout, type TestClient } from './helpers/clients.ts';
+import { closeAll, comeBack, connect, dropTransport, type TestClient, withTimeout } from './helpers/clients.ts';
 import { captureLog } from './helpers/logs.ts';
 import { parseMetrics } from './helpers/metrics.ts';
 import { RedisServer, redisMissing } from './helpers/redis.ts';
-import { until } from './helpers/wait.ts';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
-
-/** What a 4.x client offers to drop its transport and come back with its session. */
-interface Recovering {
-  io: { engine: { close(): void } };
-  connect(): void;
-  once(event: 'connect', listener: () => void): void;
-  recovered: boolean;
-}
 
 const NAME_LENGTH = 250;
 /** The rooms of client `n`: `rooms` names of NAME_LENGTH characters, its own. */
@@ -45,22 +36,6 @@ async function joined(broker: RunningBroker, n: number, from: string, rooms = 10
   const answers = await Promise.all(roomsOf(n, rooms).map((room) => client.ack('join', room)));
   assert.ok(answers.every((a) => a === true));
   return client;
-}
-
-/** Drops the client's transport, as a network cut does, and waits until the broker has seen it go. */
-async function drop(broker: RunningBroker, client: TestClient): Promise<void> {
-  const id = client.raw.id;
-  (client.raw as unknown as Recovering).io.engine.close();
-  await until('the broker sees the socket go', () => !broker.io.of('/').sockets.has(id ?? ''));
-}
-
-/** Reconnects a dropped 4.x client; resolves with whether its session was recovered. */
-async function comeBack(client: TestClient): Promise<boolean> {
-  const raw = client.raw as unknown as Recovering;
-  const connected = withTimeout(new Promise<void>((resolve) => raw.once('connect', resolve)), 'reconnection');
-  raw.connect();
-  await connected;
-  return raw.recovered;
 }
 
 describe('sessions kept for recovery', () => {
@@ -83,10 +58,10 @@ describe('sessions kept for recovery', () => {
     for (const n of [0, 1, 2, 3]) fromA.push(await joined(broker, n, '127.0.0.2'));
     for (const n of [4, 5, 6]) fromB.push(await joined(broker, n, '127.0.0.3'));
     clients.push(...fromA, ...fromB);
-    for (const client of fromA) await drop(broker, client);
+    for (const client of fromA) await dropTransport(broker, client);
     assert.deepEqual({ ...kept(), bytes: undefined }, { sessions: 3, refused: 1, bytes: undefined }, 'the fourth from one address keeps none');
     assert.ok(kept().bytes <= perAddress);
-    for (const client of fromB) await drop(broker, client);
+    for (const client of fromB) await dropTransport(broker, client);
     assert.deepEqual({ ...kept(), bytes: undefined }, { sessions: 5, refused: 2, bytes: undefined }, 'past the total, none either');
     assert.ok(kept().bytes <= total);
 
@@ -108,7 +83,7 @@ describe('sessions kept for recovery', () => {
     const crowd: TestClient[] = [];
     for (const n of [10, 11, 12, 13, 14, 15]) crowd.push(await joined(broker, n, '127.0.0.4', ROOMS));
     clients.push(...crowd);
-    for (const client of crowd) await drop(broker, client);
+    for (const client of crowd) await dropTransport(broker, client);
     for (const client of crowd) (client.raw as unknown as { io: { reconnection(on: boolean): void } }).io.reconnection(false);
     gc();
     const dropped = process.memoryUsage().heapUsed;
@@ -135,7 +110,7 @@ describe('sessions kept for recovery on a cluster', { skip: redisMissing() }, ()
     const crowd: TestClient[] = [];
     for (const n of [20, 21, 22]) crowd.push(await joined(broker, n, '127.0.0.5'));
     clients.push(...crowd);
-    for (const client of crowd) await drop(broker, client);
+    for (const client of crowd) await dropTransport(broker, client);
     assert.deepEqual({ ...broker.keptSessions!.state(), bytes: undefined }, { sessions: 2, refused: 1, bytes: undefined });
     assert.deepEqual(await Promise.all(crowd.map((client) => comeBack(client))), [true, true, false]);
   });

@@ -13,38 +13,12 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import type { RunningBroker } from '../src/server.ts';
 import { notify, startBroker } from './helpers/broker.ts';
-import { closeAll, connect, withTimeout, type TestClient } from './helpers/clients.ts';
+import { closeAll, comeBack, connect, dropTransport, type TestClient, withTimeout } from './helpers/clients.ts';
 
 // A full GC on demand, to see that what the cap dropped is really let go.
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
-
-/** What a 4.x client offers to drop its transport and come back with its session. */
-interface Recovering {
-  io: { engine: { close(): void } };
-  connect(): void;
-  once(event: 'connect', listener: () => void): void;
-  recovered: boolean;
-}
-
-/** Drops the client's transport, as a network cut does (Socket.IO keeps the session for recovery). */
-async function drop(broker: RunningBroker, client: TestClient): Promise<void> {
-  const sockets = broker.io.of('/').sockets;
-  (client.raw as unknown as Recovering).io.engine.close();
-  const deadline = Date.now() + 5_000;
-  while (sockets.has(client.raw.id ?? client.id) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-}
-
-/** Reconnects a dropped 4.x client; resolves with whether Socket.IO recovered its session. */
-async function comeBack(client: TestClient): Promise<boolean> {
-  const raw = client.raw as unknown as Recovering;
-  const connected = withTimeout(new Promise<void>((resolve) => raw.once('connect', resolve)), 'reconnection');
-  raw.connect();
-  await connected;
-  return raw.recovered;
-}
 
 describe('recovery backlog byte cap', async () => {
   const CAP = 2_000_000;
@@ -64,7 +38,7 @@ describe('recovery backlog byte cap', async () => {
     assert.equal(await away.ack('join', 'calls'), true);
     assert.deepEqual((await notify(broker.url, 'call', { call: 'seen' })).body, { ok: true });
     await away.receive('call', 1);
-    await drop(broker, away);
+    await dropTransport(broker, away);
 
     const big = { call: 'flood', pad: 'x'.repeat(1_000_000) };
     const FLOOD = 12;
@@ -95,7 +69,7 @@ describe('recovery backlog byte cap', async () => {
     assert.equal(await away.ack('join', 'calls'), true);
     assert.deepEqual((await notify(broker.url, 'call', { call: 'before' })).body, { ok: true });
     await away.receive('call', 1);
-    await drop(broker, away);
+    await dropTransport(broker, away);
     for (let i = 0; i < 5; i++) assert.deepEqual((await notify(broker.url, 'call', { call: `missed-${i}` })).body, { ok: true });
     assert.equal(await comeBack(away), true);
     await away.receive('call', 6);
@@ -118,7 +92,7 @@ describe('skip-unheard with sessions waiting for recovery', async () => {
     // An event, so that the client has an offset to come back with.
     assert.deepEqual((await notify(broker.url, 'script_register', { name: 'hello', endpoint: 'waiting@example.net' })).body, { ok: true });
     await away.receive('script_register', 1);
-    await drop(broker, away);
+    await dropTransport(broker, away);
 
     const kept = (): number => broker.recoveryBacklog!.state().events;
     const before = kept();

@@ -7,36 +7,14 @@
  * not in its logs).
  */
 import assert from 'node:assert/strict';
-import { request as httpRequest } from 'node:http';
 import { after, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
 import { spawnBroker, startBroker } from './helpers/broker.ts';
-import { closeAll, connect, flush, withTimeout, type Generation, type TestClient } from './helpers/clients.ts';
+import { closeAll, connect, flush, type Generation, rawRequest, type TestClient, withTimeout } from './helpers/clients.ts';
 
 const TOKEN = 'engine-session-secret';
 /** Another loopback address: Linux answers all of 127.0.0.0/8, so a request from here is "another host". */
 const OTHER_ADDRESS = '127.0.0.2';
-
-interface Answer {
-  status: number;
-  body: string;
-}
-
-/** A raw HTTP request to the Engine.IO path, as an attacker would write it. */
-function engineRequest(url: string, method: 'GET' | 'POST', body?: string, localAddress?: string, headers: Record<string, string> = {}): Promise<Answer> {
-  return withTimeout(
-    new Promise<Answer>((resolve, reject) => {
-      const req = httpRequest(url, { method, localAddress, headers: { ...headers, ...(body ? { 'Content-Type': 'text/plain;charset=UTF-8' } : {}) } }, (res) => {
-        let text = '';
-        res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-      });
-      req.on('error', reject);
-      req.end(body);
-    }),
-    `${method} ${url}`,
-  );
-}
 
 /** Tries to upgrade `sid` to a WebSocket and probe it; resolves with what came back ('refused' if the upgrade failed). */
 function upgrade(url: string, localAddress?: string, headers: Record<string, string> = {}): Promise<string> {
@@ -88,13 +66,13 @@ describe('Engine.IO sessions with a token set', async () => {
       // Something to steal: a call on the victim's bus, just published.
       const publisher = await client('v4');
       publisher.emit('call', { call: 'secret-call' });
-      const poll = await engineRequest(base, 'GET');
+      const poll = await rawRequest(base, 'GET');
       assert.equal(poll.status, 400, 'a poll without the token is refused');
       assert.doesNotMatch(poll.body, /secret-call/);
-      const wrong = await engineRequest(`${base}&token=guess`, 'GET');
+      const wrong = await rawRequest(`${base}&token=guess`, 'GET');
       assert.equal(wrong.status, 400, 'a poll with a wrong token is refused');
 
-      const post = await engineRequest(base, 'POST', eio3Payload('42["shout","as the victim"]'));
+      const post = await rawRequest(base, 'POST', { body: eio3Payload('42["shout","as the victim"]') });
       assert.equal(post.status, 400, 'a post without the token is refused');
       assert.equal(await upgrade(`${broker.url}/socket.io/?EIO=3&transport=websocket&sid=${encodeURIComponent(sid)}`), 'refused');
 
@@ -118,8 +96,8 @@ describe('Engine.IO sessions with a token set', async () => {
     const base = `${broker.url}/socket.io/?EIO=4&transport=polling&sid=${encodeURIComponent(sid)}`;
     for (const forwarded of [undefined, '198.51.100.8', `${VICTIM}, 198.51.100.8`, `${VICTIM},${VICTIM}`]) {
       const headers: Record<string, string> = forwarded === undefined ? {} : { 'X-Forwarded-For': forwarded };
-      assert.equal((await engineRequest(base, 'GET', undefined, undefined, headers)).status, 400, `a poll from ${forwarded}`);
-      assert.equal((await engineRequest(base, 'POST', '42["shout","x"]', undefined, headers)).status, 400, `a post from ${forwarded}`);
+      assert.equal((await rawRequest(base, 'GET', { headers })).status, 400, `a poll from ${forwarded}`);
+      assert.equal((await rawRequest(base, 'POST', { body: '42["shout","x"]', headers })).status, 400, `a post from ${forwarded}`);
       assert.equal(await upgrade(`${broker.url}/socket.io/?EIO=4&transport=websocket&sid=${encodeURIComponent(sid)}`, undefined, headers), 'refused');
     }
     const publisher = await client('v4');
@@ -134,8 +112,8 @@ describe('Engine.IO sessions with a token set', async () => {
     const sid = (victim.raw.io as { engine: { id: string } }).engine.id;
     assert.notEqual(sid, victim.id, 'a 4.x socket id is not its Engine.IO id');
     const base = `${broker.url}/socket.io/?EIO=4&transport=polling&sid=${encodeURIComponent(sid)}`;
-    assert.equal((await engineRequest(base, 'GET', undefined, OTHER_ADDRESS)).status, 400);
-    assert.equal((await engineRequest(base, 'POST', '42["shout","x"]', OTHER_ADDRESS)).status, 400);
+    assert.equal((await rawRequest(base, 'GET', { localAddress: OTHER_ADDRESS })).status, 400);
+    assert.equal((await rawRequest(base, 'POST', { body: '42["shout","x"]', localAddress: OTHER_ADDRESS })).status, 400);
     assert.equal(await upgrade(`${broker.url}/socket.io/?EIO=4&transport=websocket&sid=${encodeURIComponent(sid)}`, OTHER_ADDRESS), 'refused');
     const publisher = await client('v4');
     publisher.emit('call', { call: 'still mine' });

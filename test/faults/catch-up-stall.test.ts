@@ -10,10 +10,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { io as ioV4 } from 'socket.io-client';
-import { startBroker } from '../helpers/broker.ts';
 import { RedisServer, redisMissing } from '../helpers/redis.ts';
-import { Flood, RecoveringSubscriber } from '../helpers/recovering.ts';
+import { Flood, startRecoveryRig } from '../helpers/recovering.ts';
 import { sleep, until } from '../helpers/wait.ts';
 import { DRAIN_TIMEOUT_MS } from '../../src/cluster/recovery.ts';
 
@@ -29,16 +27,10 @@ describe('a client stalled in its catch-up', { skip: redisMissing() }, () => {
   it('is cut within the drain deadline, then recovers with nothing missing', { timeout: 120_000 }, async (t) => {
     const redis = await RedisServer.start();
     // The publisher puts about 8 MB a second in the stream while the subscriber is away: no cap per client.
-    const settings = { redisUrl: redis.url, streamBytesPerClient: 0 };
-    const nodes = await Promise.all([startBroker(settings), startBroker(settings)]);
-    const publisher = ioV4(nodes[1].url, { transports: ['websocket'], reconnection: false, forceNew: true });
-    const subscriber = new RecoveringSubscriber(nodes[0].url, redis.url);
+    const rig = await startRecoveryRig(redis.url, { streamBytesPerClient: 0 }, TIMEOUT_MS);
+    const { nodes, publisher, subscriber } = rig;
     let flood: Flood | undefined;
     try {
-      await until('publisher connected', () => publisher.connected, TIMEOUT_MS);
-      await subscriber.joined(TIMEOUT_MS);
-      await until('joined', async () => (await publisher.timeout(TIMEOUT_MS).emitWithAck('call', { seq: -1 })) !== undefined && subscriber.current().includes(-1), TIMEOUT_MS);
-      subscriber.sessions.clear();
       flood = new Flood(publisher, 'x'.repeat(100), LIVE_RATE);
       await sleep(500);
       const id = subscriber.socket.id as string;
@@ -76,9 +68,7 @@ describe('a client stalled in its catch-up', { skip: redisMissing() }, () => {
       assert.deepEqual(missing, [], 'no event missing under recovered: true');
     } finally {
       flood?.stop();
-      publisher.close();
-      subscriber.close();
-      await Promise.all(nodes.map((node) => node.close()));
+      await rig.close();
       await redis.stop();
     }
   });

@@ -2,9 +2,12 @@
  * Real socket.io-client of each generation the platform runs (1.7, 2.5, 4.8),
  * behind one small interface so a test can be written once and run for all.
  */
+import { request as httpRequest } from 'node:http';
 import { createRequire } from 'node:module';
 import { after } from 'node:test';
 import { io as ioV4 } from 'socket.io-client';
+import type { RunningBroker } from '../../src/server.ts';
+import { until } from './wait.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -249,4 +252,51 @@ export function clientsClosedAfter(options: ClientOptions = { transports: ['webs
     return client;
   };
   return Object.assign(async (generation: Generation, url: string) => keep(await connect(generation, url, options)), { keep });
+}
+
+/** What a 4.x client offers to drop its transport and come back with its session. */
+interface Recovering {
+  io: { engine: { close(): void } };
+  connect(): void;
+  once(event: 'connect', listener: () => void): void;
+  recovered: boolean;
+}
+
+/** Drops a 4.x client's transport, as a network cut does (Socket.IO keeps the session for recovery), and waits until `broker` has seen it go. */
+export async function dropTransport(broker: RunningBroker, client: TestClient): Promise<void> {
+  const id = client.raw.id ?? client.id;
+  (client.raw as unknown as Recovering).io.engine.close();
+  await until('the broker sees the socket go', () => !broker.io.of('/').sockets.has(id));
+}
+
+/** Reconnects a 4.x client dropped by {@link dropTransport}; resolves with whether its session was recovered. */
+export async function comeBack(client: TestClient): Promise<boolean> {
+  const raw = client.raw as unknown as Recovering;
+  const connected = withTimeout(new Promise<void>((resolve) => raw.once('connect', resolve)), 'reconnection');
+  raw.connect();
+  await connected;
+  return raw.recovered;
+}
+
+/** An HTTP answer's status and body. */
+export interface RawAnswer {
+  readonly status: number;
+  readonly body: string;
+}
+
+/** A raw HTTP request, as a stranger would write it: from `localAddress` if given, with `body` sent as text. */
+export function rawRequest(url: string, method: 'GET' | 'POST', options: { body?: string; localAddress?: string; headers?: Record<string, string> } = {}): Promise<RawAnswer> {
+  const { body, localAddress, headers = {} } = options;
+  return withTimeout(
+    new Promise<RawAnswer>((resolve, reject) => {
+      const req = httpRequest(url, { method, localAddress, headers: { ...headers, ...(body ? { 'Content-Type': 'text/plain;charset=UTF-8' } : {}) } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    }),
+    `${method} ${url}`,
+  );
 }

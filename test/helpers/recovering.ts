@@ -1,10 +1,14 @@
 /**
  * A 4.x subscriber to `calls` that keeps what it receives per session: a
  * recovered session keeps its id, a fresh one gets a new id (and joins again).
- * Used by the recovery tests at the trim edge and in a stalled catch-up.
+ * Used by the recovery tests at the trim edge and in a stalled catch-up,
+ * through {@link startRecoveryRig}.
  */
 import { Redis } from 'ioredis';
 import { io as ioV4, type Socket as ClientSocket } from 'socket.io-client';
+import type { Settings } from '../../src/settings.ts';
+import type { RunningBroker } from '../../src/server.ts';
+import { startBroker } from './broker.ts';
 import { until } from './wait.ts';
 
 /** The WebSocket under a 4.x client, which can stop reading from its TCP socket. */
@@ -156,3 +160,39 @@ export class Flood {
 
 /** How often a flood tops up to its rate, in ms. */
 const FLOOD_TICK_MS = 10;
+
+/** Two brokers on one Redis, a publisher on the second and a {@link RecoveringSubscriber} on the first. */
+export interface RecoveryRig {
+  readonly nodes: readonly [RunningBroker, RunningBroker];
+  readonly publisher: ClientSocket;
+  readonly subscriber: RecoveringSubscriber;
+  /** Closes the clients, then the nodes. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a {@link RecoveryRig} on `redisUrl` with `settings`, and returns once
+ * the subscriber has joined `calls` and received an event of the publisher's
+ * (seq -1, then forgotten), so that the next event's path is known to work.
+ */
+export async function startRecoveryRig(redisUrl: string, settings: Partial<Settings>, timeoutMs: number): Promise<RecoveryRig> {
+  const config = { redisUrl, ...settings };
+  const nodes = await Promise.all([startBroker(config), startBroker(config)]);
+  const publisher = ioV4(nodes[1].url, { transports: ['websocket'], reconnection: false, forceNew: true });
+  const subscriber = new RecoveringSubscriber(nodes[0].url, redisUrl);
+  const close = async (): Promise<void> => {
+    publisher.close();
+    subscriber.close();
+    await Promise.all(nodes.map((node) => node.close()));
+  };
+  try {
+    await until('publisher connected', () => publisher.connected, timeoutMs);
+    await subscriber.joined(timeoutMs);
+    await until('joined', async () => (await publisher.timeout(timeoutMs).emitWithAck('call', { seq: -1 })) !== undefined && subscriber.current().includes(-1), timeoutMs);
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  subscriber.sessions.clear();
+  return { nodes, publisher, subscriber, close };
+}
