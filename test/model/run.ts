@@ -413,7 +413,10 @@ class StreamRecorder {
     this.#worker = undefined;
     const done = new Promise<void>((resolve) => worker.on('message', (m: RecorderMessage) => m.type === 'stopped' && resolve()));
     worker.postMessage('stop');
-    await Promise.race([done, sleep(WAIT_MS)]);
+    // A timer left running would hold the test process for WAIT_MS after its last test.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([done, new Promise<void>((resolve) => (timer = setTimeout(resolve, WAIT_MS)))]);
+    clearTimeout(timer);
     await worker.terminate();
   }
 }
