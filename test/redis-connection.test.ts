@@ -11,7 +11,7 @@ import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { Redis, SentinelConnector as IoredisSentinelConnector, type RedisOptions } from 'ioredis';
 import { BACKOFF_MAX_MS, BACKOFF_STEP_MS, backoffMs } from '../src/cluster/backoff.ts';
-import { describeRedis, redisArguments, redisConfigured, SteadyRedis } from '../src/cluster/redis-connection.ts';
+import { createRedis, describeRedis, DISCONNECT_TIMEOUT_MS, redisArguments, redisConfigured, SteadyRedis } from '../src/cluster/redis-connection.ts';
 import { otherSentinels, primaryAddress } from '../src/cluster/sentinel-answer.ts';
 import { passwordRefusal, SentinelConnector, SentinelRoundError } from '../src/cluster/sentinel-connector.ts';
 import { StartError } from '../src/server.ts';
@@ -70,6 +70,16 @@ describe('Redis connection settings', () => {
   it('refuses a URL and Sentinels together, and nothing at all', () => {
     assert.throws(() => redisArguments({ ...DEFAULT_SETTINGS, redisUrl: 'redis://h', redisSentinels: SENTINELS }, base), /exclusive/);
     assert.throws(() => redisArguments(DEFAULT_SETTINGS, base), /no Redis configured/);
+  });
+
+  it('gives every connection, duplicates included, a short disconnect: nothing is left to send when the broker disconnects', () => {
+    const client = createRedis({ ...DEFAULT_SETTINGS, redisUrl: 'redis://127.0.0.1:1' }, { lazyConnect: true });
+    const reader = client.duplicate();
+    assert.equal(client.options.disconnectTimeout, DISCONNECT_TIMEOUT_MS);
+    assert.equal(reader.options.disconnectTimeout, DISCONNECT_TIMEOUT_MS);
+    assert.ok(DISCONNECT_TIMEOUT_MS < 2_000, "shorter than ioredis's own 2 s");
+    client.disconnect();
+    reader.disconnect();
   });
 
   it('describes Redis for logs without user or password', () => {

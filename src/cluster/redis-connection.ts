@@ -78,6 +78,16 @@ export function redisArguments(settings: RedisSettings, options: RedisOptions): 
 }
 
 /**
+ * How long `disconnect()` leaves a connection to close by itself before
+ * destroying it (ioredis's default is 2 s). The broker disconnects only once
+ * nothing is left to send (after `QUIT`, or a connection that only reads),
+ * and ioredis's timer holds the event loop even when the connection had
+ * already closed (Redis down): a process that closes a cluster would wait
+ * that long for nothing.
+ */
+export const DISCONNECT_TIMEOUT_MS = 200;
+
+/**
  * A Redis client for these settings (see {@link redisArguments}); it connects at once.
  *
  * @example
@@ -85,7 +95,7 @@ export function redisArguments(settings: RedisSettings, options: RedisOptions): 
  * const reader = client.duplicate(); // same Redis, same Sentinels, same passwords
  */
 export function createRedis(settings: RedisSettings, options: RedisOptions): Redis {
-  const args = redisArguments(settings, options);
+  const args = redisArguments(settings, { disconnectTimeout: DISCONNECT_TIMEOUT_MS, ...options });
   silenceCommandLog();
   return args.length === 2 ? new SteadyRedis(args[0], args[1]) : new SteadyRedis(args[0]);
 }
