@@ -1,6 +1,6 @@
 /**
- * Several brokers as one (docs/protocol.md#several-brokers): the Socket.IO Redis Streams adapter
- * carries every event to every node, the route table is kept the same
+ * Several brokers as one (docs/protocol.md#several-brokers): the broker's own Socket.IO adapter
+ * ({@link StreamsHub}) carries every event to every node through one Redis stream, in one order, the route table is kept the same
  * everywhere ({@link RouteSync}), Redis outages are handled by
  * {@link OutageGrace}, a Redis that stops answering is noticed by
  * {@link Liveness}, writes Redis refuses are counted by {@link WriteRefusals},
@@ -17,24 +17,22 @@
  * drops nothing.
  */
 import { EventEmitter } from 'node:events';
-import { createAdapter } from '@socket.io/redis-streams-adapter';
 import createDebug from 'debug';
 import { Redis } from 'ioredis';
-import type { Namespace, ServerOptions } from 'socket.io';
+import type { ServerOptions } from 'socket.io';
 import type { Buses } from '../buses.ts';
 import type { Settings } from '../settings.ts';
-import { ADAPTER_BROADCAST, catchFireAndForget, hookAdapter, keepDuplicates, recoveryOptions, type ClusterMessage } from '../internals.ts';
 import { Liveness } from './liveness.ts';
 import { MissedClusterError, OutageGrace, type PublicationKind } from './outage-grace.ts';
 import { createRedis, describeRedis, redisConfigured, refuseServer } from './redis-connection.ts';
 import { passwordRefusal } from './sentinel-connector.ts';
 import type { PublicationOutcome, RedisState } from '../protocol.ts';
-import { ExactRecovery, RESTORE_TIMEOUT_MS } from './recovery.ts';
 import { refusalReason, WriteRefusals, type RefusalReason } from './refusals.ts';
 import type { RouteTable } from '../routes.ts';
 import { RouteSync } from './route-sync.ts';
 import { streamKeepMs } from './stream-bounds.ts';
 import { StreamTrimmer } from './stream-trimmer.ts';
+import { StreamsHub } from './streams-adapter.ts';
 import { WriteWaits } from './write-waits.ts';
 
 const debug = createDebug('spicy-action:cluster');
@@ -245,19 +243,10 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
     retryStrategy: (attempt) => Math.min(100 * attempt, 1_000),
     connectionName: REDIS_PREFIX,
   });
-  // The adapter and the route log each read on a connection of their own: keep them, to close them.
+  // The route log and the watchdog each read on a connection of their own: keep them, to close them
+  // (the adapter's hub closes its own).
   const connections: Redis[] = [client];
-  keepDuplicates(client, (connection) => connections.push(connection));
   const refusals = new WriteRefusals();
-  // The adapter fires these without handling their promise (SET saves a disconnected socket's
-  // session, PUBLISH carries cluster requests): a rejection, such as Redis gone at shutdown or
-  // refusing writes, must not become an unhandled rejection that stops the process.
-  catchFireAndForget(client, ['set', 'publish'], (command, error) => {
-    const reason = refusalReason(error);
-    // A refusal is logged once per episode (below), not once per write.
-    if (reason) refusals.refused(reason, error.message);
-    else debug('%s failed: %s', command, error.message);
-  });
   let lastError = '';
   let connected = false;
   client.on('error', (error: Error) => {
@@ -282,6 +271,7 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
   debug('connected to Redis at %s', where);
 
   const routeReader = client.duplicate();
+  connections.push(routeReader);
   routeReader.on('error', () => {}); // the main connection reports the same trouble
   const routeSync = new RouteSync(routes, buses, client, routeReader, REDIS_PREFIX, {
     // Called only for changes made once the cluster runs (the listener starts with the route table loaded).
@@ -314,6 +304,7 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
 
   const watchdog = settings.redisTimeoutMs > 0 ? client.duplicate({ enableOfflineQueue: false, connectionName: `${REDIS_PREFIX}:watchdog` }) : undefined;
   watchdog?.on('error', () => {}); // the main connection reports the same trouble
+  if (watchdog) connections.push(watchdog);
   const liveness = watchdog ? new Liveness(watchdog, settings.redisTimeoutMs, `${REDIS_PREFIX}:probe:${process.pid}:${Date.now()}`) : undefined;
 
   const trimmer = new StreamTrimmer(client, STREAM_NAME, { keepMs: streamKeepMs(settings), maxLen: settings.streamMaxLen });
@@ -321,36 +312,31 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
   trimmer.on('relieved', (trimmed) => debug('Redis takes events again; %d stream entries were trimmed meanwhile', trimmed));
   trimmer.on('failed', (error) => debug('trimming the stream failed: %s', error.message));
 
-  const streams = createAdapter(client, {
-    streamName: STREAM_NAME,
-    maxLen: settings.streamMaxLen,
-    channelPrefix: REDIS_PREFIX,
-    sessionKeyPrefix: SESSION_KEY_PREFIX,
-  });
-  // Socket.IO calls the adapter with `new`: a plain function returning the (wrapped) adapter instance.
-  const adapter = function (nsp: Namespace) {
-    const instance = streams(nsp);
-    // Exact recovery replaces the adapter's own restore (see recovery.ts).
-    const recovery = recoveryOptions(nsp.server)
-      ? new ExactRecovery(nsp, instance, {
-          redis: client,
-          streamName: STREAM_NAME,
-          sessionKeyPrefix: SESSION_KEY_PREFIX,
-          usable: () => cluster.state !== 'down',
-        })
-      : undefined;
-    hookAdapter(instance, {
+  const hub: StreamsHub = new StreamsHub(
+    client,
+    { streamName: STREAM_NAME, maxLen: settings.streamMaxLen, channelPrefix: REDIS_PREFIX, sessionKeyPrefix: SESSION_KEY_PREFIX },
+    {
       // Through the grace while Redis is down; refused writes counted, and told to the sender.
-      publish: (original, message) => publish(() => original(message), kindOf(message, nsp)),
-      // Never let a session restore wait for a lost Redis.
-      restore: (original, pid, offset) => {
-        if (cluster.state === 'down') return Promise.reject(new Error('Redis is down: no session to recover'));
-        // Exact recovery bounds its own restore, and stops reading when it gives up.
-        return recovery ? recovery.restore(pid, offset) : withDeadline(original(pid, offset), RESTORE_TIMEOUT_MS, 'restoring the session from Redis');
+      publish: (kind, write) => publish(write, kind),
+      // A session or a pub/sub message nobody waits for: a refusal is counted (and logged once per episode).
+      failed: (command, error) => {
+        const reason = refusalReason(error);
+        if (reason) refusals.refused(reason, error.message);
+        else debug('%s failed: %s', command, error.message);
       },
-    });
-    return instance;
-  };
+      // Never let a session restore wait for a lost Redis.
+      restorable: (): boolean => cluster.state !== 'down',
+    },
+  );
+  try {
+    // Every event written from now on reaches this node's clients through the hub's reader.
+    await withDeadline(hub.start(), Math.max(MIN_ROUTE_LOAD_MS, deadline - Date.now()), 'finding the end of the stream');
+  } catch (error) {
+    hub.close();
+    routeSync.close();
+    disconnectAll();
+    throw new ClusterStartError(`Redis at ${where}: ${(error as Error).message}`);
+  }
 
   /** Writes one adapter message (through the grace), accounting for refusals. */
   const publish = (write: () => Promise<string>, kind: PublicationKind): Promise<string> => {
@@ -435,7 +421,8 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
     control.setState(refusals.refusing ? 'degraded' : 'up');
   };
 
-  const cluster = new Cluster('up', adapter, {
+  // Socket.IO types its `adapter` option as the in-memory Adapter's class (statics included); it only ever calls `new adapter(nsp)`.
+  const cluster: Cluster = new Cluster('up', hub.Adapter as unknown as ServerOptions['adapter'], {
     refusals,
     trimmer,
     drain: async () => {
@@ -456,6 +443,7 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
       trimmer.close();
       liveness?.close();
       routeSync.close();
+      hub.close();
       const quit = client.status === 'ready' && cluster.state !== 'down' ? client.quit().catch(() => 'failed') : Promise.resolve('down');
       await withDeadline(quit, QUIT_TIMEOUT_MS, 'closing Redis').catch(() => undefined);
       disconnectAll();
@@ -500,13 +488,6 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
     update();
   }
   return cluster;
-}
-
-/** How an adapter message is treated during an outage. */
-function kindOf(message: ClusterMessage, nsp: Namespace): PublicationKind {
-  if (message.type !== ADAPTER_BROADCAST || message.data?.requestId !== undefined) return 'other';
-  const rooms = message.data?.opts?.rooms ?? [];
-  return rooms.length === 1 && nsp.sockets.has(rooms[0] as string) ? 'direct' : 'event';
 }
 
 /**

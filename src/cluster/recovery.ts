@@ -32,17 +32,8 @@
 import createDebug from 'debug';
 import type { Redis } from 'ioredis';
 import type { Namespace, Socket } from 'socket.io';
-import {
-  decodeSession,
-  decodeStreamMessage,
-  engineBacklog,
-  engineConnection,
-  hookLocalDelivery,
-  sendEvent,
-  type LocalDelivery,
-  type RestoredSession,
-  type StreamBroadcast,
-} from '../internals.ts';
+import { engineBacklog, engineConnection } from '../internals.ts';
+import { broadcastOf, decodeEntry, decodeSession, OFFSET, reaches } from './stream-format.ts';
 
 const debug = createDebug('spicy-action:cluster-recovery');
 
@@ -68,16 +59,35 @@ export const RESTORE_TIMEOUT_MS = 5_000;
 export const DRAIN_TIMEOUT_MS = 10_000;
 /** Longest a whole catch-up may take, in ms; past it the connection is cut. */
 export const CATCH_UP_TIMEOUT_MS = 60_000;
-/** A stream offset, `<ms>-<seq>`. */
-const OFFSET = /^[0-9]+-[0-9]+$/;
-
 type RawEntry = [id: string, fields: string[]];
 
-/** Compares two stream offsets: negative, zero or positive. */
-export function compareOffsets(a: string, b: string): number {
-  const [am = '0', as = '0'] = a.split('-');
-  const [bm = '0', bs = '0'] = b.split('-');
-  return am.length !== bm.length ? am.length - bm.length : am !== bm ? (am < bm ? -1 : 1) : Number(as) - Number(bs);
+export { compareOffsets } from './stream-format.ts';
+import { compareOffsets } from './stream-format.ts';
+
+/** A restored session (socket.io-adapter `Session`): its rooms, and the first page of what it missed. */
+export interface RestoredSession {
+  readonly sid: string;
+  readonly pid: string;
+  readonly rooms: string[];
+  readonly data: unknown;
+  readonly missedPackets: unknown[][];
+}
+
+/** A live event on its way to one socket being caught up. */
+export interface LocalDelivery {
+  /** Its stream offset (appended to its arguments for recovery); undefined when it has none. */
+  readonly offset: string | undefined;
+  /** The rooms it was broadcast to, and those left out. */
+  readonly rooms: ReadonlySet<string>;
+  readonly except: ReadonlySet<string>;
+  /** Writes it to the socket now (nothing if the socket is gone). */
+  send(): void;
+}
+
+/** The broadcast options of a stream entry, as the backlog filters them. */
+interface EntryRooms {
+  readonly rooms: readonly string[];
+  readonly except: readonly string[];
 }
 
 /** One restored socket: held live events until its backlog is sent, then its floor. */
@@ -99,35 +109,30 @@ export interface RecoveryOptions {
   readonly sessionKeyPrefix: string;
   /** False while Redis is down: restores are refused at once. */
   readonly usable: () => boolean;
+  /** Sends one event (`[event, ...args, offset]`) to one socket of the namespace on this node, now. */
+  readonly send: (socketId: string, data: unknown[]) => void;
 }
 
 /**
- * The recovery of one namespace's sessions. {@link restore} replaces the
- * adapter's `restoreSession`.
+ * The recovery of one namespace's sessions: the adapter's `restoreSession`
+ * is {@link ExactRecovery.restore}, and the adapter hands each live event for
+ * a socket of {@link ExactRecovery.gatedSockets} to {@link ExactRecovery.deliver}.
  *
  * @example
- * const recovery = new ExactRecovery(nsp, adapter, { redis, streamName, sessionKeyPrefix, usable: () => up });
- * hookAdapter(adapter, { publish, restore: (_original, pid, offset) => recovery.restore(pid, offset) });
+ * const recovery = new ExactRecovery(nsp, { redis, streamName, sessionKeyPrefix, usable: () => up, send });
+ * const session = await recovery.restore(pid, offset);
  */
 export class ExactRecovery {
   readonly #nsp: Namespace;
-  readonly #adapter: object;
   readonly #options: RecoveryOptions;
   readonly #gates = new Map<string, Gate>();
   #restoring = 0;
   /** Restores refused because too many were under way. */
   refused = 0;
 
-  constructor(nsp: Namespace, adapter: object, options: RecoveryOptions) {
+  constructor(nsp: Namespace, options: RecoveryOptions) {
     this.#nsp = nsp;
-    this.#adapter = adapter;
     this.#options = options;
-    hookLocalDelivery(
-      adapter,
-      (socketId) => this.#gates.get(socketId),
-      (gate, delivery) => this.#deliver(gate, delivery),
-      () => this.#gates.size > 0,
-    );
     nsp.on('connection', (socket: Socket) => {
       const gate = this.#gates.get(socket.id);
       if (gate === undefined) return;
@@ -140,6 +145,18 @@ export class ExactRecovery {
   /** Restored sockets this node still filters (for tests and metrics). */
   get gates(): number {
     return this.#gates.size;
+  }
+
+  /** The ids of the sockets whose live events go through {@link deliver}. */
+  gatedSockets(): IterableIterator<string> {
+    return this.#gates.keys();
+  }
+
+  /** A live event for a socket of {@link gatedSockets}: held while it catches up, dropped if its backlog had it, else sent. */
+  deliver(socketId: string, delivery: LocalDelivery): void {
+    const gate = this.#gates.get(socketId);
+    if (gate === undefined) delivery.send();
+    else this.#deliver(gate, delivery);
   }
 
   /**
@@ -211,9 +228,9 @@ export class ExactRecovery {
     const [taken, page] = await Promise.all([redis.multi().get(`${sessionKeyPrefix}${pid}`).del(`${sessionKeyPrefix}${pid}`).exec(), this.#read(offset)]);
     const raw = taken?.[0]?.[1];
     if (typeof raw !== 'string' || page === undefined) throw new Error('session or offset not found');
-    const session = decodeSession(raw);
     // The rooms were unknown when the page was read: filter it now.
-    session.missedPackets.push(...page.entries.filter((entry) => includes(session.rooms, entry.opts)).map((entry) => entry.data));
+    const saved = decodeSession(raw);
+    const session: RestoredSession = { ...saved, rooms: [...saved.rooms], missedPackets: page.entries.filter((entry) => reaches(saved.rooms, entry.opts)).map((entry) => entry.data) };
     const gate: Gate = {
       rooms: session.rooms,
       floor: page.last,
@@ -236,16 +253,18 @@ export class ExactRecovery {
    * gone too). Each entry is a broadcast of this namespace with its offset
    * appended; `last` is the last offset read.
    */
-  async #read(floor: string): Promise<{ entries: { data: unknown[]; opts: StreamBroadcast['opts'] }[]; last: string; full: boolean } | undefined> {
+  async #read(floor: string): Promise<{ entries: { data: unknown[]; opts: EntryRooms }[]; last: string; full: boolean } | undefined> {
     const read = (await this.#options.redis.xrange(this.#options.streamName, floor, '+', 'COUNT', RESTORE_PAGE + 1)) as RawEntry[];
     if (read[0]?.[0] !== floor) return undefined;
-    const entries: { data: unknown[]; opts: StreamBroadcast['opts'] }[] = [];
+    const entries: { data: unknown[]; opts: EntryRooms }[] = [];
     let last = floor;
     for (const [id, fields] of read.slice(1)) {
       last = id;
-      const message = decodeStreamMessage(this.#adapter, fields);
+      const message = decodeEntry(fields);
       if (message === undefined || message.nsp !== this.#nsp.name) continue;
-      entries.push({ data: [...message.packet.data, id], opts: message.opts });
+      const broadcast = broadcastOf(message);
+      if (broadcast === undefined) continue;
+      entries.push({ data: [...broadcast.packet.data, id], opts: broadcast.opts });
     }
     return { entries, last, full: read.length === RESTORE_PAGE + 1 };
   }
@@ -260,7 +279,7 @@ export class ExactRecovery {
         if (!socket.connected) break;
         // Trimmed past the floor: the client recovers again from the last event it got, and gets a fresh session if that is gone too.
         if (page === undefined) throw new Error('the stream was trimmed past the backlog being sent');
-        for (const entry of page.entries) if (includes(gate.rooms, entry.opts)) sendEvent(socket, entry.data);
+        for (const entry of page.entries) if (reaches(gate.rooms, entry.opts)) this.#options.send(socket.id, entry.data);
         gate.floor = page.last;
         if (!page.full) break;
         await drained(socket, Math.max(0, Math.min(DRAIN_TIMEOUT_MS, giveUpAt - Date.now())));
@@ -306,13 +325,6 @@ export class ExactRecovery {
 /** Whether a backlog read for `rooms` holds a broadcast to `delivery`'s rooms. */
 function covers(rooms: readonly string[], delivery: LocalDelivery): boolean {
   return (delivery.rooms.size === 0 || rooms.some((room) => delivery.rooms.has(room))) && rooms.every((room) => !delivery.except.has(room));
-}
-
-/** Upstream's rule: a broadcast to no room reaches everyone; `except` rooms are left out. */
-function includes(rooms: readonly string[], opts: { rooms?: readonly string[]; except?: readonly string[] }): boolean {
-  const to = opts.rooms ?? [];
-  const except = opts.except ?? [];
-  return (to.length === 0 || rooms.some((room) => to.includes(room))) && rooms.every((room) => !except.includes(room));
 }
 
 /** Resolves once the connection has sent what it holds (or is gone); rejects after `timeoutMs`. */
