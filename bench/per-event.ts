@@ -13,7 +13,7 @@ import { createServer } from 'node:http';
 import { Server } from 'socket.io';
 import { Encoder, PacketType } from 'socket.io-parser';
 import { attachBroker } from '../src/attach.ts';
-import { catchAsyncBroadcast, jsonOnlyParser } from '../src/internals.ts';
+import { jsonOnlyParser } from '../src/internals.ts';
 import { capBacklog } from '../src/recovery-backlog.ts';
 import { tooDeep } from '../src/protocol.ts';
 import { DEFAULT_SETTINGS } from '../src/settings.ts';
@@ -98,7 +98,6 @@ export async function measureRouting(): Promise<RoutingRow> {
   // Each as it runs in the bench: the broker with its parser and its wrappers of the adapter (src/server.ts), the bare server with Socket.IO's.
   const brokerIo = new Server(createServer(), { ...socketOptions(DEFAULT_SETTINGS), parser: jsonOnlyParser(() => undefined) });
   const bareIo = new Server(createServer(), socketOptions(DEFAULT_SETTINGS));
-  catchAsyncBroadcast(brokerIo, () => undefined);
   capBacklog(brokerIo, DEFAULT_SETTINGS.recoveryBacklogBytes);
   // Skipping unheard events would skip the broadcast itself: keep it, to compare like with like.
   const broker = attachBroker(brokerIo, undefined, { skipUnheard: false });

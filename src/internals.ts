@@ -1,7 +1,8 @@
 /**
  * Every reach of the broker into the private parts of Socket.IO, Engine.IO,
- * socket.io-parser, socket.io-adapter, the Redis Streams adapter and
- * ioredis, in one place.
+ * socket.io-parser and socket.io-adapter, in one place. (The cluster's
+ * adapter is a subclass of socket.io-adapter's `ClusterAdapterWithHeartbeat`,
+ * its public door: src/cluster/streams-adapter.ts.)
  *
  * These are not public API: a minor upgrade may rename or reshape them. Each
  * accessor here names what it relies on; {@link internalsProblems} and
@@ -9,8 +10,7 @@
  * (the guards' parts) check all of it against live servers, so that an
  * upgrade that changes one fails there, loudly, naming the part, rather than
  * silently turning a guard off. Pinned against socket.io 4.8, engine.io 6.6,
- * socket.io-adapter 2.5, socket.io-parser 4.2, @socket.io/redis-streams-adapter
- * 0.3 and ioredis 5.
+ * socket.io-adapter 2.5 and socket.io-parser 4.2.
  *
  * What relies on what:
  * - `Server#_opts.connectionStateRecovery` ({@link recoveryOptions}): the broker
@@ -21,21 +21,6 @@
  * - Engine.IO `Socket#writeBuffer`, `transport.writable`,
  *   `transport.socket.bufferedAmount` ({@link engineBacklog}): the slow
  *   consumer guard.
- * - `ClusterAdapter#doPublish` and the Streams adapter's `restoreSession`
- *   ({@link hookAdapter}): the cluster's outage grace and refusal accounting.
- *   `ClusterAdapter#broadcast` calls `doPublish` synchronously inside
- *   `emit`: `Cluster#track` relies on it to tell a sender what became of
- *   its event (if that changes, acknowledgements are sent at once again).
- *   `restoreSession` is replaced by our own (src/cluster/recovery.ts).
- * - `MessageType.BROADCAST` of socket.io-adapter ({@link ADAPTER_BROADCAST}).
- * - socket.io-adapter's `Adapter#_encode` and `Adapter#apply`, and
- *   `Socket#packet` ({@link hookLocalDelivery}, {@link sendEvent}): exact
- *   recovery holds, filters and sends events for restored sockets.
- * - The Streams adapter's session format (msgpack, base64) and its static
- *   `decode` of stream entries ({@link decodeSession}, {@link decodeStreamMessage}).
- * - `Redis#duplicate`, `Redis#set`, `Redis#publish` of ioredis
- *   ({@link keepDuplicates}, {@link catchFireAndForget}): the Streams adapter
- *   opens connections and fires commands without handling their promise.
  * - Engine.IO's `use()` middlewares, `clients` and `connection` event
  *   ({@link useEngineMiddleware}, {@link engineSession}, {@link onEngineSession}):
  *   binding sessions to their secret or route (src/guards/session-binding.ts).
@@ -43,97 +28,13 @@
  * - The in-memory adapter's `sessions`, `packets`, `broadcast` and `_encode`
  *   ({@link replaceSessionTable}, {@link watchBacklog}): the waiting-room
  *   index and the backlog cap (src/recovery-backlog.ts).
- * - An `async` adapter `broadcast` ({@link catchAsyncBroadcast}): the last
- *   resort against a failed cluster broadcast.
  * - The adapter's `persistSession`, which `Socket#_onclose` calls while the
  *   socket is still in its namespace, and the in-memory `sessions`
  *   ({@link wrapPersistSession}, {@link forgetWaitingSession}): the byte
  *   budget of kept sessions (src/recovery-sessions.ts).
  */
-import { decode as msgpackDecode } from '@msgpack/msgpack';
-import type { Redis } from 'ioredis';
-import type { Server, Socket } from 'socket.io';
+import type { Server } from 'socket.io';
 import { Decoder, Encoder, PacketType, type Packet } from 'socket.io-parser';
-
-/** `MessageType.BROADCAST` of socket.io-adapter 2.5: a cluster message carrying an event to rooms. */
-export const ADAPTER_BROADCAST = 3;
-
-/** The few fields of a socket.io-adapter cluster message the cluster looks at. */
-export interface ClusterMessage {
-  type: number;
-  data?: { requestId?: string; opts?: { rooms?: readonly string[] } };
-}
-
-/** What the Streams adapter gives back on restore (socket.io-adapter `Session`), as far as it is read here. */
-export interface RestoredSession {
-  readonly sid: string;
-  readonly pid: string;
-  readonly rooms: readonly string[];
-  readonly data: unknown;
-  readonly missedPackets: unknown[][];
-}
-
-/** Writes one cluster message to Redis; resolves with its stream offset ('' for pub/sub messages). */
-export type Publish = (message: ClusterMessage) => Promise<string>;
-/** Restores a session from Redis: its rooms and the packets missed since `offset`. */
-export type Restore = (pid: string, offset: string) => Promise<unknown>;
-
-/** What replaces an adapter's own publish and restore: each is given the original. */
-export interface AdapterHooks {
-  readonly publish: (original: Publish, message: ClusterMessage) => Promise<string>;
-  readonly restore: (original: Restore, pid: string, offset: string) => Promise<unknown>;
-}
-
-interface HookableAdapter {
-  doPublish: Publish;
-  restoreSession: Restore;
-}
-
-/**
- * Routes a Streams adapter instance's `doPublish` and `restoreSession`
- * through `hooks`. Throws if the instance no longer has them (an upgrade).
- *
- * @example
- * hookAdapter(streams(nsp), { publish: (send, m) => grace.publish(kind(m), () => send(m)), restore: (r, pid, o) => r(pid, o) });
- */
-export function hookAdapter(adapter: object, hooks: AdapterHooks): void {
-  const target = adapter as HookableAdapter;
-  if (typeof target.doPublish !== 'function' || typeof target.restoreSession !== 'function') {
-    throw new Error('the Socket.IO adapter has no doPublish/restoreSession: @socket.io/redis-streams-adapter changed');
-  }
-  const publish = target.doPublish.bind(adapter);
-  const restore = target.restoreSession.bind(adapter);
-  target.doPublish = (message) => hooks.publish(publish, message);
-  target.restoreSession = (pid, offset) => hooks.restore(restore, pid, offset);
-}
-
-/**
- * Calls `onConnection` with every connection `client.duplicate()` opens from
- * now on (the Streams adapter opens its readers so), to close them all.
- */
-export function keepDuplicates(client: Redis, onConnection: (connection: Redis) => void): void {
-  const duplicate = client.duplicate.bind(client);
-  client.duplicate = (override) => {
-    const connection = duplicate(override);
-    onConnection(connection);
-    return connection;
-  };
-}
-
-/**
- * Makes `client[command]` never reject: the Streams adapter fires SET (a
- * disconnected socket's session) and PUBLISH (cluster requests) without
- * handling their promise, and a rejection (Redis gone, or refusing writes)
- * must not become an unhandled rejection that stops the process. Each
- * failure is given to `onError`; the promise then resolves with undefined.
- */
-export function catchFireAndForget(client: Redis, commands: readonly ('set' | 'publish')[], onError: (command: string, error: Error) => void): void {
-  for (const command of commands) {
-    const original = (client[command] as (...args: unknown[]) => Promise<unknown>).bind(client);
-    (client as unknown as Record<string, unknown>)[command] = (...args: unknown[]) =>
-      original(...args).catch((error: unknown) => onError(command.toUpperCase(), error instanceof Error ? error : new Error(String(error))));
-  }
-}
 
 /** Connection state recovery as the server was configured (`Server#_opts`); undefined when off. */
 export function recoveryOptions(io: object): { readonly maxDisconnectionDuration?: number } | undefined {
@@ -193,13 +94,13 @@ export function engineBacklog(conn: unknown): EngineBacklog {
 
 /**
  * What of the above does not hold on this server, one line each; empty when
- * all does. `io` should have connection state recovery on and, to check the
- * adapter hooks, the cluster adapter; `conn` is one connected socket's `conn`.
+ * all does. `io` should have connection state recovery on (and, to check the
+ * session table, the in-memory adapter); `conn` is one connected socket's `conn`.
  *
  * @example
  * assert.deepEqual(internalsProblems({ io, conn: socket.conn }), []);
  */
-export function internalsProblems(parts: { io: Server; conn?: unknown; clusterAdapter?: boolean; inMemoryAdapter?: boolean; redis?: Redis }): string[] {
+export function internalsProblems(parts: { io: Server; conn?: unknown; inMemoryAdapter?: boolean }): string[] {
   const problems: string[] = [];
   const { io, conn } = parts;
   const opts = (io as unknown as { _opts?: unknown })._opts;
@@ -207,131 +108,13 @@ export function internalsProblems(parts: { io: Server; conn?: unknown; clusterAd
   const adapter = io.of('/').adapter as unknown as Record<string, unknown>;
   if (parts.inMemoryAdapter && !(adapter.sessions instanceof Map)) problems.push('SessionAwareAdapter#sessions is not a Map (socket.io-adapter)');
   if (parts.inMemoryAdapter && typeof adapter.persistSession !== 'function') problems.push('SessionAwareAdapter#persistSession is gone (socket.io-adapter)');
-  if (parts.clusterAdapter) {
-    for (const method of ['doPublish', 'restoreSession', 'persistSession', 'onMessage', 'broadcast']) {
-      if (typeof adapter[method] !== 'function') problems.push(`the Streams adapter has no ${method}()`);
-    }
-  }
   if (conn !== undefined) {
     const c = conn as { writeBuffer?: unknown; transport?: { writable?: unknown } };
     if (!Array.isArray(c.writeBuffer)) problems.push('Engine.IO Socket#writeBuffer is not an array (engine.io)');
     if (typeof c.transport?.writable !== 'boolean') problems.push('Engine.IO transport.writable is not a boolean (engine.io)');
     if (typeof (conn as { close?: unknown }).close !== 'function') problems.push('Engine.IO Socket#close is gone (engine.io)');
   }
-  if (parts.redis) {
-    for (const method of ['duplicate', 'set', 'publish'] as const) {
-      if (typeof parts.redis[method] !== 'function') problems.push(`ioredis has no ${method}()`);
-    }
-  }
   return problems;
-}
-
-/** An event the adapter is about to write to one of this node's sockets. */
-export interface LocalDelivery {
-  /** Its stream offset (the last argument, appended for recovery); undefined when it has none. */
-  readonly offset: string | undefined;
-  /** The rooms it was broadcast to, and those left out. */
-  readonly rooms: ReadonlySet<string>;
-  readonly except: ReadonlySet<string>;
-  /** Writes it to the socket now (nothing if the socket is gone). */
-  send(): void;
-}
-
-interface DeliveringAdapter {
-  _encode(packet: AdapterPacket, packetOpts: object): unknown;
-  apply(opts: { rooms: ReadonlySet<string>; except?: ReadonlySet<string> }, callback: (socket: Socket) => void): void;
-}
-
-interface AdapterPacket {
-  type: number;
-  id?: number;
-  data?: unknown[];
-}
-
-/** `PacketType.EVENT` of socket.io-parser. */
-const EVENT_PACKET = 2;
-const STREAM_OFFSET = /^[0-9]+-[0-9]+$/;
-
-/**
- * Lets `deliver` decide when (and whether) each broadcast reaches the
- * sockets for which `lookup` gives a gate; other sockets are served as
- * before. Relies on socket-io-adapter 2.5's `Adapter#broadcast`, which
- * calls `this._encode(packet)` and then `this.apply(opts, write)` at once.
- */
-export function hookLocalDelivery<G>(
-  adapter: object,
-  lookup: (socketId: string) => G | undefined,
-  deliver: (gate: G, delivery: LocalDelivery) => void,
-  /** False when no socket has a gate: broadcasts then go through untouched. */
-  active: () => boolean,
-): void {
-  const target = adapter as DeliveringAdapter;
-  if (typeof target._encode !== 'function' || typeof target.apply !== 'function') {
-    throw new Error('the Socket.IO adapter has no _encode/apply: socket.io-adapter changed');
-  }
-  const encode = target._encode.bind(adapter);
-  const apply = target.apply.bind(adapter);
-  let encoding: AdapterPacket | undefined;
-  target._encode = (packet, packetOpts) => {
-    encoding = packet;
-    return encode(packet, packetOpts);
-  };
-  target.apply = (opts, callback) => {
-    const packet = encoding;
-    encoding = undefined;
-    if (packet === undefined || !active()) return apply(opts, callback);
-    const last = packet.type === EVENT_PACKET && packet.id === undefined ? packet.data?.[packet.data.length - 1] : undefined;
-    const offset = typeof last === 'string' && STREAM_OFFSET.test(last) ? last : undefined;
-    apply(opts, (socket) => {
-      const gate = lookup(socket.id);
-      if (gate === undefined) return callback(socket);
-      deliver(gate, {
-        offset,
-        rooms: opts.rooms,
-        except: opts.except ?? new Set(),
-        send: () => {
-          if (socket.connected) callback(socket);
-        },
-      });
-    });
-  };
-}
-
-/** Sends one event packet (`[event, ...args, offset]`) to `socket` as the adapter would (`Socket#packet`). */
-export function sendEvent(socket: Socket, data: unknown[]): void {
-  (socket as unknown as { packet(packet: AdapterPacket): void }).packet({ type: EVENT_PACKET, data });
-}
-
-/** A session as the Streams adapter saves it (`persistSession`: msgpack, base64), ready to restore. */
-export function decodeSession(raw: string): RestoredSession & { missedPackets: unknown[][] } {
-  const session = msgpackDecode(Buffer.from(raw, 'base64')) as { sid?: unknown; pid?: unknown; rooms?: unknown; data?: unknown };
-  if (typeof session.sid !== 'string' || typeof session.pid !== 'string' || !Array.isArray(session.rooms)) {
-    throw new Error('a saved session of an unknown shape');
-  }
-  return { sid: session.sid, pid: session.pid, rooms: session.rooms as string[], data: session.data, missedPackets: [] };
-}
-
-/** A broadcast read from the stream: its namespace, its packet, its rooms. */
-export interface StreamBroadcast {
-  readonly nsp: string;
-  readonly packet: { readonly data: unknown[] };
-  readonly opts: { readonly rooms?: readonly string[]; readonly except?: readonly string[] };
-}
-
-/** Decodes one stream entry's fields with the Streams adapter's own `decode`; undefined unless it is a broadcast. */
-export function decodeStreamMessage(adapter: object, fields: readonly string[]): StreamBroadcast | undefined {
-  const raw: Record<string, string> = {};
-  for (let i = 0; i + 1 < fields.length; i += 2) raw[fields[i] as string] = fields[i + 1] as string;
-  if (raw.type !== String(ADAPTER_BROADCAST)) return undefined;
-  try {
-    const decode = (adapter.constructor as unknown as { decode(raw: Record<string, string>): { nsp: string; data?: { packet?: { data?: unknown }; opts?: StreamBroadcast['opts']; requestId?: string } } }).decode;
-    const message = decode(raw);
-    const data = message.data;
-    if (!data || data.requestId !== undefined || !Array.isArray(data.packet?.data)) return undefined;
-    return { nsp: message.nsp, packet: { data: data.packet.data as unknown[] }, opts: data.opts ?? {} };
-  } catch {
-    return undefined;
-  }
 }
 
 // ---------------------------------------------------------------------------
@@ -659,26 +442,6 @@ export function watchBacklog(io: BrokerServer, kept: (packet: KeptPacket, bytes:
     return result;
   };
   return { packets: adapter.packets };
-}
-
-// ---------------------------------------------------------------------------
-// The last resort for asynchronous broadcasts
-
-/**
- * Catches what the root adapter's `broadcast` rejects with: the cluster
- * adapter's `broadcast` is `async` (socket.io-adapter `ClusterAdapter`),
- * publishes to Redis, then encodes for local sockets; anything thrown there
- * rejects a promise that Socket.IO drops, and Node ends the process on an
- * unhandled rejection. Synchronous throws still reach the caller.
- */
-export function catchAsyncBroadcast(io: BrokerServer, failed: (error: unknown) => void): void {
-  const adapter = io.of('/').adapter as unknown as { broadcast(packet: unknown, opts: unknown): unknown };
-  const broadcast = adapter.broadcast.bind(adapter);
-  adapter.broadcast = (packet, opts) => {
-    const result = broadcast(packet, opts);
-    if (result instanceof Promise) result.catch(failed);
-    return result;
-  };
 }
 
 // ---------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import { errorHandler } from './http/errors.ts';
 import { HealthCheck } from './http/health.ts';
 import { createMetrics, metricsHandler } from './http/metrics.ts';
 import { watchMessageSize } from './guards/message-size.ts';
-import { catchAsyncBroadcast, jsonOnlyParser } from './internals.ts';
+import { jsonOnlyParser } from './internals.ts';
 import { bindSessions } from './guards/session-binding.ts';
 import { capPendingHandshakes, type PendingState } from './guards/pending-handshakes.ts';
 import { TrustedProxies } from './client-address.ts';
@@ -238,8 +238,6 @@ function assemble(
   if (socketGuard) io.use(socketGuard);
   // An Engine.IO session id is not a credential: every request on a session must come from its owner.
   bindSessions(io, keyring, proxies, (refusal) => telemetry.refused('engine.io', refusal));
-  // Nothing a broadcast throws asynchronously (the cluster adapter's) may end the process.
-  catchAsyncBroadcast(io, (error) => debug('a broadcast failed: %s', error instanceof Error ? error.stack : String(error)));
   // Sessions kept for recovery are bounded in bytes, per client address and in total (on a cluster, what each node writes to Redis).
   const keptSessions = capKeptSessions(
     io,

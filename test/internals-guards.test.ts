@@ -12,7 +12,6 @@ import { after, describe, it } from 'node:test';
 import { Server, type Socket } from 'socket.io';
 import { Decoder, Encoder, PacketType } from 'socket.io-parser';
 import {
-  catchAsyncBroadcast,
   engineSession,
   GENERATED_ID,
   isBinaryHeader,
@@ -207,12 +206,5 @@ describe('Socket.IO internals the guards rely on', async () => {
     await welcomed;
     assert.equal(client.raw.recovered, true);
     assert.deepEqual((client.payloads('call') as { n: number }[]).map((p) => p.n), [0, 1, 3, 4], 'what it missed, but what excluded it');
-  });
-
-  it('a cluster-less adapter broadcasts synchronously: the async guard leaves its throws to the caller', () => {
-    const fresh = broker.io.of('/');
-    catchAsyncBroadcast(broker.io, () => assert.fail('nothing asynchronous here'));
-    const deep = JSON.parse('['.repeat(20_000) + ']'.repeat(20_000)) as unknown;
-    assert.throws(() => fresh.to('nobody').emit('call', deep), RangeError);
   });
 });

@@ -110,8 +110,8 @@ export function encodeSession(session: SavedSession): string {
 
 /** A saved session; throws on one of an unknown shape. */
 export function decodeSession(raw: string): SavedSession {
-  const session = msgpackDecode(Buffer.from(raw, 'base64')) as { sid?: unknown; pid?: unknown; rooms?: unknown; data?: unknown };
-  if (typeof session.sid !== 'string' || typeof session.pid !== 'string' || !Array.isArray(session.rooms)) {
+  const session = msgpackDecode(Buffer.from(raw, 'base64')) as { sid?: unknown; pid?: unknown; rooms?: unknown; data?: unknown } | null;
+  if (session === null || typeof session !== 'object' || typeof session.sid !== 'string' || typeof session.pid !== 'string' || !Array.isArray(session.rooms)) {
     throw new Error('a saved session of an unknown shape');
   }
   return { sid: session.sid, pid: session.pid, rooms: session.rooms as string[], data: session.data };

@@ -34,7 +34,7 @@ import { recoveryOptions } from '../internals.ts';
 import type { PublicationKind } from './outage-grace.ts';
 import { ExactRecovery, type RestoredSession } from './recovery.ts';
 import { StreamReader } from './stream-reader.ts';
-import { broadcastOf, decodeEntry, encodeEntry, encodeSession, reaches, type BroadcastData, type SavedSession, type StreamMessage, type WireMessage } from './stream-format.ts';
+import { BROADCAST, broadcastOf, decodeEntry, encodeEntry, encodeSession, reaches, type BroadcastData, type SavedSession, type StreamMessage, type WireMessage } from './stream-format.ts';
 
 const debug = createDebug('spicy-action:cluster-adapter');
 
@@ -180,28 +180,35 @@ export class StreamsAdapter extends ClusterAdapterWithHeartbeat {
   /**
    * Writes the broadcast to the stream; this node's clients get it when the
    * reader reads it back, in stream order. When the write fails, they get it
-   * at once (it reached no other node). The promise never rejects.
+   * at once (it reached no other node). Never throws, and the promise never
+   * rejects: Socket.IO drops it, and a failure (an event that cannot be
+   * encoded) must not end the process; it is logged.
    */
   override broadcast(packet: BroadcastData['packet'], opts: BroadcastOptions): Promise<void> {
-    if (opts.flags?.local) {
-      this.deliver(packet, opts, undefined);
+    try {
+      if (opts.flags?.local) {
+        this.deliver(packet, opts, undefined);
+        return Promise.resolve();
+      }
+      const message = { type: BROADCAST, data: { packet, opts: { rooms: [...opts.rooms], except: [...(opts.except ?? [])], flags: opts.flags } } };
+      return this.publishAndReturnOffset(message as unknown as Parameters<ClusterAdapterWithHeartbeat['publishAndReturnOffset']>[0]).then(
+        () => undefined,
+        (error: unknown) => {
+          debug('broadcast delivered on this node only: %s', (error as Error).message);
+          this.#deliverSafely(packet, opts);
+        },
+      );
+    } catch (error) {
+      debug('a broadcast failed: %s', error instanceof Error ? error.stack : String(error));
       return Promise.resolve();
     }
-    const message = { type: 3, data: { packet, opts: { rooms: [...opts.rooms], except: [...(opts.except ?? [])], flags: opts.flags } } } as const;
-    return this.publishAndReturnOffset(message as unknown as Parameters<ClusterAdapterWithHeartbeat['publishAndReturnOffset']>[0]).then(
-      () => undefined,
-      (error: unknown) => {
-        debug('broadcast delivered on this node only: %s', (error as Error).message);
-        this.deliver(packet, opts, undefined);
-      },
-    );
   }
 
   /** Sends through pub/sub what concerns live nodes only; writes the rest to the stream, through the policy. */
   protected override doPublish(message: ClusterMessage): Promise<string> {
     const wire = message as unknown as WireMessage;
     const broadcast = broadcastOf(wire);
-    if (EPHEMERAL.has(wire.type) || (wire.type === 3 && broadcast === undefined)) {
+    if (EPHEMERAL.has(wire.type) || (wire.type === BROADCAST && broadcast === undefined)) {
       this.#publishRaw(this.#publicChannel, wire);
       return Promise.resolve('');
     }
@@ -294,6 +301,15 @@ export class StreamsAdapter extends ClusterAdapterWithHeartbeat {
         except: opts.except ?? new Set(),
         send: () => this.#sendTo(socketId, packet.data),
       });
+    }
+  }
+
+  /** {@link deliver} without an offset, logging what it throws (it runs where nobody would catch it). */
+  #deliverSafely(packet: BroadcastData['packet'], opts: BroadcastOptions): void {
+    try {
+      this.deliver(packet, opts, undefined);
+    } catch (error) {
+      debug('a broadcast failed: %s', error instanceof Error ? error.stack : String(error));
     }
   }
 
