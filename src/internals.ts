@@ -460,7 +460,7 @@ export interface PersistedSession {
  * Puts `wrap` in front of the root namespace's adapter's `persistSession`
  * (socket.io-adapter 2.5: Socket.IO calls it from `Socket#_onclose` for
  * every socket that drops with recovery on, before the socket leaves its
- * namespace; the in-memory adapter stores the session, the Streams adapter
+ * namespace; the in-memory adapter stores the session, the cluster's adapter
  * writes it to Redis). `wrap` keeps the session by calling `persist`, or
  * drops it by not calling it. False when recovery is off.
  */

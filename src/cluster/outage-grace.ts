@@ -3,9 +3,9 @@
  * Redis, no Socket.IO; the cluster hands it each publication as a function
  * that writes the event to the stream.
  *
- * The Streams adapter delivers an event, even to the node's own clients, only
- * once it is written to Redis (the stream entry is the event's recovery
- * offset). So while the link is down:
+ * The cluster's adapter delivers an event, even to the node's own clients,
+ * only once it reads it back from the stream (src/cluster/streams-adapter.ts).
+ * So while the link is down:
  * - within the grace, events are held here, in order, and written once the
  *   link is back: delayed, nothing lost, order kept;
  * - when the grace runs out, every held event is released for local delivery

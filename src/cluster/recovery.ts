@@ -4,17 +4,16 @@
  * whichever node it comes back to; where that cannot be promised it gets a
  * fresh session (`recovered: false`).
  *
- * The Streams adapter's own restore reads the missed events from the stream
- * before the socket is registered, and the node goes on delivering live
- * events meanwhile, so:
+ * A restore that reads the missed events from the stream before the socket
+ * is registered, while the node goes on delivering live events (what the
+ * Redis Streams adapter 0.3 did), loses or doubles events:
  * - an event written after that read but delivered live before the socket is
- *   registered reaches it by neither way: lost (on the publisher's own node,
- *   its local delivery races the registration);
+ *   registered reaches it by neither way: lost;
  * - an event in that read that the node's stream reader has not delivered yet
  *   reaches it twice: once in the backlog, once live.
  * It also reads the whole backlog at once (memory grows with it).
  *
- * This module replaces that restore. The first page of the backlog is sent
+ * This module is the adapter's restore (src/cluster/streams-adapter.ts). The first page of the backlog is sent
  * with the session, as upstream does; once the socket is registered, the rest
  * is read in pages (XRANGE with COUNT) from where that page ended, each page
  * sent when the connection has drained the last (back-pressure). Live events

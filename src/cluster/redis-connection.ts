@@ -24,7 +24,7 @@ const READONLY_ERROR = 'READONLY';
 const RECONNECT_AND_RESEND = 2;
 /** ioredis's debug namespace that logs every command it writes: AUTH, and so the password, included. */
 const COMMAND_LOG_NAMESPACE = 'ioredis:redis';
-/** The command whose failures are retried at once by the Streams adapter's read loop (and so must wait). */
+/** The command of the stream reader's loop (src/cluster/stream-reader.ts), whose failures must wait before they are told. */
 const STREAM_READ = 'xread';
 
 /**
@@ -106,9 +106,9 @@ export function createRedis(settings: RedisSettings, options: RedisOptions): Red
  * when it cannot even start connecting; this one starts again after a
  * back-off ({@link backoffMs}) unless it was closed by `disconnect()` or
  * `QUIT`. And a failed stream read (`XREAD`) is reported only after a
- * back-off: the Streams adapter's read loop reads again as soon as a read
- * fails, which, with a Redis that fails it at once, would take the whole CPU
- * and starve `/health` and signals. Its duplicates are steady too.
+ * back-off: a read loop that reads again soon after a read fails would,
+ * with a Redis that fails it at once, take much of the CPU and starve
+ * `/health` and signals. Its duplicates are steady too.
  *
  * @example
  * const client = new SteadyRedis('redis://127.0.0.1:6379', { maxRetriesPerRequest: null });
@@ -196,7 +196,7 @@ export function describeRedis(settings: RedisSettings): string {
 /**
  * Why the broker cannot use the Redis `client` reached, in one line, or
  * undefined when it can. Read from `INFO`, once connected:
- * - a Redis Cluster node (`cluster_enabled:1`): the Streams adapter keeps all
+ * - a Redis Cluster node (`cluster_enabled:1`): the cluster keeps all
  *   events in one stream, and the route table's writes span keys that Redis
  *   Cluster would put on different nodes, so it is refused rather than half
  *   working;

@@ -10,11 +10,12 @@
  * Short by default (a few schedules); `MODEL_LONG=1` runs more and longer
  * ones, with up to three faults each.
  *
- * Not in `npm test` nor `test:faults` yet: on the code of today the
- * regression seeds break stream order, gaps (under `recovered: true` too) and
- * truthful acknowledgements (an event Redis refused acknowledged
- * `{ok: true}`). Issue 16 fixes them; then this short run joins `npm test`
- * and the long one `test:faults`.
+ * Not in `npm test` nor `test:faults` yet: on the code of 4.1 the
+ * regression seeds broke stream order (fixed: every node delivers from the
+ * stream, src/cluster/streams-adapter.ts), gaps (under `recovered: true` too)
+ * and truthful acknowledgements (an event Redis refused acknowledged
+ * `{ok: true}`). Once those two are shown fixed, this short run joins
+ * `npm test` and the long one `test:faults`.
  */
 import { describe } from 'node:test';
 import { redisMissing } from '../helpers/redis.ts';
