@@ -1,6 +1,7 @@
 /**
  * The pure parts of the cluster's fault handling: refusal episodes, stream
- * offset order, and the grace's release of held events at shutdown.
+ * offset order, the grace's release of held events at shutdown, and the waits of
+ * answers for Redis.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -8,6 +9,8 @@ import { ReplyError } from 'ioredis';
 import { MissedClusterError, OutageGrace } from '../src/cluster/outage-grace.ts';
 import { compareOffsets } from '../src/cluster/recovery.ts';
 import { causeOf, refusalReason, WriteRefusals } from '../src/cluster/refusals.ts';
+import { WriteWaits } from '../src/cluster/write-waits.ts';
+import type { PublicationOutcome } from '../src/protocol.ts';
 import { DEFAULT_SETTINGS, loadSettings } from '../src/settings.ts';
 
 describe('refused writes', () => {
@@ -85,5 +88,33 @@ describe('REDIS_TIMEOUT', () => {
     assert.equal(loadSettings(['--redis-timeout', '750ms'], { REDIS_TIMEOUT: '2s' }).redisTimeoutMs, 750);
     assert.equal(loadSettings(['--redis-timeout=0'], {}).redisTimeoutMs, 0);
     assert.throws(() => loadSettings(['--redis-timeout', 'soon'], {}), /--redis-timeout/);
+  });
+});
+
+describe('write waits (pure)', () => {
+  it('answers with the write, with Redis seen down, or with the bound; keeps nothing once answered', async () => {
+    const waits = new WriteWaits();
+    const written = waits.wait(Promise.resolve({ ok: true }), { ok: true });
+    assert.deepEqual(await written, { ok: true });
+    assert.equal(waits.size, 0);
+
+    let refuse!: (error: Error) => void;
+    const refused = waits.wait(new Promise<PublicationOutcome>((_, reject) => (refuse = reject)), { ok: true });
+    refuse(new Error('OOM'));
+    assert.deepEqual(await refused, { ok: false, error: 'OOM' });
+
+    const hung = waits.wait(new Promise<PublicationOutcome>(() => {}), { ok: true, held: true } as PublicationOutcome);
+    assert.equal(waits.size, 1);
+    waits.down();
+    assert.deepEqual(await hung, { ok: true, held: true });
+    assert.equal(waits.size, 0);
+
+    const bounded = new WriteWaits(20);
+    const late = bounded.wait(new Promise<PublicationOutcome>(() => {}), { ok: true }, { ok: false, error: 'late' });
+    // The bound's timer does not keep a process alive (a broker has its server for that): this test holds the loop.
+    const alive = setTimeout(() => undefined, 10_000);
+    assert.deepEqual(await late, { ok: false, error: 'late' });
+    clearTimeout(alive);
+    assert.equal(bounded.size, 0);
   });
 });

@@ -62,6 +62,8 @@ export interface ClusterNodeOptions {
   readonly graceMs: number;
   /** REDIS_TIMEOUT, in ms; 0 when no watchdog runs (answers then wait at most {@link UNWATCHED_WRITE_WAIT_MS}). */
   readonly redisTimeoutMs: number;
+  /** How long an answer waits for an unwatched write, in ms ({@link UNWATCHED_WRITE_WAIT_MS} unless given). */
+  readonly unwatchedWaitMs?: number;
   readonly watchdog?: Watchdog;
   readonly trimmer?: TrimmerSignals;
 }
@@ -105,7 +107,7 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> implements Publ
     super();
     this.#options = options;
     this.#grace = new OutageGrace(options.graceMs);
-    this.#waits = new WriteWaits(options.redisTimeoutMs > 0 ? 0 : UNWATCHED_WRITE_WAIT_MS);
+    this.#waits = new WriteWaits(options.redisTimeoutMs > 0 ? 0 : (options.unwatchedWaitMs ?? UNWATCHED_WRITE_WAIT_MS));
     this.#grace.on('undelivered', (count) => this.emit('undelivered', count));
     this.#grace.on('expired', () => {
       debug("Redis has been down for more than %d s: events now reach only this node's clients, and each is counted until Redis is back", options.graceMs / 1000);
@@ -262,7 +264,7 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> implements Publ
   }
 
   get #unwatched(): string {
-    return `Redis has not answered within ${UNWATCHED_WRITE_WAIT_MS / 1000} s (REDIS_TIMEOUT=0: no watchdog)`;
+    return `Redis has not answered within ${(this.#options.unwatchedWaitMs ?? UNWATCHED_WRITE_WAIT_MS) / 1000} s (REDIS_TIMEOUT=0: no watchdog)`;
   }
 
   /** What to tell the sender of an event being published as `result`. */

@@ -19,7 +19,7 @@ import { until } from '../helpers/wait.ts';
 /** Liveness bound of the long waits (a restore of 1.2 GB in all on a shared machine). */
 const LONG_MS = 600_000;
 const BYTES_PER_MB = 1024 * 1024;
-/** How long /health may take while the node restores (the bound: other clients are served meanwhile). */
+/** How long /health may take while the node restores (other clients are served meanwhile). */
 const HEALTH_BOUND_MS = 1_000;
 
 

@@ -59,6 +59,11 @@ export interface ScheduleBounds {
   readonly maxFaults: number;
 }
 
+/** Schedules of the short run: five seconds, one fault at most. */
+export const SHORT_BOUNDS: ScheduleBounds = { maxNodes: 3, durationMs: 5_000, maxSubscribers: 5, maxFaults: 1 };
+/** Schedules of the long run: ten seconds, up to three faults. */
+export const LONG_BOUNDS: ScheduleBounds = { maxNodes: 3, durationMs: 10_000, maxSubscribers: 8, maxFaults: 3 };
+
 /** The buses subscribers join and routes point to. */
 export const MODEL_BUSES = ['calls', 'support'] as const;
 /** Events publishers send: two built-in routes and one they re-route during the run. */

@@ -4,7 +4,7 @@
  * for Redis to take the write, and a node answers millions of them between
  * two outages. Measured on the real `startCluster` against a real
  * redis-server: the heap's slope over 20,000 tracked emits against the same
- * emits untracked (`ACK_HEAP_EVENTS=25000` for the issue's run of 100,000). And with
+ * emits untracked (`ACK_HEAP_EVENTS=25000` for a run of 100,000). And with
  * `REDIS_TIMEOUT=0` (no watchdog), an answer on a hung Redis (SIGSTOP) still
  * comes, within its bound.
  */
@@ -13,14 +13,13 @@ import { describe, it, type TestContext } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Server } from 'socket.io';
-import { DEFAULT_BUSES } from '../src/buses.ts';
-import { startCluster, UNWATCHED_WRITE_WAIT_MS, type Cluster } from '../src/cluster/cluster.ts';
-import { WriteWaits } from '../src/cluster/write-waits.ts';
-import type { PublicationOutcome } from '../src/protocol.ts';
-import { RouteTable } from '../src/routes.ts';
-import { DEFAULT_SETTINGS } from '../src/settings.ts';
-import { slope } from '../bench/slope.ts';
-import { redisMissing, RedisServer } from './helpers/redis.ts';
+import { DEFAULT_BUSES } from '../../src/buses.ts';
+import { startCluster, UNWATCHED_WRITE_WAIT_MS, type Cluster } from '../../src/cluster/cluster.ts';
+import type { PublicationOutcome } from '../../src/protocol.ts';
+import { RouteTable } from '../../src/routes.ts';
+import { DEFAULT_SETTINGS } from '../../src/settings.ts';
+import { slope } from '../../bench/slope.ts';
+import { redisMissing, RedisServer } from '../helpers/redis.ts';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -50,34 +49,6 @@ async function heapAfterGc(): Promise<number> {
   return process.memoryUsage().heapUsed;
 }
 
-
-describe('write waits (pure)', () => {
-  it('answers with the write, with Redis seen down, or with the bound; keeps nothing once answered', async () => {
-    const waits = new WriteWaits();
-    const written = waits.wait(Promise.resolve({ ok: true }), { ok: true });
-    assert.deepEqual(await written, { ok: true });
-    assert.equal(waits.size, 0);
-
-    let refuse!: (error: Error) => void;
-    const refused = waits.wait(new Promise<PublicationOutcome>((_, reject) => (refuse = reject)), { ok: true });
-    refuse(new Error('OOM'));
-    assert.deepEqual(await refused, { ok: false, error: 'OOM' });
-
-    const hung = waits.wait(new Promise<PublicationOutcome>(() => {}), { ok: true, held: true } as PublicationOutcome);
-    assert.equal(waits.size, 1);
-    waits.down();
-    assert.deepEqual(await hung, { ok: true, held: true });
-    assert.equal(waits.size, 0);
-
-    const bounded = new WriteWaits(20);
-    const late = bounded.wait(new Promise<PublicationOutcome>(() => {}), { ok: true }, { ok: false, error: 'late' });
-    // The bound's timer does not keep a process alive (a broker has its server for that): this test holds the loop.
-    const alive = setTimeout(() => undefined, 10_000);
-    assert.deepEqual(await late, { ok: false, error: 'late' });
-    clearTimeout(alive);
-    assert.equal(bounded.size, 0);
-  });
-});
 
 describe('acknowledgements on a cluster', { skip: redisMissing() }, () => {
 

@@ -6,12 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { notify, request, spawnBroker, startBroker } from './helpers/broker.ts';
-import { clientsClosedAfter, connect, flush, type TestClient } from './helpers/clients.ts';
-import { parseMetrics } from './helpers/metrics.ts';
-import { freePort, RedisServer, redisMissing } from './helpers/redis.ts';
-import { captureLog } from './helpers/logs.ts';
-import { sleep, until } from './helpers/wait.ts';
+import { notify, request, spawnBroker, startBroker } from '../helpers/broker.ts';
+import { clientsClosedAfter, connect, flush, type TestClient } from '../helpers/clients.ts';
+import { parseMetrics } from '../helpers/metrics.ts';
+import { freePort, RedisServer, redisMissing } from '../helpers/redis.ts';
+import { captureLog } from '../helpers/logs.ts';
+import { sleep, until } from '../helpers/wait.ts';
 
 interface Call {
   src: string;

@@ -8,14 +8,14 @@ import assert from 'node:assert/strict';
 import { createServer, connect as tcpConnect, type Socket as TcpSocket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { notify, request, spawnBroker, startBroker } from './helpers/broker.ts';
-import { clientsClosedAfter, connect, flush, type TestClient } from './helpers/clients.ts';
-import { parseMetrics } from './helpers/metrics.ts';
-import { freePort, RedisServer, redisMissing } from './helpers/redis.ts';
-import { StartError } from '../src/server.ts';
-import { MAX_CONCURRENT_RESTORES } from '../src/cluster/recovery.ts';
-import { captureLog } from './helpers/logs.ts';
-import { until } from './helpers/wait.ts';
+import { notify, request, spawnBroker, startBroker } from '../helpers/broker.ts';
+import { clientsClosedAfter, connect, flush, type TestClient } from '../helpers/clients.ts';
+import { parseMetrics } from '../helpers/metrics.ts';
+import { freePort, RedisServer, redisMissing } from '../helpers/redis.ts';
+import { StartError } from '../../src/server.ts';
+import { MAX_CONCURRENT_RESTORES } from '../../src/cluster/recovery.ts';
+import { captureLog } from '../helpers/logs.ts';
+import { until } from '../helpers/wait.ts';
 
 
 /** A Redis the test can freeze (SIGSTOP), thaw (SIGCONT) and configure, beside the helper's process control. */

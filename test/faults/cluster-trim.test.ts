@@ -16,9 +16,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { RedisServer, redisMissing } from './helpers/redis.ts';
-import { Flood, startRecoveryRig } from './helpers/recovering.ts';
-import { sleep, until } from './helpers/wait.ts';
+import { RedisServer, redisMissing } from '../helpers/redis.ts';
+import { Flood, startRecoveryRig } from '../helpers/recovering.ts';
+import { sleep, until } from '../helpers/wait.ts';
 
 const TIMEOUT_MS = 30_000;
 const STREAM = 'spicy-action:events';
