@@ -96,6 +96,7 @@ describe('GET /metrics', () => {
       spicy_action_refused_total: 'counter',
       spicy_action_redis_state: 'gauge',
       spicy_action_cluster_undelivered_events_total: 'counter',
+      spicy_action_cluster_missed_entries_total: 'counter',
       spicy_action_slow_consumers_disconnected_total: 'counter',
       process_resident_memory_bytes: 'gauge',
       process_cpu_seconds_total: 'counter',

@@ -32,6 +32,7 @@ import type { RefusalReason } from './refusals.ts';
 import type { RouteTable } from '../routes.ts';
 import { RouteSync } from './route-sync.ts';
 import { streamKeepMs } from './stream-bounds.ts';
+import type { StreamReader } from './stream-reader.ts';
 import { StreamTrimmer } from './stream-trimmer.ts';
 import { StreamsHub } from './streams-adapter.ts';
 
@@ -58,12 +59,15 @@ export interface ClusterEvents {
   undelivered: [count: number];
   /** Redis refused one more write (an event, a session, a route change), for `reason`. */
   refused: [reason: RefusalReason];
+  /** `count` more entries of the stream were trimmed before this node read them: their events reached none of its clients. */
+  missed: [count: number];
 }
 
 /** The parts of a running cluster the {@link Cluster} object hands on. */
 interface ClusterLink {
   readonly node: ClusterNode;
   readonly trimmer: StreamTrimmer;
+  readonly reader: StreamReader;
   readonly close: () => Promise<void>;
 }
 
@@ -90,6 +94,7 @@ export class ClusterStartError extends Error {
  */
 export class Cluster extends EventEmitter<ClusterEvents> {
   #undelivered = 0;
+  #missed = 0;
   readonly #link: ClusterLink | undefined;
   /** The Socket.IO adapter to use; undefined for the in-memory one. */
   readonly adapter: ServerOptions['adapter'] | undefined;
@@ -105,6 +110,10 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       this.emit('undelivered', count);
     });
     link?.node.on('refused', (reason) => this.emit('refused', reason));
+    link?.reader.on('missed', (count) => {
+      this.#missed += count;
+      this.emit('missed', count);
+    });
   }
 
   /** `'off'` without Redis; `'up'`, `'degraded'` (Redis refuses writes) or `'down'` with it. */
@@ -115,6 +124,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /** Events that reached only this node's clients (Redis down past the grace, refusing writes, or held at shutdown), since start. */
   get undelivered(): number {
     return this.#undelivered;
+  }
+
+  /** Entries of the stream trimmed before this node read them, since start: their events reached none of its clients. */
+  get missed(): number {
+    return this.#missed;
   }
 
   /** True while Redis refuses events for memory and the stream is trimmed on its own (stream-trimmer.ts). */
@@ -267,7 +281,10 @@ export async function startCluster(settings: Settings, routes: RouteTable, buses
     debug('disconnected from Redis');
   };
   // Socket.IO types its `adapter` option as the in-memory Adapter's class (statics included); it only ever calls `new adapter(nsp)`.
-  const cluster = new Cluster(hub.Adapter as unknown as ServerOptions['adapter'], { node, trimmer, close });
+  hub.reader.on('missed', (count) => {
+    console.warn(`spicy-action: this node fell behind the cluster's stream: ${count} entries were trimmed (REDIS_STREAM_MAXLEN ${settings.streamMaxLen}, or older than ${streamKeepMs(settings) / 1000} s) before it read them, and their events reached none of its clients`);
+  });
+  const cluster = new Cluster(hub.Adapter as unknown as ServerOptions['adapter'], { node, trimmer, reader: hub.reader, close });
 
   liveness?.on('writable', () => node.writable());
   liveness?.on('hung', () => node.watchdogChanged());

@@ -31,6 +31,7 @@ import type { Buses } from '../buses.ts';
 import { eventRefusal } from '../protocol.ts';
 import { DEFAULT_ROUTES, type Route, type RouteChange, type RouteRemoval, type RouteStamp, type RouteTable } from '../routes.ts';
 import { causeOf } from './refusals.ts';
+import { compareOffsets } from './stream-format.ts';
 
 const debug = createDebug('spicy-action:route-sync');
 
@@ -258,7 +259,7 @@ export class RouteSync {
     const info = (await this.#reader.xinfo('STREAM', this.#logKey)) as unknown[];
     const at = info.indexOf('first-entry');
     const first = at >= 0 ? (info[at + 1] as StreamEntry | null) : null;
-    return first !== null && compareIds(first[0], offset) > 0;
+    return first !== null && compareOffsets(first[0], offset) > 0;
   }
 
   /** Reads the change log for ever, from the last entry seen; reloads the table when the log lost entries this node had not read. */
@@ -367,16 +368,6 @@ export class RouteSync {
     // A bus this node does not know (another buses.json): `_in` delivery only, as `register` would do here.
     return this.#buses.known.has(bus) ? bus : null;
   }
-}
-
-/** Orders two stream ids (`<ms>-<seq>`): negative, zero or positive. */
-export function compareIds(a: string, b: string): number {
-  const [aMs = '0', aSeq = '0'] = a.split('-');
-  const [bMs = '0', bSeq = '0'] = b.split('-');
-  const ms = BigInt(aMs) - BigInt(bMs);
-  if (ms !== 0n) return ms < 0n ? -1 : 1;
-  const seq = BigInt(aSeq) - BigInt(bSeq);
-  return seq === 0n ? 0 : seq < 0n ? -1 : 1;
 }
 
 /** A stamp from the meta hash, or null when absent or unreadable (a route written by an older version). */

@@ -9,9 +9,13 @@
  * resolves (nothing written after that is missed), and after a failure (Redis
  * lost, a timeout) it reads on from the last entry it handed on: an outage
  * delays entries, it does not skip them, unless the stream was trimmed past
- * that entry meanwhile (then Redis answers from its first entry).
+ * that entry meanwhile (then Redis answers from its first entry). Entries
+ * trimmed before the reader reached them are counted ({@link StreamReader.missed}),
+ * from what `XINFO STREAM` says the stream ever took (Redis 7 and later).
  */
+import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
+import { compareOffsets } from './stream-format.ts';
 
 /** Entries one XREAD returns at most. */
 export const READ_COUNT = 100;
@@ -19,6 +23,33 @@ export const READ_COUNT = 100;
 export const BLOCK_MS = 5_000;
 /** Wait before reading again after a failed read, in ms (the connection's own reconnection paces the rest). */
 const RETRY_MS = 100;
+/** Longest time between two checks for entries trimmed before the reader reached them, in ms (a full read checks at once). */
+export const MISSED_CHECK_MS = 1_000;
+
+/** What the reader tells. */
+export interface StreamReaderEvents {
+  /** `count` more entries were trimmed from the stream before the reader reached them: their events never reach this node. */
+  missed: [count: number];
+}
+
+/** What `XINFO STREAM` says, of what the reader needs. */
+interface StreamInfo {
+  /** Entries the stream ever took (Redis 7 and later). */
+  readonly added: number | undefined;
+  readonly length: number;
+  readonly first: string | undefined;
+  readonly last: string | undefined;
+}
+
+function streamInfo(reply: unknown[]): StreamInfo {
+  const field = (name: string): unknown => {
+    const at = reply.indexOf(name);
+    return at >= 0 ? reply[at + 1] : undefined;
+  };
+  const id = (entry: unknown): string | undefined => (Array.isArray(entry) && typeof entry[0] === 'string' ? entry[0] : undefined);
+  const added = field('entries-added');
+  return { added: typeof added === 'number' ? added : undefined, length: Number(field('length') ?? 0), first: id(field('first-entry')), last: id(field('last-entry')) };
+}
 
 /** One entry as ioredis returns it: its offset and its flat fields. */
 export type RawEntry = [id: string, fields: string[]];
@@ -31,7 +62,7 @@ export type RawEntry = [id: string, fields: string[]];
  * await reader.start();
  * reader.close();
  */
-export class StreamReader {
+export class StreamReader extends EventEmitter<StreamReaderEvents> {
   readonly #connection: Redis;
   readonly #streamName: string;
   readonly #onEntry: (id: string, fields: string[]) => void;
@@ -42,8 +73,16 @@ export class StreamReader {
   failures = 0;
   /** What the last failed read said. */
   lastError = '';
+  /** Entries trimmed before this reader reached them, since start. */
+  missed = 0;
+  /** Entries the stream had taken when the reader started (undefined: Redis does not say, or not started). */
+  #addedAtStart: number | undefined;
+  /** Entries handed on since start. */
+  #read = 0;
+  #checkedAt = 0;
 
   constructor(connection: Redis, streamName: string, onEntry: (id: string, fields: string[]) => void) {
+    super();
     this.#connection = connection;
     this.#streamName = streamName;
     this.#onEntry = onEntry;
@@ -59,8 +98,11 @@ export class StreamReader {
    * entry written after this resolves reaches {@link StreamReader.onEntry}.
    */
   async start(): Promise<void> {
-    const last = (await this.#connection.xrevrange(this.#streamName, '+', '-', 'COUNT', 1)) as RawEntry[];
-    this.#offset = last[0]?.[0] ?? '0-0';
+    const info = await this.#info();
+    this.#offset = info?.last ?? '0-0';
+    // A stream not written yet counts its entries from zero.
+    this.#addedAtStart = info === undefined ? 0 : info.added;
+    this.#checkedAt = Date.now();
     if (this.#closed || this.#running) return;
     this.#running = true;
     void this.#loop();
@@ -76,8 +118,10 @@ export class StreamReader {
     while (!this.#closed) {
       try {
         const reply = (await this.#connection.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', this.#streamName, this.#offset)) as [string, RawEntry[]][] | null;
-        for (const [id, fields] of reply?.[0]?.[1] ?? []) {
+        const entries = reply?.[0]?.[1] ?? [];
+        for (const [id, fields] of entries) {
           this.#offset = id;
+          this.#read++;
           try {
             this.#onEntry(id, fields);
           } catch (error) {
@@ -85,6 +129,7 @@ export class StreamReader {
             this.lastError = (error as Error).message;
           }
         }
+        if (entries.length === READ_COUNT || Date.now() - this.#checkedAt >= MISSED_CHECK_MS) await this.#checkMissed();
       } catch (error) {
         if (this.#closed) return;
         this.failures++;
@@ -92,5 +137,39 @@ export class StreamReader {
         await new Promise((resolve) => setTimeout(resolve, RETRY_MS).unref());
       }
     }
+  }
+
+  /** `XINFO STREAM`, or undefined when the stream does not exist yet. */
+  async #info(): Promise<StreamInfo | undefined> {
+    try {
+      return streamInfo((await this.#connection.xinfo('STREAM', this.#streamName)) as unknown[]);
+    } catch (error) {
+      if (/no such key/i.test((error as Error).message)) return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * Counts the entries trimmed before the reader reached them: the stream took
+   * `added - addedAtStart` entries since the reader started; those neither
+   * read nor still unread in the stream were trimmed unread. What is unread is
+   * known when the reader is at the stream's last entry (nothing), or when the
+   * stream's first entry is past the reader's offset (everything: trims drop
+   * the oldest entries first); otherwise the count waits for the next check.
+   */
+  async #checkMissed(): Promise<void> {
+    this.#checkedAt = Date.now();
+    if (this.#addedAtStart === undefined) return;
+    const info = await this.#info();
+    if (info?.added === undefined) return;
+    let unread: number;
+    if (info.last === this.#offset) unread = 0;
+    else if (info.first === undefined || compareOffsets(info.first, this.#offset) > 0) unread = info.length;
+    else return;
+    const missed = info.added - this.#addedAtStart - this.#read - unread;
+    if (missed <= this.missed) return;
+    const count = missed - this.missed;
+    this.missed = missed;
+    this.emit('missed', count);
   }
 }

@@ -18,6 +18,8 @@ export interface RedisStateSource {
   on(event: 'undelivered', listener: (count: number) => void): unknown;
   /** Redis refused one write (`reason`: oom, readonly, misconf, noreplicas, other). */
   on(event: 'refused', listener: (reason: string) => void): unknown;
+  /** `count` more entries of the stream were trimmed before this node read them. */
+  on(event: 'missed', listener: (count: number) => void): unknown;
 }
 
 /** Where the broker is in its life: `/health` answers 200 only while `ready`. */

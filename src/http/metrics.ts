@@ -180,6 +180,7 @@ export function createMetrics(sources: MetricsSources): Registry {
   let connectionsTotal = 0;
   let unrouted = 0;
   let undelivered = 0;
+  let missed = 0;
   let slowConsumers = 0;
   const received = new PairTally();
   const deliveries = new Tally();
@@ -201,6 +202,7 @@ export function createMetrics(sources: MetricsSources): Registry {
   // One key per (msg, status): msg is named only when it has a route (and within the bound), status is one of a few codes.
   telemetry.on('notified', (msg, status) => notified.add(routes.get(msg) === undefined ? UNROUTED_LABEL : labels.of(msg), status));
   redis?.on('undelivered', (n) => (undelivered += n));
+  redis?.on('missed', (n) => (missed += n));
   redis?.on('refused', (reason) => refusedWrites.add(reason));
   backpressure?.on('disconnected', () => slowConsumers++);
 
@@ -235,6 +237,7 @@ export function createMetrics(sources: MetricsSources): Registry {
   pairCounter(registry, 'spicy_action_refused_total', `Client inputs refused, by reason and the client's credential (${UNKNOWN_CREDENTIAL_LABEL} before it said who it is).`, ['reason', 'credential'], refused);
   counter('spicy_action_slow_consumers_disconnected_total', 'Sockets disconnected because their unsent data passed MAX_BUFFERED_BYTES.', () => slowConsumers);
   counter('spicy_action_cluster_undelivered_events_total', 'Events that could not reach the cluster (Redis down past its grace, refusing writes, or held at shutdown) and reached only local clients.', () => undelivered);
+  counter('spicy_action_cluster_missed_entries_total', "Entries of the cluster's stream trimmed before this node read them (it fell more than REDIS_STREAM_MAXLEN entries, or the stream's time bound, behind): their events reached none of its clients.", () => missed);
   tallyCounter(registry, 'spicy_action_cluster_refused_writes_total', 'Writes Redis refused (events, sessions, route changes), by reason: oom, readonly, misconf, noreplicas, other.', 'reason', refusedWrites);
 
   // Route administration (http/routes.ts): one key per (action, status), both bounded by the code.

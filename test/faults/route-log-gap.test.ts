@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { REDIS_PREFIX } from '../../src/cluster/cluster.ts';
-import { compareIds } from '../../src/cluster/route-sync.ts';
 import { request, spawnBroker, startBroker } from '../helpers/broker.ts';
 import { RedisServer } from '../helpers/redis.ts';
 import { until } from '../helpers/wait.ts';
@@ -17,13 +16,6 @@ import { until } from '../helpers/wait.ts';
 const CHANGES = 12_000;
 
 describe('a node behind the route log', () => {
-  it('orders stream ids as numbers, not as text', () => {
-    assert.ok(compareIds('10-0', '9-5') > 0);
-    assert.ok(compareIds('9-10', '9-9') > 0);
-    assert.equal(compareIds('1700000000000-3', '1700000000000-3'), 0);
-    assert.ok(compareIds('0-0', '1-0') < 0);
-  });
-
   it('reloads the table from Redis when the log was trimmed past what it had read', async () => {
     const redis = await RedisServer.start();
     const inspector = new Redis(redis.url);
