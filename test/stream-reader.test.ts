@@ -8,13 +8,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { describe, it } from 'node:test';
+import { after, before, beforeEach, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { StreamReader } from '../src/cluster/stream-reader.ts';
 import { RedisServer, redisMissing } from './helpers/redis.ts';
 import { until } from './helpers/wait.ts';
 
-const STREAM = 'reader-test';
+let STREAM = 'reader-test';
 /** Entries the stream keeps (an exact MAXLEN, so that the test knows what is left). */
 const KEPT = 100;
 /** Entries written while the reader's process is blocked. */
@@ -29,8 +29,17 @@ function writeFromOutside(port: number, count: number, maxLen: number | undefine
 }
 
 describe('the stream reader', { skip: redisMissing() }, () => {
+  let redis: RedisServer;
+  before(async () => {
+    redis = await RedisServer.start({ appendOnly: false, cleanup: () => {} });
+  });
+  after(() => redis.remove());
+  // Each test writes a stream of its own.
+  let streams = 0;
+  beforeEach(() => {
+    STREAM = `reader-test-${++streams}`;
+  });
   it('hands on entries in order, and counts exactly the entries trimmed before it read them', async (t) => {
-    const redis = await RedisServer.start({ appendOnly: false, cleanup: (server) => t.after(() => server.remove()) });
     const writer = new Redis(redis.url);
     t.after(() => writer.disconnect());
     await writer.xadd(STREAM, '*', 'n', '-1'); // before the reader starts: not its business
@@ -67,7 +76,6 @@ describe('the stream reader', { skip: redisMissing() }, () => {
   });
 
   it('starts on a stream not written yet, and counts from its first entry', async (t) => {
-    const redis = await RedisServer.start({ appendOnly: false, cleanup: (server) => t.after(() => server.remove()) });
     const seen: number[] = [];
     let blocked = false;
     const reader = new StreamReader(new Redis(redis.url), STREAM, (_id, fields) => {
@@ -83,7 +91,10 @@ describe('the stream reader', { skip: redisMissing() }, () => {
     t.after(() => writer.disconnect());
     await writer.xadd(STREAM, '*', 'n', '0');
     await until('the reader read the last entry', () => seen.at(-1) === 500);
+    // It checks at least once a second, after a read: one more entry once a second has passed wakes it.
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    await writer.xadd(STREAM, '*', 'n', '501');
     await until('the reader counted what it missed', () => reader.missed === 450);
-    assert.equal(seen.length, 51);
+    assert.equal(seen.length, 52);
   });
 });
