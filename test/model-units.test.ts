@@ -18,8 +18,8 @@ function stream(...keys: string[]): StreamEntry[] {
   });
 }
 
-function chain(keys: string[], recoveries = 0, rooms = ['calls']): Chain {
-  return { name: 'c', rooms, recoveries, received: keys.map((key) => ({ key, offset: undefined })), joinedAt: 0 };
+function chain(keys: string[], recoveries = 0, rooms = ['calls'], lives = ['node 0']): Chain {
+  return { name: 'c', rooms, recoveries, received: keys.map((key) => ({ key, offset: undefined })), joinedAt: 0, lives };
 }
 
 function record(overrides: Partial<RunRecord>): RunRecord {
@@ -64,10 +64,22 @@ describe('model checker: the judge', () => {
   });
 
   it('wants every event a node took that never reached the stream counted, except on a node killed with SIGKILL', () => {
-    const node = { name: 'node 0', killed: false, published: ['a', 'x', 'y'], undelivered: 2 };
+    const node = { name: 'node 0', killed: false, published: ['a', 'x', 'y'], undelivered: 2, missed: 0 };
     assert.deepEqual(check(record({ nodes: [node] })), []);
     assert.deepEqual(kinds(record({ nodes: [{ ...node, undelivered: 1 }] })), ['uncounted']);
     assert.deepEqual(check(record({ nodes: [{ ...node, undelivered: 0, killed: true }] })), []);
+  });
+
+  it('lets a chain miss no more entries than the nodes it was on counted as trimmed before they read them', () => {
+    const behind = { name: 'node 1', killed: false, published: [], undelivered: 0, missed: 2 };
+    // b and c missed on node 1, which counted 2 entries missed: told, not a gap.
+    assert.deepEqual(check(record({ chains: [chain(['a', 'd'], 0, ['calls'], ['node 1'])], nodes: [behind] })), []);
+    // Counted by another node than the chain's: a gap.
+    assert.deepEqual(kinds(record({ chains: [chain(['a', 'd'], 0, ['calls'], ['node 0'])], nodes: [behind] })), ['gap']);
+    // More missing than counted: a gap, that says what was counted.
+    const gap = check(record({ chains: [chain(['a', 'd'], 1, ['calls'], ['node 0', 'node 1'])], nodes: [{ ...behind, missed: 1 }] }));
+    assert.deepEqual(gap.map((v) => v.invariant), ['gap']);
+    assert.match(gap[0]!.detail, /2 stream events .* recovered: true \(its nodes counted 1 entries missed\)/);
   });
 });
 

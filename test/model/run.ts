@@ -41,13 +41,19 @@ const NODE_START_MS = 60_000;
 const QUIET_BEFORE_TERM_MS = 150;
 
 
+/** A node's counters, as /metrics gives them. */
+interface Counters {
+  readonly undelivered: number;
+  readonly missed: number;
+}
+
 /** One broker process of the run, and the life it is in. */
 class Node {
   process: BrokerProcess | undefined;
   url = '';
   up = false;
   lives = 0;
-  life!: { name: string; killed: boolean; published: string[]; baseline: number; undelivered: number | undefined };
+  life!: { name: string; killed: boolean; published: string[]; baseline: Counters; undelivered: number | undefined; missed: number | undefined };
   readonly lifes: NodeLife[] = [];
 
   constructor(
@@ -67,29 +73,42 @@ class Node {
       if (process.child.exitCode !== null) throw new Error(`${this.name} exited before listening: ${process.stderr().trim()}`);
       return /listening on (http:\/\/\S+)/.exec(process.stdout())?.[1];
     }, NODE_START_MS);
-    this.life = { name: `node ${this.index}${this.lives > 0 ? ` (life ${this.lives + 1})` : ''}`, killed: false, published: [], baseline: 0, undelivered: undefined };
+    this.life = {
+      name: `node ${this.index}${this.lives > 0 ? ` (life ${this.lives + 1})` : ''}`,
+      killed: false,
+      published: [],
+      baseline: { undelivered: 0, missed: 0 },
+      undelivered: undefined,
+      missed: undefined,
+    };
     this.lives++;
-    this.life.baseline = (await this.undelivered()) ?? 0;
+    this.life.baseline = (await this.counters()) ?? { undelivered: 0, missed: 0 };
     this.up = true;
   }
 
-  /** Its undelivered counter, or undefined when it does not answer. */
-  async undelivered(): Promise<number | undefined> {
+  /** Its undelivered and missed counters, or undefined when it does not answer. */
+  async counters(): Promise<Counters | undefined> {
     try {
       const res = await fetch(`${this.url}/metrics`, { signal: AbortSignal.timeout(5_000) });
-      return parseMetrics(await res.text()).value('spicy_action_cluster_undelivered_events_total');
+      const metrics = parseMetrics(await res.text());
+      return { undelivered: metrics.value('spicy_action_cluster_undelivered_events_total'), missed: metrics.value('spicy_action_cluster_missed_entries_total') };
     } catch {
       return undefined;
     }
   }
 
-  /** Ends this life: SIGTERM (its counter read just before) or SIGKILL. */
+  /** Reads its counters into the life's record, as growth since the life began. */
+  async #count(): Promise<void> {
+    const counted = await this.counters();
+    this.life.undelivered = counted === undefined ? undefined : counted.undelivered - this.life.baseline.undelivered;
+    this.life.missed = counted === undefined ? undefined : counted.missed - this.life.baseline.missed;
+  }
+
+  /** Ends this life: SIGTERM (its counters read just before) or SIGKILL. */
   async stop(signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
     const life = this.life;
-    if (signal === 'SIGTERM') {
-      const counted = await this.undelivered();
-      life.undelivered = counted === undefined ? undefined : counted - life.baseline;
-    } else life.killed = true;
+    if (signal === 'SIGTERM') await this.#count();
+    else life.killed = true;
     this.up = false;
     const child = this.process!;
     child.child.kill(signal);
@@ -100,8 +119,7 @@ class Node {
   /** Ends the run for this node: its counter read, its life recorded. */
   async finish(): Promise<void> {
     if (!this.up) return;
-    const counted = await this.undelivered();
-    this.life.undelivered = counted === undefined ? undefined : counted - this.life.baseline;
+    await this.#count();
     this.lifes.push({ ...this.life });
   }
 }
@@ -121,7 +139,7 @@ async function waitLiveNode(nodes: readonly Node[], wanted: number): Promise<Nod
 
 /** A subscriber: one client object per connection for 1.x and 2.x; one socket, recovering, for 4.x. */
 class Subscriber {
-  readonly chains: { name: string; rooms: readonly string[]; recoveries: number; received: Received[]; joinedAt: number }[] = [];
+  readonly chains: { name: string; rooms: readonly string[]; recoveries: number; received: Received[]; joinedAt: number; lives: string[] }[] = [];
   /** 4.x: chain by socket id (a recovered session keeps its id). */
   readonly #byId = new Map<string, Subscriber['chains'][number]>();
   #v4: ClientSocket | undefined;
@@ -155,7 +173,7 @@ class Subscriber {
   }
 
   #newChain(): Subscriber['chains'][number] {
-    const chain = { name: `${this.name} session ${this.chains.length + 1}`, rooms: this.plan.rooms, recoveries: 0, received: [], joinedAt: 0 };
+    const chain = { name: `${this.name} session ${this.chains.length + 1}`, rooms: this.plan.rooms, recoveries: 0, received: [], joinedAt: 0, lives: [this.#node!.life.name] };
     this.chains.push(chain);
     return chain;
   }
@@ -202,6 +220,7 @@ class Subscriber {
       const known = this.#byId.get(s.id!);
       if (s.recovered && known) {
         known.recoveries++;
+        known.lives.push(node.life.name);
         return;
       }
       const chain = this.#newChain();
