@@ -19,8 +19,9 @@
  *   read of the sessions kept for recovery (the broker itself reaches them
  *   through {@link replaceSessionTable}, below).
  * - Engine.IO `Socket#writeBuffer`, `transport.writable`,
- *   `transport.socket.bufferedAmount` ({@link engineBacklog}): the slow
- *   consumer guard.
+ *   `transport.socket.bufferedAmount` ({@link engineBacklog}, the one reader
+ *   of the write buffer): the slow consumer guard, and the cluster's
+ *   catch-up waiting for a page to drain (src/cluster/recovery.ts).
  * - Engine.IO's `use()` middlewares, `clients` and `connection` event
  *   ({@link useEngineMiddleware}, {@link engineSession}, {@link onEngineSession}):
  *   binding sessions to their secret or route (src/guards/session-binding.ts).
@@ -51,28 +52,27 @@ export function waitingSessions(io: Server): ReadonlyMap<string, { readonly room
   return sessions instanceof Map ? (sessions as ReadonlyMap<string, { readonly rooms?: unknown }>) : undefined;
 }
 
-/** What waits to be sent on one Engine.IO connection (engine.io 6 `Socket`). */
+/** An Engine.IO packet as it waits in a write buffer. */
+export interface QueuedPacket {
+  readonly data?: unknown;
+}
+
+/** What waits to be sent on one Engine.IO connection (engine.io 6 `Socket`), as {@link engineBacklog} reads it. */
 export interface EngineBacklog {
-  /** Packets not yet handed to the transport. */
-  readonly writeBuffer: readonly { readonly data?: unknown }[];
+  /** Packets not yet handed to the transport (`Socket#writeBuffer`; Engine.IO replaces the array on every flush). */
+  readonly packets: readonly QueuedPacket[];
   /** The transport takes more now. */
   readonly writable: boolean;
   /** Bytes `ws` holds for the socket (WebSocket only), 0 otherwise. */
   readonly bufferedAmount: number;
 }
 
-/** An Engine.IO packet as it waits in a write buffer. */
-export interface QueuedPacket {
-  readonly data?: unknown;
-}
-
-/** What the slow-consumer guard reads of an Engine.IO connection (engine.io 6 `Socket`). */
+/** What the slow-consumer guard reads of an Engine.IO connection (engine.io 6 `Socket`) besides its write buffer, which {@link engineBacklog} reads. */
 export interface EngineConnection {
   readonly id: string;
   /** The client's address, for logs (the id names the session and is never logged). */
   readonly remoteAddress?: string;
   readonly readyState: string;
-  readonly writeBuffer: readonly QueuedPacket[];
   readonly transport: {
     readonly name: string;
     readonly writable: boolean;
@@ -86,10 +86,14 @@ export function engineConnection(socket: { readonly conn: unknown }): EngineConn
   return socket.conn as EngineConnection;
 }
 
-/** Reads the unsent data of an Engine.IO connection (`socket.conn`). */
+/**
+ * Reads the unsent data of an Engine.IO connection (`socket.conn`): the one
+ * reader of Engine.IO's write buffer, for the slow-consumer guard and the
+ * cluster's catch-up alike.
+ */
 export function engineBacklog(conn: unknown): EngineBacklog {
-  const c = conn as { writeBuffer: { data?: unknown }[]; transport: { writable: boolean; socket?: { bufferedAmount?: number } } };
-  return { writeBuffer: c.writeBuffer, writable: c.transport.writable, bufferedAmount: c.transport.socket?.bufferedAmount ?? 0 };
+  const c = conn as { writeBuffer: readonly QueuedPacket[]; transport: { writable: boolean; socket?: { bufferedAmount?: number } } };
+  return { packets: c.writeBuffer, writable: c.transport.writable, bufferedAmount: c.transport.socket?.bufferedAmount ?? 0 };
 }
 
 /**
@@ -109,9 +113,9 @@ export function internalsProblems(parts: { io: Server; conn?: unknown; inMemoryA
   if (parts.inMemoryAdapter && !(adapter.sessions instanceof Map)) problems.push('SessionAwareAdapter#sessions is not a Map (socket.io-adapter)');
   if (parts.inMemoryAdapter && typeof adapter.persistSession !== 'function') problems.push('SessionAwareAdapter#persistSession is gone (socket.io-adapter)');
   if (conn !== undefined) {
-    const c = conn as { writeBuffer?: unknown; transport?: { writable?: unknown } };
-    if (!Array.isArray(c.writeBuffer)) problems.push('Engine.IO Socket#writeBuffer is not an array (engine.io)');
+    const c = conn as { transport?: { writable?: unknown } };
     if (typeof c.transport?.writable !== 'boolean') problems.push('Engine.IO transport.writable is not a boolean (engine.io)');
+    else if (!Array.isArray(engineBacklog(conn).packets)) problems.push('Engine.IO Socket#writeBuffer is not an array (engine.io)');
     if (typeof (conn as { close?: unknown }).close !== 'function') problems.push('Engine.IO Socket#close is gone (engine.io)');
   }
   return problems;
@@ -121,17 +125,13 @@ export function internalsProblems(parts: { io: Server; conn?: unknown; inMemoryA
 // What the guards and the one-process recovery pieces rely on
 
 /**
- * What these helpers take of a Socket.IO server: the broker's `BrokerServer`
- * is one (typed loosely so that this module does not import the broker).
+ * What these helpers take of a Socket.IO server, whatever its event maps
+ * (src/broker.ts's `BrokerServer` is one; typed by shape, as the broker
+ * imports this module).
  */
-export interface BrokerServer {
+export interface SocketIoServer {
   readonly engine: object;
   of(name: '/'): { readonly adapter: object };
-}
-
-/** What these helpers take of a Socket.IO socket. */
-interface BrokerSocket {
-  readonly conn: { readonly protocol: number };
 }
 
 // ---------------------------------------------------------------------------
@@ -174,7 +174,7 @@ export function onAnyEvent<S extends { onAny(listener: (...args: any[]) => void)
 }
 
 /** Engine.IO protocol revision of a socket's connection: 3 for socket.io-client 1.x and 2.x, 4 for 4.x. */
-export function engineProtocol(socket: BrokerSocket): number {
+export function engineProtocol(socket: { readonly conn: { readonly protocol: number } }): number {
   return socket.conn.protocol;
 }
 
@@ -224,18 +224,18 @@ export type EngineMiddleware = (req: EngineRequest, res: unknown, next: (error?:
  * middlewares in `handleRequest` and `handleUpgrade`; an error passed to
  * `next` answers `400` and, for an upgrade, destroys the socket).
  */
-export function useEngineMiddleware(io: BrokerServer, middleware: EngineMiddleware): void {
+export function useEngineMiddleware(io: SocketIoServer, middleware: EngineMiddleware): void {
   (io.engine as unknown as { use(fn: EngineMiddleware): void }).use(middleware);
 }
 
 /** The Engine.IO session `sid` names, if it is open (engine.io keeps them in `clients`, a plain object). */
-export function engineSession(io: BrokerServer, sid: string): EngineSession | undefined {
+export function engineSession(io: SocketIoServer, sid: string): EngineSession | undefined {
   const clients = (io.engine as unknown as { clients: Record<string, EngineSession> }).clients;
   return Object.hasOwn(clients, sid) ? clients[sid] : undefined;
 }
 
 /** Calls `listener` with each new Engine.IO session, once its handshake is accepted. */
-export function onEngineSession(io: BrokerServer, listener: (session: EngineSession) => void): void {
+export function onEngineSession(io: SocketIoServer, listener: (session: EngineSession) => void): void {
   (io.engine as unknown as { on(event: 'connection', listener: (session: EngineSession) => void): void }).on('connection', listener);
 }
 
@@ -354,12 +354,12 @@ interface SessionAwareAdapter {
 }
 
 /** True when connection state recovery is configured on `io`. */
-export function recoveryEnabled(io: BrokerServer): boolean {
+export function recoveryEnabled(io: SocketIoServer): boolean {
   return recoveryOptions(io) !== undefined;
 }
 
 /** The root namespace's adapter, if it is the in-memory one that keeps sessions and packets itself. */
-function sessionAware(io: BrokerServer): SessionAwareAdapter | undefined {
+function sessionAware(io: SocketIoServer): SessionAwareAdapter | undefined {
   const adapter = io.of('/').adapter as unknown as Partial<SessionAwareAdapter>;
   const ok =
     adapter.sessions instanceof Map &&
@@ -375,7 +375,7 @@ function sessionAware(io: BrokerServer): SessionAwareAdapter | undefined {
  * `restoreSession` only ever call those). Entries already there are copied.
  * False when the adapter keeps no such table (a cluster adapter).
  */
-export function replaceSessionTable(io: BrokerServer, table: Map<string, WaitingSession>): boolean {
+export function replaceSessionTable(io: SocketIoServer, table: Map<string, WaitingSession>): boolean {
   const adapter = sessionAware(io);
   if (!adapter) return false;
   for (const [pid, session] of adapter.sessions) table.set(pid, session);
@@ -413,7 +413,7 @@ export interface PacketBacklog {
  * every socket's `welcome` is one such event).
  * Undefined when the adapter keeps no backlog.
  */
-export function watchBacklog(io: BrokerServer, kept: (packet: KeptPacket, bytes: number) => void): PacketBacklog | undefined {
+export function watchBacklog(io: SocketIoServer, kept: (packet: KeptPacket, bytes: number) => void): PacketBacklog | undefined {
   const adapter = sessionAware(io);
   if (!adapter) return undefined;
   const encode = adapter._encode.bind(adapter);
@@ -464,7 +464,7 @@ export interface PersistedSession {
  * writes it to Redis). `wrap` keeps the session by calling `persist`, or
  * drops it by not calling it. False when recovery is off.
  */
-export function wrapPersistSession(io: BrokerServer, wrap: (persist: (session: PersistedSession) => unknown, session: PersistedSession) => unknown): boolean {
+export function wrapPersistSession(io: SocketIoServer, wrap: (persist: (session: PersistedSession) => unknown, session: PersistedSession) => unknown): boolean {
   if (!recoveryEnabled(io)) return false;
   const adapter = io.of('/').adapter as unknown as { persistSession?: (session: PersistedSession) => unknown };
   if (typeof adapter.persistSession !== 'function') return false;
@@ -479,6 +479,6 @@ export function wrapPersistSession(io: BrokerServer, wrap: (persist: (session: P
  * adapter that keeps none here (the cluster's deletes a session from Redis
  * as it restores it) is left alone.
  */
-export function forgetWaitingSession(io: BrokerServer, pid: string): void {
+export function forgetWaitingSession(io: SocketIoServer, pid: string): void {
   sessionAware(io)?.sessions.delete(pid);
 }

@@ -11,7 +11,7 @@
  * The adapter's internals they rely on are in src/internals.ts.
  */
 import createDebug from 'debug';
-import { replaceSessionTable, watchBacklog, type BrokerServer, type KeptPacket, type WaitingSession } from './internals.ts';
+import { replaceSessionTable, watchBacklog, type KeptPacket, type SocketIoServer, type WaitingSession } from './internals.ts';
 
 const debug = createDebug('spicy-action:recovery');
 
@@ -72,7 +72,7 @@ export class WaitingRooms {
   private constructor() {}
 
   /** Indexes the sessions of `io`'s in-memory adapter; undefined when the adapter keeps none (recovery off, or a cluster). */
-  static attach(io: BrokerServer): WaitingRooms | undefined {
+  static attach(io: SocketIoServer): WaitingRooms | undefined {
     const waiting = new WaitingRooms();
     return replaceSessionTable(io, new IndexedSessions(waiting.#rooms, waiting.#unreadable)) ? waiting : undefined;
   }
@@ -117,7 +117,7 @@ const COMPACT_AFTER = 1_024;
  * const backlog = capBacklog(io, 64_000_000);
  * backlog?.state().bytes; // ≤ 64 MB after every broadcast
  */
-export function capBacklog(io: BrokerServer, maxBytes: number): { state(): BacklogState } | undefined {
+export function capBacklog(io: SocketIoServer, maxBytes: number): { state(): BacklogState } | undefined {
   // The kept packets and their sizes, in the adapter's order, from `head` on, as two parallel arrays (no
   // object per packet); packets before `head` are cleared as they are passed, so that a dropped packet
   // is not held here until compaction.

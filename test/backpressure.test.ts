@@ -22,7 +22,8 @@ function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number {
 const MB = 1_000_000;
 
 describe('unsent bytes of a connection', () => {
-  const conn = (writeBuffer: QueuedPacket[], bufferedAmount?: number): EngineConnection => ({
+  // An Engine.IO connection as src/internals.ts reads it: the guard's view, and the write buffer engineBacklog reads.
+  const conn = (writeBuffer: QueuedPacket[], bufferedAmount?: number): EngineConnection & { writeBuffer: QueuedPacket[] } => ({
     id: 'c',
     readyState: 'open',
     writeBuffer,

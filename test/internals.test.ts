@@ -4,9 +4,11 @@
  * this fails and names it.
  */
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { engineBacklog, internalsProblems, recoveryOptions, waitingSessions } from '../src/internals.ts';
-import { startBroker } from './helpers/broker.ts';
+import { ROOT, startBroker } from './helpers/broker.ts';
 import { closeAll, connect, type TestClient } from './helpers/clients.ts';
 
 describe('internals the broker relies on', () => {
@@ -23,8 +25,38 @@ describe('internals the broker relies on', () => {
     assert.ok(recoveryOptions(broker.io), 'recovery on by default');
     assert.ok(waitingSessions(broker.io) instanceof Map);
     const backlog = engineBacklog(socket.conn);
-    assert.ok(Array.isArray(backlog.writeBuffer));
+    assert.ok(Array.isArray(backlog.packets));
     assert.equal(typeof backlog.writable, 'boolean');
     assert.equal(typeof backlog.bufferedAmount, 'number');
+  });
+
+  it('reads what waits on an Engine.IO connection: the packets behind a batch the WebSocket has not yet taken', async () => {
+    // Recovery off: no offset is added to the events.
+    const broker = await startBroker({ recoveryWindowMs: 0 });
+    const client = await connect('v4', broker.url, { transports: ['websocket'] });
+    clients.push(client);
+    const socket = broker.io.of('/').sockets.get(client.id);
+    assert.ok(socket, 'the socket on the server');
+    assert.deepEqual(engineBacklog(socket.conn).packets, [], 'nothing waits on an idle connection');
+    // The first emit goes to the transport at once, which is then not writable until `ws` has sent it;
+    // the next two wait in the write buffer, each an Engine.IO message holding the encoded Socket.IO packet.
+    for (const n of [1, 2, 3]) socket.emit('probe', `payload ${n}`);
+    const backlog = engineBacklog(socket.conn);
+    assert.equal(backlog.writable, false);
+    assert.deepEqual(
+      backlog.packets.map((packet) => packet.data),
+      ['2["probe","payload 2"]', '2["probe","payload 3"]'],
+    );
+    assert.equal(typeof backlog.bufferedAmount, 'number');
+  });
+});
+
+describe("Engine.IO's write buffer", () => {
+  it('is read by src/internals.ts alone (engineBacklog), outside comments', () => {
+    const src = join(ROOT, 'src');
+    const files = readdirSync(src, { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.ts'));
+    const code = (file: string): string => readFileSync(join(src, file), 'utf8').replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '');
+    const readers = files.filter((file) => /\bwriteBuffer\b/.test(code(file)));
+    assert.deepEqual(readers, ['internals.ts']);
   });
 });

@@ -332,7 +332,7 @@ async function drained(socket: Socket, timeoutMs: number): Promise<void> {
   for (;;) {
     if (!socket.connected) return;
     const backlog = engineBacklog(socket.conn);
-    if (backlog.writeBuffer.length === 0 && backlog.bufferedAmount < HIGH_WATER_BYTES) return;
+    if (backlog.packets.length === 0 && backlog.bufferedAmount < HIGH_WATER_BYTES) return;
     if (Date.now() >= giveUpAt) throw new Error(`the connection did not drain a page of the backlog within ${timeoutMs / 1000} s`);
     await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
   }

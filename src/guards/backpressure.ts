@@ -4,8 +4,9 @@
  * `maxBufferedBytes` is disconnected; a 4.x client recovers what it missed
  * when it reconnects (connection state recovery).
  *
- * Where unsent data waits, for one Engine.IO connection:
- * - `conn.writeBuffer`: packets not yet handed to the transport. Over
+ * Where unsent data waits, for one Engine.IO connection (read by
+ * `engineBacklog`, src/internals.ts):
+ * - the write buffer: packets not yet handed to the transport. Over
  *   WebSocket, the transport takes a batch and is not `writable` again until
  *   `ws` says the batch reached the kernel; meanwhile every new packet waits
  *   here. Over long-polling, packets wait here until the client polls.
@@ -14,7 +15,7 @@
  *   peer's TCP window is closed).
  *
  * The check runs on a timer, not per delivery: fan-out stays a plain
- * `io.to(rooms).emit()`. Each sweep costs two property reads per connection
+ * `io.to(rooms).emit()`. Each sweep costs a few property reads per connection
  * when nothing waits; a connection with queued packets costs one pass over
  * the packets added since the previous sweep (the sum is kept per buffer).
  * The price is latency: memory may pass the cap by what is published during
@@ -23,7 +24,7 @@
 import { EventEmitter } from 'node:events';
 import createDebug from 'debug';
 import type { BrokerServer } from '../broker.ts';
-import { engineConnection, type EngineConnection, type QueuedPacket } from '../internals.ts';
+import { engineBacklog, engineConnection, type EngineBacklog, type EngineConnection, type QueuedPacket } from '../internals.ts';
 
 const debug = createDebug('spicy-action:backpressure');
 
@@ -49,8 +50,13 @@ const sums = new WeakMap<readonly QueuedPacket[], { counted: number; bytes: numb
  * unsentBytes(io.of('/').sockets.get(id)!.conn); // 0 for a client that keeps up
  */
 export function unsentBytes(conn: EngineConnection): number {
-  const buffer = conn.writeBuffer;
-  let bytes = conn.transport.socket?.bufferedAmount ?? 0;
+  return backlogBytes(engineBacklog(conn));
+}
+
+/** The bytes of what waits on a connection: its queued packets and what `ws` holds. */
+function backlogBytes(backlog: EngineBacklog): number {
+  const buffer = backlog.packets;
+  const bytes = backlog.bufferedAmount;
   if (buffer.length === 0) return bytes;
   let sum = sums.get(buffer);
   if (sum === undefined) {
@@ -95,12 +101,12 @@ export class SlowConsumerGuard extends EventEmitter<SlowConsumerEvents> {
   sweep(): number {
     let cut = 0;
     for (const socket of this.#io.of('/').sockets.values()) {
-      const conn = engineConnection(socket);
+      const backlog = engineBacklog(socket.conn);
       // Nothing queued and the transport ready for more: nothing is waiting.
-      if (conn.writeBuffer.length === 0 && conn.transport.writable) continue;
-      const bytes = unsentBytes(conn);
+      if (backlog.packets.length === 0 && backlog.writable) continue;
+      const bytes = backlogBytes(backlog);
       if (bytes <= this.maxBufferedBytes) continue;
-      this.#disconnect(conn, bytes);
+      this.#disconnect(engineConnection(socket), bytes);
       cut++;
     }
     return cut;
