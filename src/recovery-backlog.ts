@@ -13,7 +13,7 @@
 import createDebug from 'debug';
 import { replaceSessionTable, watchBacklog, type KeptPacket, type SocketIoServer, type WaitingSession } from './internals.ts';
 
-const debug = createDebug('spicy-action:recovery');
+const debug = createDebug('spicy-action:recovery-backlog');
 
 /** A session table that counts, per room, the sessions holding it; Socket.IO's adapter only calls `set`, `get`, `delete` and iterates. */
 class IndexedSessions extends Map<string, WaitingSession> {

@@ -17,7 +17,7 @@ import { forgetWaitingSession, wrapPersistSession, type PersistedSession } from 
 import { KeptSessions, sessionBytes, type KeptSessionsState } from './kept-sessions.ts';
 import type { Refusal } from './protocol.ts';
 
-const debug = createDebug('spicy-action:recovery');
+const debug = createDebug('spicy-action:recovery-sessions');
 
 /** How a dropped socket that keeps no session is counted. */
 const NO_ROOM: Refusal = Object.freeze({ reason: 'recovery_sessions', error: 'no room left for this session: its client will not recover' });

@@ -2,7 +2,8 @@
  * The docs hold together (docs/testing.md#docs-and-their-tests): every fenced
  * block of README.md and docs/*.md has an id of its own that a test under
  * test/ takes with `block(page, id)`; the README stays short and links every
- * page of docs/; and every relative link and anchor resolves.
+ * page of docs/; every relative link and anchor resolves; and the `DEBUG`
+ * namespaces listed in docs/observability.md are exactly the code's, one module each.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
@@ -85,6 +86,31 @@ describe('the docs', () => {
     }
     assert.ok(files.length >= 50, `read ${files.length} files`);
     assert.deepEqual(broken, []);
+  });
+
+  it('list every debug namespace of src/ with the one module that logs to it (docs/observability.md#logs-debug)', () => {
+    // In the code: each `createDebug('spicy-action:…')`, by module; every createDebug call names its namespace literally.
+    const inCode: string[] = [];
+    const unnamed: string[] = [];
+    for (const file of walk(join(ROOT, 'src')).filter((f) => f.endsWith('.ts'))) {
+      const text = pageText(file);
+      const calls = text.match(/\bcreateDebug\(/g)?.length ?? 0;
+      const named = [...text.matchAll(/\bcreateDebug\('(spicy-action:[a-z-]+)'\)/g)].map((m) => `${m[1]} ${file}`);
+      if (named.length !== calls) unnamed.push(file);
+      inCode.push(...named);
+    }
+    assert.deepEqual(unnamed, [], 'modules that make a debug logger without a literal spicy-action: namespace');
+    const byNamespace = new Map<string, string[]>();
+    for (const entry of inCode) {
+      const [namespace, file] = entry.split(' ') as [string, string];
+      byNamespace.set(namespace, [...(byNamespace.get(namespace) ?? []), file]);
+    }
+    assert.deepEqual([...byNamespace].filter(([, files]) => files.length > 1), [], 'namespaces shared by two modules');
+    // In the docs: the table's rows, `namespace` | `module` | what it logs.
+    const section = pageText('docs/observability.md').split(/^## Logs: `DEBUG`$/m)[1]?.split(/^## /m)[0] ?? '';
+    const inDocs = [...section.matchAll(/^\| `(spicy-action:[a-z-]+)` \| `(src\/[\w/.-]+)` \|/gm)].map((m) => `${m[1]} ${m[2]}`);
+    assert.ok(inCode.length >= 20, `found ${inCode.length} namespaces in src/`);
+    assert.deepEqual([...inDocs].sort(), [...inCode].sort());
   });
 });
 

@@ -43,7 +43,7 @@ describe('sessions kept for recovery', () => {
   after(() => closeAll(clients));
 
   it('are bounded in bytes per address and in total: past either, a dropped socket keeps none and comes back unrecovered', async (t) => {
-    const log = captureLog(t, 'spicy-action:recovery');
+    const log = captureLog(t, 'spicy-action:recovery-sessions');
     // Room for three such sessions per address, five in all (the own-id room counts too).
     const perAddress = 3 * SESSION + SESSION / 2;
     const total = 5 * SESSION + SESSION / 2;

@@ -18,7 +18,7 @@ import { refusalReason, WriteRefusals, type RefusalReason } from './refusals.ts'
 import type { PublicationPolicy } from './streams-adapter.ts';
 import { WriteWaits } from './write-waits.ts';
 
-const debug = createDebug('spicy-action:cluster');
+const debug = createDebug('spicy-action:cluster-node');
 
 /**
  * Longest an answer waits for Redis to take a write when no watchdog runs

@@ -4,15 +4,16 @@ import type { TestContext } from 'node:test';
 import createDebug from 'debug';
 
 /**
- * Collects the lines of the `namespace` log (`spicy-action:cluster` by
- * default) for the rest of the test, then puts the logging back as it was.
+ * Collects the lines of the `namespace` logs (by default the cluster's:
+ * `spicy-action:cluster` and `spicy-action:cluster-node`) for the rest of the
+ * test, then puts the logging back as it was.
  *
  * @example
  * const logged = captureLog(t);
  * // ... Redis goes down ...
  * assert.ok(logged.some((line) => line.includes('Redis is down')));
  */
-export function captureLog(t: TestContext, namespace = 'spicy-action:cluster'): string[] {
+export function captureLog(t: TestContext, namespace = 'spicy-action:cluster,spicy-action:cluster-node'): string[] {
   const logged: string[] = [];
   const originalLog = createDebug.log;
   const wasEnabled = createDebug.disable();
