@@ -216,7 +216,7 @@ export interface EngineRequest {
 }
 
 /** An Engine.IO middleware (`io.engine.use`): it runs for every HTTP request and upgrade on the engine path, before the `sid` is looked up. */
-export type EngineMiddleware = (req: EngineRequest, res: unknown, next: (error?: Error) => void) => void;
+export type EngineRequestMiddleware = (req: EngineRequest, res: unknown, next: (error?: Error) => void) => void;
 
 /**
  * Adds `middleware` in front of every Engine.IO request: handshakes, polls,
@@ -224,8 +224,8 @@ export type EngineMiddleware = (req: EngineRequest, res: unknown, next: (error?:
  * middlewares in `handleRequest` and `handleUpgrade`; an error passed to
  * `next` answers `400` and, for an upgrade, destroys the socket).
  */
-export function useEngineMiddleware(io: SocketIoServer, middleware: EngineMiddleware): void {
-  (io.engine as unknown as { use(fn: EngineMiddleware): void }).use(middleware);
+export function useEngineMiddleware(io: SocketIoServer, middleware: EngineRequestMiddleware): void {
+  (io.engine as unknown as { use(fn: EngineRequestMiddleware): void }).use(middleware);
 }
 
 /** The Engine.IO session `sid` names, if it is open (engine.io keeps them in `clients`, a plain object). */

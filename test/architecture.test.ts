@@ -64,6 +64,19 @@ describe('code shape', () => {
     }
   });
 
+  it('gives each type, interface and class one module: a name stands for one thing', () => {
+    const declared = new Map<string, string[]>();
+    for (const file of FILES) {
+      const text = readFileSync(join(SRC, file), 'utf8');
+      for (const [, name] of text.matchAll(/^(?:export )?(?:declare )?(?:abstract )?(?:type|interface|class) (\w+)/gm)) {
+        declared.set(name!, [...(declared.get(name!) ?? []), file]);
+      }
+    }
+    assert.ok(declared.size > 50, `${declared.size} names read`);
+    const twice = [...declared].filter(([, files]) => files.length > 1).map(([name, files]) => `${name}: ${files.join(', ')}`);
+    assert.deepEqual(twice, []);
+  });
+
   it('reads command lines in one module, with util.parseArgs', () => {
     const readers = FILES.filter((file) => /\bparseArgs\b/.test(readFileSync(join(SRC, file), 'utf8')));
     assert.deepEqual(readers, ['command-line.ts']);

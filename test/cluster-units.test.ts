@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ReplyError } from 'ioredis';
 import { MissedClusterError, OutageGrace } from '../src/cluster/outage-grace.ts';
-import { compareOffsets } from '../src/cluster/recovery.ts';
+import { compareOffsets } from '../src/cluster/stream-format.ts';
 import { causeOf, refusalReason, WriteRefusals } from '../src/cluster/refusals.ts';
 import { WriteWaits } from '../src/cluster/write-waits.ts';
 import type { PublicationOutcome } from '../src/protocol.ts';

@@ -14,7 +14,7 @@ import { EventEmitter } from 'node:events';
 import createDebug from 'debug';
 import type { PublicationOutcome, RedisState } from '../protocol.ts';
 import { MissedClusterError, OutageGrace, type PublicationKind } from './outage-grace.ts';
-import { refusalReason, WriteRefusals, type RefusalReason } from './refusals.ts';
+import { refusalReason, WriteRefusals, type WriteRefusalReason } from './refusals.ts';
 import type { PublicationPolicy } from './streams-adapter.ts';
 import { WriteWaits } from './write-waits.ts';
 
@@ -34,7 +34,7 @@ export const UNWATCHED_WRITE_WAIT_MS = 7_500;
 export class RefusedWriteError extends Error {
   override name = 'RefusedWriteError';
   constructor(
-    readonly reason: RefusalReason,
+    readonly reason: WriteRefusalReason,
     message: string,
   ) {
     super(message);
@@ -75,7 +75,7 @@ export interface ClusterNodeEvents {
   /** `count` more events reached only this node's clients. */
   undelivered: [count: number];
   /** Redis refused one more write, for `reason`. */
-  refused: [reason: RefusalReason];
+  refused: [reason: WriteRefusalReason];
 }
 
 /**

@@ -28,7 +28,7 @@ import { Liveness } from './liveness.ts';
 import { createRedis, describeRedis, redisConfigured, refuseServer } from './redis-connection.ts';
 import { passwordRefusal } from './sentinel-connector.ts';
 import type { PublicationOutcome, RedisState } from '../protocol.ts';
-import type { RefusalReason } from './refusals.ts';
+import type { WriteRefusalReason } from './refusals.ts';
 import type { RouteTable } from '../routes.ts';
 import { RouteSync } from './route-sync.ts';
 import { streamKeepMs } from './stream-bounds.ts';
@@ -58,7 +58,7 @@ export interface ClusterEvents {
   /** `count` more events reached only this node's clients: Redis down past the grace, refusing writes, or the node stopping with events held. */
   undelivered: [count: number];
   /** Redis refused one more write (an event, a session, a route change), for `reason`. */
-  refused: [reason: RefusalReason];
+  refused: [reason: WriteRefusalReason];
   /** `count` more entries of the stream were trimmed before this node read them: their events reached none of its clients. */
   missed: [count: number];
 }
@@ -137,7 +137,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   }
 
   /** Writes Redis refused since start, by reason. */
-  get refusedWrites(): ReadonlyMap<RefusalReason, number> {
+  get refusedWrites(): ReadonlyMap<WriteRefusalReason, number> {
     return this.#link?.node.refusals.counts ?? new Map();
   }
 

@@ -32,7 +32,8 @@ import createDebug from 'debug';
 import type { Redis } from 'ioredis';
 import type { Namespace, Socket } from 'socket.io';
 import { engineBacklog, engineConnection } from '../internals.ts';
-import { broadcastOf, decodeEntry, decodeSession, OFFSET, reaches } from './stream-format.ts';
+import { broadcastOf, compareOffsets, decodeEntry, decodeSession, OFFSET, reaches } from './stream-format.ts';
+import type { RawEntry } from './stream-reader.ts';
 
 const debug = createDebug('spicy-action:cluster-recovery');
 
@@ -58,10 +59,7 @@ export const RESTORE_TIMEOUT_MS = 5_000;
 export const DRAIN_TIMEOUT_MS = 10_000;
 /** Longest a whole catch-up may take, in ms; past it the connection is cut. */
 export const CATCH_UP_TIMEOUT_MS = 60_000;
-type RawEntry = [id: string, fields: string[]];
 
-export { compareOffsets } from './stream-format.ts';
-import { compareOffsets } from './stream-format.ts';
 
 /** A restored session (socket.io-adapter `Session`): its rooms, and the first page of what it missed. */
 export interface RestoredSession {

@@ -12,9 +12,9 @@
 import { EventEmitter } from 'node:events';
 
 /** Why Redis refused a write, from its error reply. */
-export type RefusalReason = 'oom' | 'readonly' | 'misconf' | 'noreplicas' | 'other';
+export type WriteRefusalReason = 'oom' | 'readonly' | 'misconf' | 'noreplicas' | 'other';
 
-const KNOWN: ReadonlyMap<string, RefusalReason> = new Map([
+const KNOWN: ReadonlyMap<string, WriteRefusalReason> = new Map([
   ['OOM', 'oom'],
   ['READONLY', 'readonly'],
   ['MISCONF', 'misconf'],
@@ -43,7 +43,7 @@ export function causeOf(error: unknown): Error {
  * refusalReason(new ReplyError("OOM command not allowed when used memory > 'maxmemory'.")); // 'oom'
  * refusalReason(new Error('Connection is closed.')); // undefined
  */
-export function refusalReason(error: unknown): RefusalReason | undefined {
+export function refusalReason(error: unknown): WriteRefusalReason | undefined {
   if (!(error instanceof Error) || error.name !== 'ReplyError') return undefined;
   const code = /^[A-Z]+/.exec(error.message)?.[0] ?? '';
   // A MULTI with a refused command answers EXECABORT, with the command's own reply after it.
@@ -56,9 +56,9 @@ export function refusalReason(error: unknown): RefusalReason | undefined {
 /** What {@link WriteRefusals} tells. */
 export interface WriteRefusalsEvents {
   /** The first refusal of an episode: Redis refuses writes from now on, for `reason` (`message` is Redis's own line). */
-  refusing: [reason: RefusalReason, message: string];
+  refusing: [reason: WriteRefusalReason, message: string];
   /** One more write refused. */
-  refused: [reason: RefusalReason];
+  refused: [reason: WriteRefusalReason];
   /** The first write taken after refusals: the episode is over; `refused` writes were refused in it, over `ms`. */
   accepting: [refused: number, ms: number];
 }
@@ -72,8 +72,8 @@ export interface WriteRefusalsEvents {
  * xadd().then(() => refusals.accepted(), (error) => refusals.refused(refusalReason(error) ?? 'other', error.message));
  */
 export class WriteRefusals extends EventEmitter<WriteRefusalsEvents> {
-  readonly #counts = new Map<RefusalReason, number>();
-  #episode: { since: number; refused: number; reason: RefusalReason } | undefined;
+  readonly #counts = new Map<WriteRefusalReason, number>();
+  #episode: { since: number; refused: number; reason: WriteRefusalReason } | undefined;
 
   /** True between the first refusal and the next write Redis takes. */
   get refusing(): boolean {
@@ -81,17 +81,17 @@ export class WriteRefusals extends EventEmitter<WriteRefusalsEvents> {
   }
 
   /** Why the current episode began; undefined outside one. */
-  get reason(): RefusalReason | undefined {
+  get reason(): WriteRefusalReason | undefined {
     return this.#episode?.reason;
   }
 
   /** Writes refused since start, by reason. */
-  get counts(): ReadonlyMap<RefusalReason, number> {
+  get counts(): ReadonlyMap<WriteRefusalReason, number> {
     return this.#counts;
   }
 
   /** Redis refused a write. */
-  refused(reason: RefusalReason, message: string): void {
+  refused(reason: WriteRefusalReason, message: string): void {
     this.#counts.set(reason, (this.#counts.get(reason) ?? 0) + 1);
     if (this.#episode === undefined) {
       this.#episode = { since: Date.now(), refused: 0, reason };

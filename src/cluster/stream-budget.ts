@@ -9,7 +9,7 @@ import type { Refusal } from '../protocol.ts';
 import { ByteBudget } from './stream-bounds.ts';
 
 /** The refusal of an event over budget, and whether it starts an episode (to log). */
-export interface BudgetRefusal {
+export interface StreamBudgetRefusal {
   readonly refusal: Refusal;
   readonly first: boolean;
 }
@@ -22,7 +22,7 @@ export interface BudgetRefusal {
  * const check = streamBudget(2 * 1024 * 1024);
  * check?.(socket.id, args); // undefined, or { refusal: { reason: 'stream_budget', error }, first }
  */
-export function streamBudget(bytesPerSecond: number): ((client: string, args: readonly unknown[]) => BudgetRefusal | undefined) | undefined {
+export function streamBudget(bytesPerSecond: number): ((client: string, args: readonly unknown[]) => StreamBudgetRefusal | undefined) | undefined {
   if (bytesPerSecond <= 0) return undefined;
   const budget = new ByteBudget(bytesPerSecond);
   const error = `over the limit of ${bytesPerSecond} bytes a second one client may put in the cluster's stream (REDIS_STREAM_CLIENT_BYTES): event not published`;
