@@ -102,13 +102,18 @@ describe('pending handshakes', () => {
   });
 
   it('are closed after HANDSHAKE_TIMEOUT, refused or silent, which frees their places', async () => {
-    const broker = await startBroker({ token: TOKEN, maxPendingHandshakesPerAddress: 5, maxPendingHandshakes: 100, handshakeTimeoutMs: 4_000 });
+    const timeoutMs = 1_000;
+    const broker = await startBroker({ token: TOKEN, maxPendingHandshakesPerAddress: 5, maxPendingHandshakes: 100, handshakeTimeoutMs: timeoutMs });
+    const opened = Date.now();
     const flood = await Promise.all(Array.from({ length: 5 }, () => handshake(broker.url, '127.0.0.2')));
     assert.ok(flood.every((a) => a.status === 200));
+    // Still held: the address is at its cap.
     assert.equal((await handshake(broker.url, '127.0.0.2')).status, 429);
     // Real clients without the token: refused at their CONNECT (4.x) or as they join (1.x, 2.x).
-    for (const generation of GENERATIONS) assert.equal(await connectRefused(generation, broker.url), 'unauthorized');
+    await Promise.all(GENERATIONS.map(async (generation) => assert.equal(await connectRefused(generation, broker.url), 'unauthorized')));
     await until('every pending session closed', () => broker.pendingHandshakes.state().pending === 0, 15_000);
+    // Closed by the timeout, not before it: every session opened after `opened`.
+    assert.ok(Date.now() - opened >= timeoutMs, `closed ${Date.now() - opened} ms after they opened`);
     assert.equal(broker.io.engine.clientsCount, 0);
     assert.equal((await handshake(broker.url, '127.0.0.2')).status, 200);
   });
