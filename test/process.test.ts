@@ -15,7 +15,8 @@ import { pageText } from './helpers/docs.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'spicy-process-'));
 
-describe('the broker process', () => {
+// Every test runs its own process on a port of its own: they run side by side.
+describe('the broker process', { concurrency: true }, () => {
   it('starts with PORT and HOST, logs one listening line, and serves every generation', async () => {
     const proc = spawnBroker({ PORT: '0', HOST: '127.0.0.1' });
     const url = await proc.ready;
@@ -107,11 +108,10 @@ describe('the broker process', () => {
       assert.deepEqual(await proc.exited, { code: 0, signal: null });
       return proc.stderr();
     };
-    const byDefault = await run({});
+    const [byDefault, none, narrowed] = await Promise.all([run({}), run({ DEBUG: '' }), run({ DEBUG: 'spicy-action:main' })]);
     assert.match(byDefault, /spicy-action:broker .*connect/);
     assert.doesNotMatch(byDefault, /spicy-action:audit/, 'no line per routed event by default');
-    assert.equal(await run({ DEBUG: '' }), '');
-    const narrowed = await run({ DEBUG: 'spicy-action:main' });
+    assert.equal(none, '');
     assert.match(narrowed, /spicy-action:main SIGTERM: closing/);
     assert.doesNotMatch(narrowed, /spicy-action:broker/);
   });
@@ -141,7 +141,7 @@ describe('refused pushes are logged', () => {
   });
 });
 
-describe('start-up failures print one line and exit non-zero', () => {
+describe('start-up failures print one line and exit non-zero', { concurrency: true }, () => {
   async function fails(env: Record<string, string>, args: string[], line: RegExp): Promise<void> {
     const proc = spawnBroker(env, args);
     const { code } = await proc.exited;
@@ -238,7 +238,7 @@ describe('units of durations and sizes', () => {
   });
 });
 
-describe('npm start', () => {
+describe('npm start', { concurrency: true }, () => {
   /** The pids of `pid`'s children, from /proc. */
   function children(pid: number): number[] {
     const pids: number[] = [];
