@@ -134,7 +134,8 @@ async function run(args: string[], env: Record<string, string> = {}, ms = 20_000
   return { code, out };
 }
 
-describe('the real process prints no secret', () => {
+// Each test runs processes of its own, to their end: they run side by side.
+describe('the real process prints no secret', { concurrency: true }, () => {
   it('for a mistyped --tokn=s3cret', async () => {
     const { code, out } = await run(['--tokn=s3cret']);
     assert.equal(code, 1);
@@ -142,10 +143,9 @@ describe('the real process prints no secret', () => {
   });
 
   it('for a secret left without its flag, and for a bad REDIS_URL with a password', async () => {
-    const stray = await run(['--host', '--token', 's3cret']);
+    const [stray, redis] = await Promise.all([run(['--host', '--token', 's3cret']), run([], { REDIS_URL: 'redis://default:s3cr3t-pw@redis.example.net:99999' })]);
     assert.equal(stray.code, 1);
     assert.doesNotMatch(stray.out, /s3cret/);
-    const redis = await run([], { REDIS_URL: 'redis://default:s3cr3t-pw@redis.example.net:99999' });
     assert.equal(redis.code, 1);
     assert.match(redis.out, /^spicy-action: REDIS_URL: expected a URL such as redis:\/\/127\.0\.0\.1:6379, got "redis:\/\/\*\*\*@redis\.example\.net:99999"\n$/);
   });
