@@ -58,67 +58,70 @@ function spawnTail(args: string[], env: Record<string, string> = {}): TailProces
 
 const count = (text: string, part: string): number => text.split(part).length - 1;
 
-describe('spicy-action tail', () => {
-  let broker = spawnBroker();
+// Each test, or group, has brokers and tails of its own: they run side by side.
+describe('spicy-action tail', { concurrency: true }, () => {
+  describe('with a broker process that restarts', { concurrency: false }, () => {
+    let broker = spawnBroker();
 
-  it('prints one JSON line per event of the watched buses and rooms, for jq', async () => {
-    const url = await broker.ready;
-    const tail = spawnTail(['--url', url, '--json', 'calls', 'support', 'endpoint:alice@example.net']);
-    await tail.until('watching', () => tail.stderr().includes('watching calls, support, endpoint:alice@example.net'));
-    assert.match(tail.stderr(), /connected to http:\/\/127\.0\.0\.1:\d+ \(spicy-action /);
+    it('prints one JSON line per event of the watched buses and rooms, for jq', async () => {
+      const url = await broker.ready;
+      const tail = spawnTail(['--url', url, '--json', 'calls', 'support', 'endpoint:alice@example.net']);
+      await tail.until('watching', () => tail.stderr().includes('watching calls, support, endpoint:alice@example.net'));
+      assert.match(tail.stderr(), /connected to http:\/\/127\.0\.0\.1:\d+ \(spicy-action /);
 
-    const server = await connect('v4', url);
-    try {
-      assert.deepEqual((await notify(url, 'script_register', { name: 'invalid_source', endpoint: 'alice@example.net', ip: '192.0.2.7' })).body, { ok: true });
-      const call = { state: 'end', call: 'c1', _in: ['endpoint:alice@example.net', 'number:33123456789'] };
-      assert.deepEqual(await server.ack('call', call), { ok: true, rooms: 3 });
-      // Not watched: `internal`.
-      await server.ack('location:update', { aor: 'bob@example.net', _in: ['endpoint:bob@example.net'] });
-      await notify(url, 'report_ops', { error: 'core_threshold', host: 'sbc1.example.net' });
-      await tail.until('3 lines', () => tail.lines().length >= 3 && tail.lines().some((l) => l.includes('report_ops')));
+      const server = await connect('v4', url);
+      try {
+        assert.deepEqual((await notify(url, 'script_register', { name: 'invalid_source', endpoint: 'alice@example.net', ip: '192.0.2.7' })).body, { ok: true });
+        const call = { state: 'end', call: 'c1', _in: ['endpoint:alice@example.net', 'number:33123456789'] };
+        assert.deepEqual(await server.ack('call', call), { ok: true, rooms: 3 });
+        // Not watched: `internal`.
+        await server.ack('location:update', { aor: 'bob@example.net', _in: ['endpoint:bob@example.net'] });
+        await notify(url, 'report_ops', { error: 'core_threshold', host: 'sbc1.example.net' });
+        await tail.until('3 lines', () => tail.lines().length >= 3 && tail.lines().some((l) => l.includes('report_ops')));
 
-      const events = tail.lines().map((line) => JSON.parse(line) as { time: string; event: string; rooms: string[]; data: unknown });
-      assert.deepEqual(
-        events.map(({ event, rooms, data }) => ({ event, rooms, data })),
-        [
-          { event: 'script_register', rooms: ['support', 'endpoint:alice@example.net'], data: { name: 'invalid_source', endpoint: 'alice@example.net', ip: '192.0.2.7' } },
-          { event: 'call', rooms: ['calls', 'endpoint:alice@example.net'], data: call },
-          { event: 'report_ops', rooms: ['support'], data: { error: 'core_threshold', host: 'sbc1.example.net' } },
-        ],
-      );
-      for (const { time } of events) assert.ok(Math.abs(Date.parse(time) - Date.now()) < 60_000, `ISO time ${time}`);
-    } finally {
-      server.close();
-    }
+        const events = tail.lines().map((line) => JSON.parse(line) as { time: string; event: string; rooms: string[]; data: unknown });
+        assert.deepEqual(
+          events.map(({ event, rooms, data }) => ({ event, rooms, data })),
+          [
+            { event: 'script_register', rooms: ['support', 'endpoint:alice@example.net'], data: { name: 'invalid_source', endpoint: 'alice@example.net', ip: '192.0.2.7' } },
+            { event: 'call', rooms: ['calls', 'endpoint:alice@example.net'], data: call },
+            { event: 'report_ops', rooms: ['support'], data: { error: 'core_threshold', host: 'sbc1.example.net' } },
+          ],
+        );
+        for (const { time } of events) assert.ok(Math.abs(Date.parse(time) - Date.now()) < 60_000, `ISO time ${time}`);
+      } finally {
+        server.close();
+      }
 
-    tail.child.kill('SIGINT');
-    assert.equal(await withTimeout(tail.exited, 'tail to exit on SIGINT', 10_000), 0);
-    assert.doesNotMatch(tail.stderr(), /Error|at .*\.ts:\d+/);
-  });
+      tail.child.kill('SIGINT');
+      assert.equal(await withTimeout(tail.exited, 'tail to exit on SIGINT', 10_000), 0);
+      assert.doesNotMatch(tail.stderr(), /Error|at .*\.ts:\d+/);
+    });
 
-  it('prints text lines, says so when the broker restarts, joins again, and exits 0 on Ctrl-C', async () => {
-    const url = await broker.ready;
-    const tail = spawnTail(['--url', url, 'calls']);
-    await tail.until('watching', () => tail.stderr().includes('watching calls'));
-    await notify(url, 'call', { state: 'answer' });
-    await tail.until('a line', () => tail.lines().length >= 1);
-    assert.match(tail.lines()[0] as string, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z call calls \{"state":"answer"\}$/);
+    it('prints text lines, says so when the broker restarts, joins again, and exits 0 on Ctrl-C', async () => {
+      const url = await broker.ready;
+      const tail = spawnTail(['--url', url, 'calls']);
+      await tail.until('watching', () => tail.stderr().includes('watching calls'));
+      await notify(url, 'call', { state: 'answer' });
+      await tail.until('a line', () => tail.lines().length >= 1);
+      assert.match(tail.lines()[0] as string, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z call calls \{"state":"answer"\}$/);
 
-    // The broker restarts on the same port.
-    const port = new URL(url).port;
-    broker.child.kill('SIGTERM');
-    assert.equal((await broker.exited).code, 0);
-    await tail.until('connection lost', () => tail.stderr().includes('connection lost'));
-    broker = spawnBroker({ PORT: port });
-    assert.equal(await broker.ready, url);
-    await tail.until('reconnected', () => tail.stderr().includes('reconnected to') && count(tail.stderr(), 'watching calls') === 2, 30_000);
+      // The broker restarts on the same port.
+      const port = new URL(url).port;
+      broker.child.kill('SIGTERM');
+      assert.equal((await broker.exited).code, 0);
+      await tail.until('connection lost', () => tail.stderr().includes('connection lost'));
+      broker = spawnBroker({ PORT: port });
+      assert.equal(await broker.ready, url);
+      await tail.until('reconnected', () => tail.stderr().includes('reconnected to') && count(tail.stderr(), 'watching calls') === 2, 30_000);
 
-    await notify(url, 'call', { state: 'after-restart' });
-    await tail.until('a line after the restart', () => tail.lines().some((l) => l.includes('after-restart')));
-    assert.equal(tail.lines().length, 2);
+      await notify(url, 'call', { state: 'after-restart' });
+      await tail.until('a line after the restart', () => tail.lines().some((l) => l.includes('after-restart')));
+      assert.equal(tail.lines().length, 2);
 
-    tail.child.kill('SIGINT');
-    assert.equal(await withTimeout(tail.exited, 'tail to exit on SIGINT', 10_000), 0);
+      tail.child.kill('SIGINT');
+      assert.equal(await withTimeout(tail.exited, 'tail to exit on SIGINT', 10_000), 0);
+    });
   });
 
   it('says which rooms the broker knows no bus or room pattern of, and watches them anyway', async () => {
@@ -143,13 +146,14 @@ describe('spicy-action tail', () => {
     const guarded = await startBroker({ token: 'tail-token' });
     const none = spawnTail(['--url', guarded.url, 'calls']);
     const wrong = spawnTail(['--url', guarded.url, '--token', 'not-it', 'calls']);
+    // The refused never join the namespace: the only socket there is the one with the token.
+    const right = spawnTail(['--url', guarded.url, '--json', 'calls'], { BROKER_TOKEN: 'tail-token' });
     assert.equal(await withTimeout(none.exited, 'tail without token to give up', 20_000), 1);
     assert.match(none.stderr(), /tail: the broker needs a token: --token or BROKER_TOKEN/);
     assert.equal(await withTimeout(wrong.exited, 'tail with a wrong token to give up', 20_000), 1);
     assert.match(wrong.stderr(), /tail: the broker refused the token/);
     assert.doesNotMatch(wrong.stderr(), /not-it/, 'the token is never printed');
 
-    const right = spawnTail(['--url', guarded.url, '--json', 'calls'], { BROKER_TOKEN: 'tail-token' });
     await right.until('watching', () => right.stderr().includes('watching calls'));
     const socket = [...guarded.io.sockets.sockets.values()][0]!;
     assert.equal(socket.handshake.auth.token, 'tail-token');
@@ -162,12 +166,12 @@ describe('spicy-action tail', () => {
 
   it('explains a bad command line with exit code 2, and prints its usage on --help', async () => {
     const bad = spawnTail(['--url', 'http://127.0.0.1:1']);
+    const help = spawnTail(['--help']);
     assert.equal(await withTimeout(bad.exited, 'tail to refuse', 20_000), 2);
     assert.match(bad.stderr(), /spicy-action tail: name at least one bus or room/);
     assert.match(bad.stderr(), /usage: spicy-action tail/);
     assert.deepEqual(bad.lines(), []);
 
-    const help = spawnTail(['--help']);
     assert.equal(await withTimeout(help.exited, 'tail --help', 20_000), 0);
     assert.match(help.lines().join('\n'), /usage: spicy-action tail \[--url URL\] \[--token TOKEN\] \[--json\] BUS\|ROOM/);
   });
