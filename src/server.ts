@@ -21,7 +21,7 @@ import { streamBudget } from './cluster/stream-budget.ts';
 import { redisConfigured } from './cluster/redis-connection.ts';
 import type { Settings } from './settings.ts';
 import { peerAddress, type AddressOf } from './budget.ts';
-import { bodyBudget, type BodiesState } from './http/body-budget.ts';
+import { bodyBudget, type BodiesState, type BodyTiming } from './http/body-budget.ts';
 import { errorHandler } from './http/errors.ts';
 import { HealthCheck } from './http/health.ts';
 import { createMetrics, metricsHandler } from './http/metrics.ts';
@@ -84,6 +84,12 @@ const BINARY_REFUSAL: Refusal = Object.freeze({ reason: 'binary', error: 'binary
 /** How long after `HANDSHAKE_TIMEOUT` Socket.IO's own connect timeout would fire. */
 const CONNECT_TIMEOUT_MARGIN_MS = 1_000;
 
+/** Clocks a test may shorten; a broker that is not under test leaves them at their defaults. */
+export interface ServerTiming {
+  /** The rate window of bodies being read, and how often they are looked at. */
+  readonly bodies?: BodyTiming;
+}
+
 /** A broker could not start; the message says why in one line. */
 export class StartError extends Error {
   override name = 'StartError';
@@ -113,7 +119,7 @@ export function socketOptions(settings: Settings): Partial<ServerOptions> {
 
 /**
  * Starts a broker with `settings` (bus lists read from `settings.busesFile`
- * unless `buses` is given) and resolves once it is ready.
+ * unless `buses` is given; `timing` only for tests) and resolves once it is ready.
  *
  * It listens first, answering only `GET /health` (503, starting) while it
  * connects to Redis and loads the cluster's routes; then Socket.IO and the
@@ -124,7 +130,7 @@ export function socketOptions(settings: Settings): Partial<ServerOptions> {
  * console.log(running.url);
  * await running.close();
  */
-export async function startServer(settings: Settings, buses: Buses = loadBuses(settings.busesFile)): Promise<RunningBroker> {
+export async function startServer(settings: Settings, buses: Buses = loadBuses(settings.busesFile), timing: ServerTiming = {}): Promise<RunningBroker> {
   const keyring = loadKeyring(settings);
   const app = express();
   app.disable('x-powered-by');
@@ -170,7 +176,7 @@ export async function startServer(settings: Settings, buses: Buses = loadBuses(s
     httpServer.close();
     throw error;
   }
-  const running = assemble(settings, buses, { app, httpServer, io, routes, cluster, health, connections, telemetry, keyring });
+  const running = assemble(settings, buses, { app, httpServer, io, routes, cluster, health, connections, telemetry, keyring }, timing);
   health.ready();
   const warning = openAccessWarning(settings.host, settings.token ?? settings.credentialsFile);
   if (warning) console.warn(`${NAME}: ${warning}`);
@@ -218,6 +224,7 @@ function assemble(
     telemetry: Telemetry;
     keyring: Keyring;
   },
+  timing: ServerTiming,
 ): RunningBroker {
   const { app, httpServer, io, routes, cluster, health, connections, telemetry, keyring } = parts;
   const refused: AccessObserver = (attempt, refusal) => telemetry.refused(attempt.what, refusal);
@@ -254,7 +261,7 @@ function assemble(
   const access = httpAccess(keyring, refused, attempts, (peer, forwarded) => proxies.clientAddress(peer, forwarded));
   // Bodies being read are capped in bytes and cut when slower than the floor; after the token, so that a
   // stranger's body is never read at all.
-  const bodies = bodyBudget(settings, addressOf, (what, refusal) => telemetry.refused(what, refusal));
+  const bodies = bodyBudget(settings, addressOf, (what, refusal) => telemetry.refused(what, refusal), timing.bodies);
   // /_notify comes first, behind the token and the Origin check: a push, the hot path of HTTP, meets one
   // flat route and none of the others (which all answer other paths, so their order does not change an answer).
   const broker = attachBroker(io, app, {

@@ -94,16 +94,19 @@ describe('bodies in flight', () => {
   });
 
   it('are cut with 408 when slower than MIN_BODY_RATE, which frees their room; a steady one is read whole', async () => {
-    const broker = await startBroker({ token: TOKEN, maxBodyBytes: 20_000, maxBodiesInFlightBytes: 60_000, minBodyRate: 1_000 });
+    // The rate is measured over windows of 1 s (5 s by default), looked at every 100 ms.
+    const timing = { bodies: { rateWindowMs: 1_000, checkEveryMs: 100 } };
+    const broker = await startBroker({ token: TOKEN, maxBodyBytes: 20_000, maxBodiesInFlightBytes: 60_000, minBodyRate: 1_000 }, undefined, timing);
     const stalled = Array.from({ length: 2 }, () => stalledPost(broker.url, 20_000, 19_000));
-    // Meanwhile, a body that keeps above the floor (2,000 bytes a second) is read whole, however long it takes.
-    const steady = stalledPost(broker.url, 12_002, 0);
+    // Meanwhile, a body that keeps above the floor (5,000 bytes a second) is read whole, however long
+    // it takes: here two windows.
+    const steady = stalledPost(broker.url, 10_002, 0);
     sockets.push(steady.socket, ...stalled.map((s) => s.socket));
     await until('three bodies in flight', () => broker.bodiesInFlight.state().bodies === 3);
     steady.socket.write('{');
-    for (let i = 0; i < 6; i++) {
-      await new Promise((r) => setTimeout(r, 1_000));
-      steady.socket.write(FILLER.subarray(0, 2_000));
+    for (let i = 0; i < 10; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      steady.socket.write(FILLER.subarray(0, 1_000));
     }
     steady.socket.end('}');
     for (const { answer } of stalled) {

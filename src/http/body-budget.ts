@@ -27,6 +27,12 @@ const CHECK_EVERY_MS = 1_000;
 /** The one key of the budget: bodies are capped in total, not per address. */
 const ALL = 'all';
 
+/** The guard's clock: {@link RATE_WINDOW_MS} and how often bodies are looked at, unless a test shortens them. */
+export interface BodyTiming {
+  readonly rateWindowMs?: number;
+  readonly checkEveryMs?: number;
+}
+
 /** What the guard reads of the limits. */
 export interface BodyLimits {
   readonly maxBodyBytes: number;
@@ -78,13 +84,16 @@ export function bodyBudget(
   limits: BodyLimits,
   addressOf: AddressOf,
   refused: (what: string, refusal: Refusal) => void,
+  timing: BodyTiming = {},
 ): { readonly guard: RequestHandler; state(): BodiesState; close(): void } {
+  const windowMs = timing.rateWindowMs ?? RATE_WINDOW_MS;
+  const checkEveryMs = timing.checkEveryMs ?? CHECK_EVERY_MS;
   const budget = new Budget({ perAddress: limits.maxBodiesInFlightBytes, total: limits.maxBodiesInFlightBytes });
   const episodes = new RefusalEpisodes();
   // The bodies whose rate is watched (all of them, unless there is no floor).
   const inFlight = new Set<InFlight>();
   let reading = 0;
-  const floor = limits.minBodyRate * (RATE_WINDOW_MS / 1_000);
+  const floor = limits.minBodyRate * (windowMs / 1_000);
   const slow: Refusal = Object.freeze({ reason: 'slow_body', error: `the body arrived slower than ${limits.minBodyRate} bytes per second` });
   let timer: NodeJS.Timeout | undefined;
 
@@ -101,7 +110,7 @@ export function bodyBudget(
     const now = Date.now();
     for (const body of inFlight) {
       const { req, res } = body;
-      if (req.complete || now - body.windowStart < RATE_WINDOW_MS) continue;
+      if (req.complete || now - body.windowStart < windowMs) continue;
       const read = req.socket.bytesRead;
       if (read - body.windowBytes >= floor) {
         body.windowBytes = read;
@@ -133,7 +142,7 @@ export function bodyBudget(
     if (floor > 0) {
       inFlight.add(body);
       if (timer === undefined) {
-        timer = setInterval(check, CHECK_EVERY_MS);
+        timer = setInterval(check, checkEveryMs);
         timer.unref();
       }
     }

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after } from 'node:test';
 import { DEFAULT_SETTINGS, type Settings } from '../../src/settings.ts';
-import { startServer, type RunningBroker } from '../../src/server.ts';
+import { startServer, type RunningBroker, type ServerTiming } from '../../src/server.ts';
 import type { Buses } from '../../src/buses.ts';
 import type { RouteListing } from '../../src/http/routes.ts';
 import { withTimeout } from './clients.ts';
@@ -14,11 +14,11 @@ import { withTimeout } from './clients.ts';
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /**
- * Starts a broker in this process on a free loopback port; it is closed when
- * the test file ends.
+ * Starts a broker in this process on a free loopback port (its clocks
+ * shortened as `timing` says); it is closed when the test file ends.
  */
-export async function startBroker(overrides: Partial<Settings> = {}, buses?: Buses): Promise<RunningBroker> {
-  const running = await startServer({ ...DEFAULT_SETTINGS, port: 0, host: '127.0.0.1', ...overrides }, buses);
+export async function startBroker(overrides: Partial<Settings> = {}, buses?: Buses, timing?: ServerTiming): Promise<RunningBroker> {
+  const running = await startServer({ ...DEFAULT_SETTINGS, port: 0, host: '127.0.0.1', ...overrides }, buses, timing);
   after(() => running.close());
   return running;
 }
