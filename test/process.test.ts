@@ -15,8 +15,8 @@ import { pageText } from './helpers/docs.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'spicy-process-'));
 
-// Every test runs its own process on a port of its own: they run side by side.
-describe('the broker process', { concurrency: true }, () => {
+// Every test runs its own process on a port of its own: they run side by side, four at a time.
+describe('the broker process', { concurrency: 4 }, () => {
   it('starts with PORT and HOST, logs one listening line, and serves every generation', async () => {
     const proc = spawnBroker({ PORT: '0', HOST: '127.0.0.1' });
     const url = await proc.ready;
@@ -141,7 +141,7 @@ describe('refused pushes are logged', () => {
   });
 });
 
-describe('start-up failures print one line and exit non-zero', { concurrency: true }, () => {
+describe('start-up failures print one line and exit non-zero', { concurrency: 4 }, () => {
   async function fails(env: Record<string, string>, args: string[], line: RegExp): Promise<void> {
     const proc = spawnBroker(env, args);
     const { code } = await proc.exited;
@@ -238,7 +238,7 @@ describe('units of durations and sizes', () => {
   });
 });
 
-describe('npm start', { concurrency: true }, () => {
+describe('npm start', { concurrency: 4 }, () => {
   /** The pids of `pid`'s children, from /proc. */
   function children(pid: number): number[] {
     const pids: number[] = [];
