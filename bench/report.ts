@@ -8,6 +8,8 @@ export interface Table {
   readonly title: string;
   /** What the scenario does, one paragraph. */
   readonly intro: string;
+  /** A chart of the table's figures, shown under the intro in Markdown. */
+  readonly image?: { readonly alt: string; readonly path: string };
   readonly headers: readonly string[];
   readonly rows: readonly (readonly string[])[];
   /** Lines under the table: what bound the rate, what was skipped. */
@@ -44,6 +46,7 @@ export function markdownTable(table: Table): string {
     '',
     table.intro,
     '',
+    ...(table.image ? [`![${table.image.alt}](${table.image.path})`, ''] : []),
     line(table.headers),
     line(table.headers.map(() => '---')),
     ...table.rows.map(line),

@@ -7,7 +7,8 @@
  * the broker's figure, the baseline's and their ratio. Quick mode (the
  * default) takes about a minute; `--full` repeats each measurement three
  * times (median), runs longer phases and 10,000 idle clients, and rewrites
- * BENCHMARKS.md and bench/chart.svg. bench/README.md says what each scenario does.
+ * BENCHMARKS.md and its charts (bench/chart.svg, bench/chart-cluster.svg).
+ * bench/README.md says what each scenario does.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
@@ -16,7 +17,7 @@ import { io as connectClient } from 'socket.io-client';
 import { readCommandLine, type FlagSpec } from '../src/command-line.ts';
 import { DEFAULT_SETTINGS } from '../src/settings.ts';
 import { socketOptions } from '../src/server.ts';
-import { renderChart } from './chart.ts';
+import { renderBars, renderChart } from './chart.ts';
 import { measureFanout, type FanoutResult, type MeasuredTarget, type Phase } from './fanout.ts';
 import { measureDepth, measureRouting } from './per-event.ts';
 import { httpRun } from './http-run.ts';
@@ -59,6 +60,11 @@ const MODE = FULL
   : { name: 'quick', reps: 1, sideReps: 1, warmMs: 400, measureMs: 1_500, fanout: [1, 100, 1_000], inSubscribers: 200, httpWarmS: 1, httpS: 1, httpReps: 3, httpConnections: [10, 50], idle: [1_000], cluster: 100 };
 
 const RESULTS = join(ROOT, 'bench', 'results');
+/** The cluster's chart, beside BENCHMARKS.md's section 5. */
+const CLUSTER_CHART = 'bench/chart-cluster.svg';
+/** The broker's colour in the charts, and the baseline's. */
+const RED = '#c0392b';
+const BLUE = '#2c6fbb';
 const PROFILES = join(RESULTS, 'profiles');
 const log = (line: string): void => console.log(line);
 
@@ -117,6 +123,7 @@ interface Context {
   tables: Table[];
   results: Record<string, unknown>;
   fanout?: FanoutResult[];
+  cluster?: FanoutResult;
 }
 
 // Scenario 1: fan-out of `call` to `calls`, 1, 100 and 1,000 subscribers.
@@ -366,7 +373,7 @@ async function scenarioIdle(ctx: Context): Promise<void> {
 
 // Scenario 5: the fan-out over two brokers sharing Redis, against two bare Socket.IO servers with the same adapter on the same Redis.
 async function scenarioCluster(ctx: Context): Promise<void> {
-  log('\n# 5. cluster: two brokers vs two bare Socket.IO servers, Redis Streams adapter on one Redis');
+  log('\n# 5. cluster: two brokers vs two bare Socket.IO servers with the Redis Streams adapter, on one Redis');
   const title = '5. Cluster: two brokers vs two bare Socket.IO servers on Redis';
   const skip = (why: string): void => {
     log(`  skipped: ${why}`);
@@ -407,6 +414,7 @@ async function scenarioCluster(ctx: Context): Promise<void> {
       fanoutOptions(MODE.cluster, 'bus', MODE.sideReps),
     );
     ctx.results.cluster = r;
+    ctx.cluster = r;
     const [c, s] = r.targets as [FanoutResult['targets'][0], FanoutResult['targets'][0]];
     const cpuRatio = ratio(c.fixed.cpuPerDeliveryUs, s.fixed.cpuPerDeliveryUs);
     ctx.checks.push({ what: `cluster, ${num(r.subscribers)} subscribers: servers CPU per delivery at the fixed rate, brokers ÷ bare Socket.IO`, value: cpuRatio, limit: '≤ 1.05', pass: cpuRatio <= 1.05 });
@@ -417,8 +425,12 @@ async function scenarioCluster(ctx: Context): Promise<void> {
     ctx.tables.push({
       title,
       intro:
-        `The fan-out of scenario 1 with ${num(r.subscribers)} subscribers spread evenly over two nodes and a publisher on each node (events in turn), against two bare Socket.IO servers with the same Redis Streams adapter on the same redis-server of the bench's own (a stream each). ` +
-        `Connection state recovery ${ctx.recovery ? 'on on both sides' : 'off'}. Server CPU is the sum of both nodes; Redis CPU is given apart.`,
+        `The fan-out of scenario 1 with ${num(r.subscribers)} subscribers spread evenly over two nodes and a publisher on each node (events in turn), against two bare Socket.IO servers with \`@socket.io/redis-streams-adapter\` 0.3 on the same redis-server of the bench's own (a stream each, the same entry format). ` +
+        'The brokers run their own adapter (`src/cluster/streams-adapter.ts`), which delivers every broadcast, a node\'s own included, from the node\'s one stream reader, so that every client on every node gets the stream\'s order: ' +
+        'a node\'s own events reach its clients once written to Redis and read back. The bare servers\' adapter delivers a node\'s own events as soon as Redis has answered their write, without reading them back, and only the other node\'s through its reader (so two nodes\' clients can see two orders). ' +
+        `Latency is over all subscribers, on both nodes. Connection state recovery ${ctx.recovery ? 'on on both sides' : 'off'}. Server CPU is the sum of both nodes; Redis CPU is given apart. ` +
+        'The chart gives each median as a bar and each of the runs it is the median of as a dot.',
+      image: { alt: 'Cluster: deliveries per second, servers CPU per delivery and latency, two brokers against two bare Socket.IO servers', path: CLUSTER_CHART },
       headers: ['metric', '2 brokers', '2 bare Socket.IO', 'ratio'],
       rows: [
         row('deliveries/s, flat out', (t) => t.max.uniquePerS, 0),
@@ -500,8 +512,6 @@ async function crossesNodes(from: string, to: string): Promise<boolean> {
 function chart(fanout: readonly FanoutResult[]): string {
   const labels = fanout.map((r) => num(r.subscribers));
   const pick = (name: string, f: (t: FanoutResult['targets'][0]) => number): number[] => fanout.map((r) => f(r.targets.find((t) => t.name === name)!));
-  const RED = '#c0392b';
-  const BLUE = '#2c6fbb';
   return renderChart(
     labels,
     [
@@ -534,6 +544,37 @@ function chart(fanout: readonly FanoutResult[]): string {
       },
     ],
     `Fan-out of call events to calls, ${MODE.name} run of ${new Date().toISOString().slice(0, 10)}, ${cpus().length} cores, Node ${process.version}`,
+  );
+}
+
+/** The chart of scenario 5: brokers against bare Socket.IO, medians as bars and each run as a dot. */
+function clusterChart(r: FanoutResult): string {
+  type Side = FanoutResult['targets'][0];
+  const [brokers, bare] = r.targets as [Side, Side];
+  /** A panel of `groups`, whose medians and runs `f` picks from each side. */
+  const panel = (title: string, unit: string, groups: string[], f: (t: Side) => { values: number[]; runs: number[][] }) => ({
+    title,
+    unit,
+    groups,
+    series: [
+      { name: '2 brokers', color: RED, ...f(brokers) },
+      { name: '2 bare Socket.IO', color: BLUE, ...f(bare) },
+    ],
+  });
+  const latency = (p: Phase, q: 'p50' | 'p99'): number => p.latency?.[q] ?? Number.NaN;
+  return renderBars(
+    [
+      panel('Deliveries per second, flat out', 'deliveries/s', ['flat out'], (t) => ({ values: [t.max.uniquePerS], runs: [t.maxRuns.map((p) => p.uniquePerS)] })),
+      panel('Servers CPU per delivery', 'µs', ['flat out', `at ${num(r.rate)} events/s`], (t) => ({
+        values: [t.max.cpuPerDeliveryUs, t.fixed.cpuPerDeliveryUs],
+        runs: [t.maxRuns.map((p) => p.cpuPerDeliveryUs), t.fixedRuns.map((p) => p.cpuPerDeliveryUs)],
+      })),
+      panel(`Latency at ${num(r.rate)} events/s`, 'ms', ['p50', 'p99'], (t) => ({
+        values: [latency(t.fixed, 'p50'), latency(t.fixed, 'p99')],
+        runs: [t.fixedRuns.map((p) => latency(p, 'p50')), t.fixedRuns.map((p) => latency(p, 'p99'))],
+      })),
+    ],
+    `Cluster of two nodes on one Redis, ${num(r.subscribers)} subscribers, a publisher on each node, ${MODE.name} run of ${new Date().toISOString().slice(0, 10)}, ${cpus().length} cores, Node ${process.version}`,
   );
 }
 
@@ -596,6 +637,7 @@ async function main(): Promise<void> {
     return;
   }
   if (ctx.fanout) writeFileSync(join(ROOT, 'bench', 'chart.svg'), chart(ctx.fanout));
+  if (ctx.cluster) writeFileSync(join(ROOT, CLUSTER_CHART), clusterChart(ctx.cluster));
   const notes = readFileSync(join(ROOT, 'bench', 'notes.md'), 'utf8');
   const md = [
     '# Benchmarks',
@@ -622,7 +664,7 @@ async function main(): Promise<void> {
     '',
   ].join('\n');
   writeFileSync(join(ROOT, 'BENCHMARKS.md'), md);
-  log('wrote BENCHMARKS.md, bench/chart.svg and bench/results/full.json');
+  log(`wrote BENCHMARKS.md, bench/chart.svg${ctx.cluster ? `, ${CLUSTER_CHART}` : ''} and bench/results/full.json`);
 }
 
 main()
