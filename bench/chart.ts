@@ -157,9 +157,10 @@ function barPanel(p: BarPanel, dx: number): string {
       if (Number.isFinite(v) && v > 0) {
         const top = y(v);
         parts.push(`<rect x="${(left + 1).toFixed(1)}" y="${top.toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${(M.top + plotH - top).toFixed(1)}" fill="${s.color}" fill-opacity="0.8"/>`);
-        // The value above the bar and above its highest run.
-        const above = Math.min(top, ...runs.map((run) => y(run) - 3));
-        parts.push(`<text x="${mid}" y="${(above - 4).toFixed(1)}" text-anchor="middle">${fmt(v)}</text>`);
+        // The value at the foot of the bar, clear of the runs' dots near its top; above them when the bar is too short.
+        const inside = M.top + plotH - top >= 32;
+        const above = Math.min(top, ...runs.map((run) => y(run) - 3)) - 4;
+        parts.push(`<text x="${mid}" y="${(inside ? M.top + plotH - 6 : above).toFixed(1)}" text-anchor="middle"${inside ? ' fill="white"' : ''}>${fmt(v)}</text>`);
       }
       for (const run of runs) parts.push(`<circle cx="${mid}" cy="${y(run).toFixed(1)}" r="2.5" fill="white" stroke="#333"/>`);
     });

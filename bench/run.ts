@@ -429,7 +429,7 @@ async function scenarioCluster(ctx: Context): Promise<void> {
         `The fan-out of scenario 1 with ${num(r.subscribers)} subscribers spread evenly over two nodes and a publisher on each node (events in turn), against two bare Socket.IO servers with \`@socket.io/redis-streams-adapter\` 0.3 on the same redis-server of the bench's own (a stream each, the same entry format). ` +
         'The brokers run their own adapter (`src/cluster/streams-adapter.ts`), which delivers every broadcast, a node\'s own included, from the node\'s one stream reader, so that every client on every node gets the stream\'s order: ' +
         'a node\'s own events reach its clients once written to Redis and read back. The bare servers\' adapter delivers a node\'s own events as soon as Redis has answered their write, without reading them back, and only the other node\'s through its reader (so two nodes\' clients can see two orders). ' +
-        `Latency is over all subscribers, on both nodes. Connection state recovery ${ctx.recovery ? 'on on both sides' : 'off'}. Server CPU is the sum of both nodes; Redis CPU is given apart. ` +
+        `Latency is over all subscribers, on both nodes. Connection state recovery ${ctx.recovery ? 'on' : 'off'}, on both sides. Server CPU is the sum of both nodes; Redis CPU is given apart. ` +
         'The chart gives each median as a bar and each of the runs it is the median of as a dot.',
       image: { alt: 'Cluster: deliveries per second, servers CPU per delivery and latency, two brokers against two bare Socket.IO servers', path: CLUSTER_CHART },
       headers: ['metric', '2 brokers', '2 bare Socket.IO', 'ratio'],
