@@ -145,10 +145,17 @@ export interface MetricsSources {
  * const registry = createMetrics({ broker, connections: () => io.of('/').sockets.size });
  * app.get('/metrics', metricsHandler(registry));
  */
+/**
+ * How often the event-loop lag is sampled, in ms (prom-client's default is
+ * 10): each sample wakes the process, and an idle broker would wake a hundred
+ * times a second for this one metric.
+ */
+export const EVENT_LOOP_SAMPLE_MS = 100;
+
 export function createMetrics(sources: MetricsSources): Registry {
   const { broker, connections, redis, backpressure } = sources;
   const registry = new Registry();
-  if (sources.processMetrics !== false) collectDefaultMetrics({ register: registry });
+  if (sources.processMetrics !== false) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
 
   new Gauge({
     name: 'spicy_action_connected_sockets',
