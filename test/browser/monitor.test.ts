@@ -5,11 +5,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { NAME, VERSION } from '../src/package-info.ts';
-import { notify, request, startBroker } from './helpers/broker.ts';
-import { chromiumMissing, launchChromium } from './helpers/chromium.ts';
-import { connect, flush, withTimeout } from './helpers/clients.ts';
-import { until } from './helpers/wait.ts';
+import { NAME, VERSION } from '../../src/package-info.ts';
+import { notify, request, startBroker } from '../helpers/broker.ts';
+import { chromiumMissing, launchChromium } from '../helpers/chromium.ts';
+import { connect, flush, withTimeout } from '../helpers/clients.ts';
+import { until } from '../helpers/wait.ts';
 
 
 const missing = chromiumMissing();

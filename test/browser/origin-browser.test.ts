@@ -11,11 +11,11 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
-import type { RunningBroker } from '../src/server.ts';
-import { request, startBroker } from './helpers/broker.ts';
-import { chromiumMissing, launchChromium } from './helpers/chromium.ts';
-import { parseMetrics } from './helpers/metrics.ts';
-import { until } from './helpers/wait.ts';
+import type { RunningBroker } from '../../src/server.ts';
+import { request, startBroker } from '../helpers/broker.ts';
+import { chromiumMissing, launchChromium } from '../helpers/chromium.ts';
+import { parseMetrics } from '../helpers/metrics.ts';
+import { until } from '../helpers/wait.ts';
 
 const missing = chromiumMissing();
 

@@ -7,12 +7,12 @@ import assert from 'node:assert/strict';
 import { hostname } from 'node:os';
 import { describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { formatStamp, routeTable } from '../monitor/model.js';
-import { DEFAULT_ROUTES } from '../src/routes.ts';
-import { request, startBroker } from './helpers/broker.ts';
-import { chromiumMissing, launchChromium } from './helpers/chromium.ts';
-import { connect } from './helpers/clients.ts';
-import { until } from './helpers/wait.ts';
+import { formatStamp, routeTable } from '../../monitor/model.js';
+import { DEFAULT_ROUTES } from '../../src/routes.ts';
+import { request, startBroker } from '../helpers/broker.ts';
+import { chromiumMissing, launchChromium } from '../helpers/chromium.ts';
+import { connect } from '../helpers/clients.ts';
+import { until } from '../helpers/wait.ts';
 
 describe('route table model', () => {
   it('orders registered routes first, then changed built-in ones, and says where each comes from', () => {
