@@ -5,8 +5,8 @@
  * paused (SIGSTOP) for longer than REDIS_TIMEOUT), then one fresh seeded
  * schedule of the short run (its seed printed; `SEED=<seed> npm run
  * test:model` replays it), each judged against every invariant of
- * test/model/invariants.ts. The regression seeds and the long run are in
- * `npm run test:faults` (test/faults/model.test.ts).
+ * test/model/invariants.ts. The regression seeds and the long run are
+ * `MODEL_LONG=1 npm run test:model`.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';

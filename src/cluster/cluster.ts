@@ -94,7 +94,6 @@ export class ClusterStartError extends Error {
  */
 export class Cluster extends EventEmitter<ClusterEvents> {
   #undelivered = 0;
-  #missed = 0;
   readonly #link: ClusterLink | undefined;
   /** The Socket.IO adapter to use; undefined for the in-memory one. */
   readonly adapter: ServerOptions['adapter'] | undefined;
@@ -110,10 +109,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       this.emit('undelivered', count);
     });
     link?.node.on('refused', (reason) => this.emit('refused', reason));
-    link?.reader.on('missed', (count) => {
-      this.#missed += count;
-      this.emit('missed', count);
-    });
+    link?.reader.on('missed', (count) => this.emit('missed', count));
   }
 
   /** `'off'` without Redis; `'up'`, `'degraded'` (Redis refuses writes) or `'down'` with it. */
@@ -124,11 +120,6 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /** Events that reached only this node's clients (Redis down past the grace, refusing writes, or held at shutdown), since start. */
   get undelivered(): number {
     return this.#undelivered;
-  }
-
-  /** Entries of the stream trimmed before this node read them, since start: their events reached none of its clients. */
-  get missed(): number {
-    return this.#missed;
   }
 
   /** True while Redis refuses events for memory and the stream is trimmed on its own (stream-trimmer.ts). */

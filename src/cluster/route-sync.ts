@@ -32,6 +32,7 @@ import { eventRefusal } from '../protocol.ts';
 import { DEFAULT_ROUTES, type Route, type RouteChange, type RouteRemoval, type RouteStamp, type RouteTable } from '../routes.ts';
 import { causeOf } from './refusals.ts';
 import { compareOffsets } from './stream-format.ts';
+import { readStreamInfo } from './stream-reader.ts';
 
 const debug = createDebug('spicy-action:route-sync');
 
@@ -256,10 +257,8 @@ export class RouteSync {
    * costs one read of the table).
    */
   async #fellBehind(offset: string): Promise<boolean> {
-    const info = (await this.#reader.xinfo('STREAM', this.#logKey)) as unknown[];
-    const at = info.indexOf('first-entry');
-    const first = at >= 0 ? (info[at + 1] as StreamEntry | null) : null;
-    return first !== null && compareOffsets(first[0], offset) > 0;
+    const first = (await readStreamInfo(this.#reader, this.#logKey))?.first;
+    return first !== undefined && compareOffsets(first, offset) > 0;
   }
 
   /** Reads the change log for ever, from the last entry seen; reloads the table when the log lost entries this node had not read. */

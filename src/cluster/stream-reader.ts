@@ -32,8 +32,8 @@ export interface StreamReaderEvents {
   missed: [count: number];
 }
 
-/** What `XINFO STREAM` says, of what the reader needs. */
-interface StreamInfo {
+/** What `XINFO STREAM` says, of what the readers of a stream need. */
+export interface StreamInfo {
   /** Entries the stream ever took (Redis 7 and later). */
   readonly added: number | undefined;
   readonly length: number;
@@ -41,7 +41,7 @@ interface StreamInfo {
   readonly last: string | undefined;
 }
 
-function streamInfo(reply: unknown[]): StreamInfo {
+function parseStreamInfo(reply: unknown[]): StreamInfo {
   const field = (name: string): unknown => {
     const at = reply.indexOf(name);
     return at >= 0 ? reply[at + 1] : undefined;
@@ -49,6 +49,22 @@ function streamInfo(reply: unknown[]): StreamInfo {
   const id = (entry: unknown): string | undefined => (Array.isArray(entry) && typeof entry[0] === 'string' ? entry[0] : undefined);
   const added = field('entries-added');
   return { added: typeof added === 'number' ? added : undefined, length: Number(field('length') ?? 0), first: id(field('first-entry')), last: id(field('last-entry')) };
+}
+
+/**
+ * `XINFO STREAM key` on `redis`, or undefined when the stream does not exist yet.
+ *
+ * @example
+ * const info = await readStreamInfo(redis, 'spicy-action:events');
+ * info?.first; // the id of its oldest entry
+ */
+export async function readStreamInfo(redis: Redis, key: string): Promise<StreamInfo | undefined> {
+  try {
+    return parseStreamInfo((await redis.xinfo('STREAM', key)) as unknown[]);
+  } catch (error) {
+    if (/no such key/i.test((error as Error).message)) return undefined;
+    throw error;
+  }
 }
 
 /** One entry as ioredis returns it: its offset and its flat fields. */
@@ -98,7 +114,7 @@ export class StreamReader extends EventEmitter<StreamReaderEvents> {
    * entry written after this resolves reaches {@link StreamReader.onEntry}.
    */
   async start(): Promise<void> {
-    const info = await this.#info();
+    const info = await readStreamInfo(this.#connection, this.#streamName);
     this.#offset = info?.last ?? '0-0';
     // A stream not written yet counts its entries from zero.
     this.#addedAtStart = info === undefined ? 0 : info.added;
@@ -139,16 +155,6 @@ export class StreamReader extends EventEmitter<StreamReaderEvents> {
     }
   }
 
-  /** `XINFO STREAM`, or undefined when the stream does not exist yet. */
-  async #info(): Promise<StreamInfo | undefined> {
-    try {
-      return streamInfo((await this.#connection.xinfo('STREAM', this.#streamName)) as unknown[]);
-    } catch (error) {
-      if (/no such key/i.test((error as Error).message)) return undefined;
-      throw error;
-    }
-  }
-
   /**
    * Counts the entries trimmed before the reader reached them: the stream took
    * `added - addedAtStart` entries since the reader started; those neither
@@ -160,7 +166,7 @@ export class StreamReader extends EventEmitter<StreamReaderEvents> {
   async #checkMissed(): Promise<void> {
     this.#checkedAt = Date.now();
     if (this.#addedAtStart === undefined) return;
-    const info = await this.#info();
+    const info = await readStreamInfo(this.#connection, this.#streamName);
     if (info?.added === undefined) return;
     let unread: number;
     if (info.last === this.#offset) unread = 0;

@@ -138,6 +138,13 @@ export interface MetricsSources {
 }
 
 /**
+ * How often the event-loop lag is sampled, in ms (prom-client's default is
+ * 10): each sample wakes the process, and an idle broker would wake a hundred
+ * times a second for this one metric.
+ */
+export const EVENT_LOOP_SAMPLE_MS = 100;
+
+/**
  * Builds the broker's Registry. Its counters start at 0 and follow the
  * broker from now on.
  *
@@ -145,13 +152,6 @@ export interface MetricsSources {
  * const registry = createMetrics({ broker, connections: () => io.of('/').sockets.size });
  * app.get('/metrics', metricsHandler(registry));
  */
-/**
- * How often the event-loop lag is sampled, in ms (prom-client's default is
- * 10): each sample wakes the process, and an idle broker would wake a hundred
- * times a second for this one metric.
- */
-export const EVENT_LOOP_SAMPLE_MS = 100;
-
 export function createMetrics(sources: MetricsSources): Registry {
   const { broker, connections, redis, backpressure } = sources;
   const registry = new Registry();

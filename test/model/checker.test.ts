@@ -7,9 +7,8 @@
  * run first, then fresh ones. A failure prints the seed and the schedule;
  * `SEED=<seed> npm run test:model` replays it.
  *
- * Short by default; `MODEL_LONG=1` runs the long run of `npm run test:faults`
- * (test/faults/model.test.ts). `npm test` runs one fresh short schedule
- * (test/model.test.ts).
+ * Short by default; `MODEL_LONG=1` runs the long run, as CI does. `npm test`
+ * runs one fresh short schedule (test/model.test.ts).
  */
 import { describe } from 'node:test';
 import { redisMissing } from '../helpers/redis.ts';

@@ -28,7 +28,7 @@ export interface SuiteOptions {
 
 /** The short run of `npm run test:model`. */
 export const SHORT_RUN: SuiteOptions = { schedules: 2, bounds: SHORT_BOUNDS };
-/** The long run: `npm run test:faults`, and `MODEL_LONG=1 npm run test:model`. */
+/** The long run: `MODEL_LONG=1 npm run test:model`, as CI runs it. */
 export const LONG_RUN: SuiteOptions = { schedules: 8, bounds: LONG_BOUNDS };
 
 /** Declares the tests (call it inside a `describe`). */
