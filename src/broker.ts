@@ -70,9 +70,11 @@ export interface BrokerOptions {
    * of the event's publication to Redis, or undefined when it is not known.
    * A sender's acknowledgement then waits for it, and says `{ok: false, error}`
    * when the event reached this node's clients only (Redis refused it, or is
-   * down past the grace). Omitted (one process): acknowledgements are sent at once.
+   * down past the grace). With `answerHeld` (HTTP answers), the outcome is
+   * `{ok: true, held: true}` as soon as the write is known to wait for Redis
+   * down. Omitted (one process): acknowledgements are sent at once.
    */
-  readonly track?: (publish: () => void) => Promise<PublicationOutcome> | undefined;
+  readonly track?: (publish: () => void, answerHeld?: boolean) => Promise<PublicationOutcome> | undefined;
   /**
    * On a cluster: whether the event `args` from socket `client` fits in its
    * byte budget for the Redis stream; a refusal when it does not (the event is
@@ -219,7 +221,8 @@ export class Broker {
    *
    * `confirmed`, when given, hears what became of the push's publication:
    * on a cluster once Redis took it or refused it (as a socket's
-   * acknowledgement waits to), at once on one process. `by` names the
+   * acknowledgement waits to), or that it is held for Redis, down; at once
+   * on one process. `by` names the
    * pusher's credential, for the telemetry.
    */
   push(msg: string, body: Record<string, unknown>, confirmed?: (outcome: PublicationOutcome) => void, by: string = ANONYMOUS.credential.name): Targets | undefined {
@@ -228,7 +231,7 @@ export class Broker {
     const rooms = notifyTargets(bus, body, this.limits.maxRoomNameLength);
     const targets: Targets = { rooms, skipped: 0, overflow: 0 };
     if (confirmed === undefined) return this.#deliver(msg, bus, targets, [body], by);
-    const { outcome } = this.#tracked(() => this.#deliver(msg, bus, targets, [body], by));
+    const { outcome } = this.#tracked(() => this.#deliver(msg, bus, targets, [body], by), true);
     if (outcome === undefined) confirmed(PUBLISHED);
     else void outcome.then(confirmed);
     return targets;
@@ -246,21 +249,22 @@ export class Broker {
    * (await written)?.ok; // false when Redis refused it
    */
   removeRoute(event: string): { removal: ReturnType<RouteTable['remove']>; written: Promise<PublicationOutcome> | undefined } {
-    const { value, outcome } = this.#tracked(() => this.routes.remove(event));
+    const { value, outcome } = this.#tracked(() => this.routes.remove(event), true);
     return { removal: value, written: outcome };
   }
 
   /**
    * Runs `publish` and, on a cluster, learns what became of the event it
    * published (see {@link BrokerOptions.track}); the outcome is undefined on
-   * one process, or when nothing went to Redis.
+   * one process, or when nothing went to Redis. `answerHeld`: see
+   * {@link BrokerOptions.track}.
    */
-  #tracked<T>(publish: () => T): { value: T; outcome: Promise<PublicationOutcome> | undefined } {
+  #tracked<T>(publish: () => T, answerHeld = false): { value: T; outcome: Promise<PublicationOutcome> | undefined } {
     if (this.#track === undefined) return { value: publish(), outcome: undefined };
     let value: T | undefined;
     const outcome = this.#track(() => {
       value = publish();
-    });
+    }, answerHeld);
     return { value: value as T, outcome };
   }
 

@@ -212,7 +212,9 @@ export type RedisState = 'off' | 'up' | 'degraded' | 'down';
 /**
  * What became of one event's publication to the cluster, as a sender's
  * acknowledgement (or a `/_notify` answer) tells it: `ok` when Redis took
- * it, or holds it within the outage grace; not `ok`, with why, when it
- * reached this node's clients only.
+ * it; not `ok`, with why, when it reached this node's clients only. Only a
+ * `/_notify` push (or a route removal) is ever answered `held`: Redis is
+ * down, and the event waits for it within the outage grace, its fate not yet
+ * known (docs/cluster.md#what-an-answer-says).
  */
-export type PublicationOutcome = { readonly ok: true } | { readonly ok: false; readonly error: string };
+export type PublicationOutcome = { readonly ok: true; readonly held?: true } | { readonly ok: false; readonly error: string };

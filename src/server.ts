@@ -270,7 +270,7 @@ function assemble(
     // One process sees every socket and every session kept for recovery; a cluster node does not.
     skipUnheard: !redisConfigured(settings),
     // On a cluster, a sender's acknowledgement says whether Redis took its event.
-    track: cluster.state === 'off' ? undefined : (publish) => cluster.track(publish),
+    track: cluster.state === 'off' ? undefined : (publish, answerHeld) => cluster.track(publish, answerHeld),
     streamBudget: cluster.state === 'off' ? undefined : streamBudget(settings.streamBytesPerClient),
     limits: settings,
     telemetry,

@@ -3,19 +3,28 @@
  * (src/cluster/cluster-node.ts), without Redis: up, degraded and down as the
  * link, the watchdog and refusals say; events held within the grace and
  * written in order, released past it and counted; refused writes counted and
- * told to their sender; route changes answered; a drain that releases what
- * is held.
+ * told to their sender; every answer its event's fate, through an outage too
+ * (an HTTP push is told it is held); route changes answered; a drain that
+ * releases what is held.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ReplyError } from 'ioredis';
 import { ClusterNode, RefusedWriteError, type Watchdog } from '../src/cluster/cluster-node.ts';
 import { MissedClusterError } from '../src/cluster/outage-grace.ts';
-import type { RedisState } from '../src/protocol.ts';
+import type { PublicationOutcome, RedisState } from '../src/protocol.ts';
 
 const reply = (message: string): Error => new (ReplyError as new (message: string) => Error)(message);
 const OOM = "OOM command not allowed when used memory > 'maxmemory'.";
 const tick = (ms = 0): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** An outcome, and what it answered so far (undefined while it waits). */
+function answered(outcome: Promise<PublicationOutcome> | undefined): { outcome: Promise<PublicationOutcome>; answer?: PublicationOutcome } {
+  assert.ok(outcome instanceof Promise, 'an event was published');
+  const told: { outcome: Promise<PublicationOutcome>; answer?: PublicationOutcome } = { outcome };
+  void outcome.then((answer) => (told.answer = answer));
+  return told;
+}
 
 /** A node that records what it tells, and the writes it is given, answered by hand. */
 function node(options: { graceMs?: number; redisTimeoutMs?: number; unwatchedWaitMs?: number; watchdog?: Watchdog } = {}) {
@@ -75,26 +84,66 @@ describe('a cluster node without Redis', () => {
     assert.equal(t.node.waiting, 0);
   });
 
-  it('holds events within the grace, tells {ok: true} at once, and writes them in order when the link is back', async () => {
+  it('holds events within the grace and writes them in order when the link is back; the sender is told {ok: true} only then', async () => {
     const t = node();
     t.node.linkClosed();
     const results = ['e1', 'e2', 'e3'].map((name) => t.node.publish('event', t.write(name)));
-    const outcome = t.node.track(() => void t.node.publish('event', t.write('e4')));
-    assert.deepEqual(await outcome, { ok: true }, 'held: accepted');
+    const told = answered(t.node.track(() => void t.node.publish('event', t.write('e4'))));
+    await tick();
+    assert.equal(told.answer, undefined, 'held: its fate is not known yet');
     assert.equal(t.writes.length, 0, 'nothing written while down');
     assert.equal(t.node.holding, 4);
     t.node.linkReady();
     assert.deepEqual(t.writes.map((w) => w.name), ['e1', 'e2', 'e3', 'e4'], 'written in order once back');
     for (const w of t.writes) w.answer();
     assert.deepEqual(await Promise.all(results), ['1-4', '1-4', '1-4']);
+    assert.deepEqual(await told.outcome, { ok: true });
     assert.equal(t.undelivered(), 0);
   });
 
-  it('answers at once {ok: true} the senders still waiting when Redis is seen down (their events are held)', async () => {
+  it('tells the sender of a held event that Redis refused once back {ok: false}, never {ok: true}', async () => {
     const t = node();
-    const outcome = t.node.track(() => void t.node.publish('event', t.write('e1')));
+    const before = answered(t.node.track(() => void t.node.publish('event', t.write('in flight')).catch(() => undefined)));
     t.node.linkClosed();
-    assert.deepEqual(await outcome, { ok: true });
+    const held = answered(t.node.track(() => void t.node.publish('event', t.write('held')).catch(() => undefined)));
+    await tick();
+    assert.deepEqual([before.answer, held.answer], [undefined, undefined], 'seen down: both wait for their writes');
+    t.node.linkReady();
+    for (const w of t.writes) w.answer(reply(OOM));
+    const refused = { ok: false, error: `Redis refused the event (${OOM}): delivered to this node's clients only` };
+    assert.deepEqual(await before.outcome, refused);
+    assert.deepEqual(await held.outcome, refused);
+    assert.equal(t.undelivered(), 2);
+  });
+
+  it('answers a push held for Redis {ok: true, held: true} at once, and one already waiting as soon as Redis is seen down', async () => {
+    const t = node();
+    const waiting = t.node.track(() => void t.node.publish('event', t.write('e1')), true);
+    t.node.linkClosed();
+    assert.deepEqual(await waiting, { ok: true, held: true });
+    assert.deepEqual(await t.node.track(() => void t.node.publish('event', t.write('e2')), true), { ok: true, held: true });
+  });
+
+  it('tells {ok: false} when the grace runs out on a held event, and follows a write already sent to its end', async (t0) => {
+    const alive = setInterval(() => undefined, 1_000);
+    t0.after(() => clearInterval(alive));
+    const t = node({ graceMs: 30 });
+    const sent = answered(t.node.track(() => void t.node.publish('event', t.write('sent')).catch(() => undefined)));
+    t.node.linkClosed();
+    const held = answered(t.node.track(() => void t.node.publish('event', t.write('held')).catch(() => undefined)));
+    assert.deepEqual(await held.outcome, { ok: false, error: "Redis is down: delivered to this node's clients only" });
+    assert.equal(t.undelivered(), 2, 'both released to this node\'s clients, and counted');
+    assert.equal(sent.answer, undefined, 'its write may still reach the stream: it decides');
+    t.writes[0]!.answer();
+    assert.deepEqual(await sent.outcome, { ok: true });
+  });
+
+  it('tells {ok: false} to the sender of an event held when the node stops', async () => {
+    const t = node();
+    t.node.linkClosed();
+    const held = answered(t.node.track(() => void t.node.publish('event', t.write('held')).catch(() => undefined)));
+    assert.equal(await t.node.drain(), 1);
+    assert.deepEqual(await held.outcome, { ok: false, error: "Redis is down: delivered to this node's clients only" });
   });
 
   it('past the grace, releases held events for local delivery, counts them, and refuses new ones at once with {ok: false}', async (t0) => {
@@ -158,7 +207,7 @@ describe('a cluster node without Redis', () => {
     assert.deepEqual(t.refused, []);
   });
 
-  it('answers a route change {ok: true} once written, {ok: false} when refused, and at once while down', async () => {
+  it('answers a route change {ok: true} once written, {ok: false} when refused, through an outage; a removal by HTTP held at once', async () => {
     const t = node();
     assert.deepEqual(await t.node.track(() => t.node.routeWritten(Promise.resolve())), { ok: true });
     assert.deepEqual(await t.node.track(() => t.node.routeWritten(Promise.reject(reply('ROUTESFULL full')))), {
@@ -166,7 +215,15 @@ describe('a cluster node without Redis', () => {
       error: 'Redis refused the route (ROUTESFULL full): the route is unchanged',
     });
     t.node.linkClosed();
-    assert.deepEqual(await t.node.track(() => t.node.routeWritten(new Promise<void>(() => undefined))), { ok: true });
+    let write!: (error?: Error) => void;
+    const queued = new Promise<void>((resolve, reject) => (write = (error) => (error ? reject(error) : resolve())));
+    const told = answered(t.node.track(() => t.node.routeWritten(queued)));
+    assert.deepEqual(await t.node.track(() => t.node.routeWritten(queued), true), { ok: true, held: true });
+    await tick();
+    assert.equal(told.answer, undefined, 'a register waits for its write');
+    t.node.linkReady();
+    write(reply(OOM));
+    assert.deepEqual(await told.outcome, { ok: false, error: `Redis refused the route (${OOM}): the route is unchanged` });
   });
 
   it('tells nothing to track when nothing was written, and keeps the first outcome of one track', async () => {

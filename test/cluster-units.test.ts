@@ -92,28 +92,35 @@ describe('REDIS_TIMEOUT', () => {
 });
 
 describe('write waits (pure)', () => {
-  it('answers with the write, with Redis seen down, or with the bound; keeps nothing once answered', async () => {
+  it('answers with the write, with Redis seen down when it has a down answer, or with the bound; keeps nothing once answered', async () => {
+    const late: PublicationOutcome = { ok: false, error: 'late' };
     const waits = new WriteWaits();
-    const written = waits.wait(Promise.resolve({ ok: true }), { ok: true });
+    const written = waits.wait(Promise.resolve({ ok: true }), { late });
     assert.deepEqual(await written, { ok: true });
     assert.equal(waits.size, 0);
 
     let refuse!: (error: Error) => void;
-    const refused = waits.wait(new Promise<PublicationOutcome>((_, reject) => (refuse = reject)), { ok: true });
+    const refused = waits.wait(new Promise<PublicationOutcome>((_, reject) => (refuse = reject)), { late });
     refuse(new Error('OOM'));
     assert.deepEqual(await refused, { ok: false, error: 'OOM' });
 
-    const hung = waits.wait(new Promise<PublicationOutcome>(() => {}), { ok: true, held: true } as PublicationOutcome);
-    assert.equal(waits.size, 1);
+    let write!: (outcome: PublicationOutcome) => void;
+    const pending = new Promise<PublicationOutcome>((resolve) => (write = resolve));
+    const push = waits.wait(pending, { late, down: { ok: true, held: true } });
+    const ack = waits.wait(pending, { late });
+    assert.equal(waits.size, 2);
     waits.down();
-    assert.deepEqual(await hung, { ok: true, held: true });
+    assert.deepEqual(await push, { ok: true, held: true });
+    assert.equal(waits.size, 1, 'the acknowledgement waits on for its write');
+    write({ ok: false, error: 'OOM' });
+    assert.deepEqual(await ack, { ok: false, error: 'OOM' });
     assert.equal(waits.size, 0);
 
     const bounded = new WriteWaits(20);
-    const late = bounded.wait(new Promise<PublicationOutcome>(() => {}), { ok: true }, { ok: false, error: 'late' });
+    const answeredLate = bounded.wait(new Promise<PublicationOutcome>(() => {}), { late });
     // The bound's timer does not keep a process alive (a broker has its server for that): this test holds the loop.
     const alive = setTimeout(() => undefined, 10_000);
-    assert.deepEqual(await late, { ok: false, error: 'late' });
+    assert.deepEqual(await answeredLate, late);
     clearTimeout(alive);
     assert.equal(bounded.size, 0);
   });

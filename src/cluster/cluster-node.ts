@@ -27,6 +27,11 @@ const debug = createDebug('spicy-action:cluster-node');
  */
 export const UNWATCHED_WRITE_WAIT_MS = 7_500;
 
+/** The answer to a push (or a route removal) whose write waits for Redis, seen down: its fate is not known yet. */
+export const HELD: PublicationOutcome = Object.freeze({ ok: true, held: true });
+
+const WRITTEN: PublicationOutcome = Object.freeze({ ok: true });
+
 /**
  * An event Redis refused to write (OOM, READONLY, MISCONF...): it reached
  * this node's clients only.
@@ -39,6 +44,20 @@ export class RefusedWriteError extends Error {
   ) {
     super(message);
   }
+}
+
+/** What to tell the sender of an event that did not reach the stream, from why. */
+function notWritten(error: unknown): PublicationOutcome {
+  if (error instanceof RefusedWriteError) return { ok: false, error: error.message };
+  if (error instanceof MissedClusterError) return { ok: false, error: "Redis is down: delivered to this node's clients only" };
+  return { ok: false, error: `not published to the cluster: ${(error as Error).message}` };
+}
+
+/** A {@link ClusterNode.track} under way. */
+interface Tracking {
+  readonly answerHeld: boolean;
+  /** What became of the write its publication made, once made. */
+  outcome?: Promise<PublicationOutcome>;
 }
 
 /** What the node reads of the PING watchdog (liveness.ts), and asks of it. */
@@ -92,7 +111,7 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> implements Publ
   readonly refusals = new WriteRefusals();
   readonly #options: ClusterNodeOptions;
   readonly #grace: OutageGrace;
-  /** The answers waiting for Redis to take a write; each answered at once when Redis is seen down (its write is held then). */
+  /** The answers waiting for Redis to take a write. */
   readonly #waits: WriteWaits;
   #state: RedisState = 'up';
   /** The main connection is closed (or not yet ready again). */
@@ -100,14 +119,21 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> implements Publ
   #closing = false;
   #downSince = 0;
   #lastError = '';
+  /** The answers when a write is not answered within the bound (REDIS_TIMEOUT=0 only). */
+  readonly #late: { readonly event: PublicationOutcome; readonly route: PublicationOutcome };
   /** The {@link track} under way, and the outcome its publication got. */
-  #tracking: { outcome?: Promise<PublicationOutcome> } | undefined;
+  #tracking: Tracking | undefined;
 
   constructor(options: ClusterNodeOptions) {
     super();
     this.#options = options;
     this.#grace = new OutageGrace(options.graceMs);
     this.#waits = new WriteWaits(options.redisTimeoutMs > 0 ? 0 : (options.unwatchedWaitMs ?? UNWATCHED_WRITE_WAIT_MS));
+    const unwatched = `Redis has not answered within ${(options.unwatchedWaitMs ?? UNWATCHED_WRITE_WAIT_MS) / 1000} s (REDIS_TIMEOUT=0: no watchdog)`;
+    this.#late = {
+      event: { ok: false, error: `${unwatched}: the event waits to be written, and reaches the cluster only if Redis answers` },
+      route: { ok: false, error: `${unwatched}: the route change waits to be written, and takes effect only if Redis answers` },
+    };
     this.#grace.on('undelivered', (count) => this.emit('undelivered', count));
     this.#grace.on('expired', () => {
       debug("Redis has been down for more than %d s: events now reach only this node's clients, and each is counted until Redis is back", options.graceMs / 1000);
@@ -178,8 +204,9 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> implements Publ
 
   /** Writes one message through the grace, accounting for refusals; an event's outcome is kept for {@link track}. */
   publish(kind: PublicationKind, write: () => Promise<string>): Promise<string> {
+    let sent: Promise<string> | undefined;
     const send = (): Promise<string> =>
-      write().then(
+      (sent = write().then(
         (offset) => {
           this.refusals.accepted();
           this.#options.trimmer?.accepted();
@@ -194,9 +221,9 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> implements Publ
           if (kind === 'event') this.emit('undelivered', 1);
           throw new RefusedWriteError(reason, `Redis refused the event (${(error as Error).message}): delivered to this node's clients only`);
         },
-      );
+      ));
     const result = this.#grace.publish(kind, send);
-    if (kind === 'event') this.#setOutcome(() => this.#outcomeOf(result));
+    if (kind === 'event') this.#setOutcome((answerHeld) => this.#outcomeOf(result, () => sent, answerHeld));
     return result;
   }
 
@@ -217,11 +244,13 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> implements Publ
   /**
    * Runs `publish` (which emits one event to rooms, or changes a route) and
    * returns what became of its write to Redis, or undefined when nothing
-   * was written. Never rejects; see `Cluster#track`.
+   * was written. With `answerHeld`, the answer is {@link HELD} as soon as
+   * the write is known to wait for Redis down; without it, the answer waits
+   * for the write's fate. Never rejects; see `Cluster#track`.
    */
-  track(publish: () => void): Promise<PublicationOutcome> | undefined {
+  track(publish: () => void, answerHeld = false): Promise<PublicationOutcome> | undefined {
     const outer = this.#tracking;
-    const tracking: { outcome?: Promise<PublicationOutcome> } = {};
+    const tracking: Tracking = { answerHeld };
     this.#tracking = tracking;
     try {
       publish();
@@ -233,7 +262,7 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> implements Publ
 
   /** A route change's write to Redis: its outcome is kept for {@link track}. */
   routeWritten(write: Promise<void>): void {
-    this.#setOutcome(() => this.#routeOutcome(write));
+    this.#setOutcome((answerHeld) => this.#routeOutcome(write, answerHeld));
   }
 
   /**
@@ -259,41 +288,41 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> implements Publ
     this.#grace.close();
   }
 
-  #setOutcome(outcome: () => Promise<PublicationOutcome>): void {
-    if (this.#tracking !== undefined && this.#tracking.outcome === undefined) this.#tracking.outcome = outcome();
+  #setOutcome(outcome: (answerHeld: boolean) => Promise<PublicationOutcome>): void {
+    if (this.#tracking !== undefined && this.#tracking.outcome === undefined) this.#tracking.outcome = outcome(this.#tracking.answerHeld);
   }
 
-  get #unwatched(): string {
-    return `Redis has not answered within ${(this.#options.unwatchedWaitMs ?? UNWATCHED_WRITE_WAIT_MS) / 1000} s (REDIS_TIMEOUT=0: no watchdog)`;
-  }
-
-  /** What to tell the sender of an event being published as `result`. */
-  #outcomeOf(result: Promise<string>): Promise<PublicationOutcome> {
-    const down = this.#state === 'down';
-    // Held for the grace: accepted, it will reach the cluster when Redis is back (or be counted).
-    if (down && !this.#grace.expired) return Promise.resolve({ ok: true });
-    const written = result.then(
-      (): PublicationOutcome => ({ ok: true }),
-      (error: unknown): PublicationOutcome => {
-        if (error instanceof RefusedWriteError) return { ok: false, error: error.message };
-        if (error instanceof MissedClusterError) return { ok: false, error: "Redis is down: delivered to this node's clients only" };
-        return { ok: false, error: `not published to the cluster: ${(error as Error).message}` };
+  /**
+   * What to tell the sender of an event being published as `result`, whose
+   * write to Redis, once sent, is `sent()`: its fate (in the stream, refused,
+   * or released to this node's clients only), however long Redis takes.
+   */
+  #outcomeOf(result: Promise<string>, sent: () => Promise<string> | undefined, answerHeld: boolean): Promise<PublicationOutcome> {
+    const fate = result.then(
+      () => WRITTEN,
+      (error: unknown): PublicationOutcome | Promise<PublicationOutcome> => {
+        // Released by the grace after its write was sent: that write may still reach the stream, and decides.
+        const write = error instanceof MissedClusterError ? sent() : undefined;
+        return write === undefined ? notWritten(error) : write.then(() => WRITTEN, notWritten);
       },
     );
-    // Past the grace, it is released at once; else it waits for Redis, or for Redis to be seen down (then it is held).
-    if (down) return written;
-    return this.#waits.wait(written, { ok: true }, { ok: false, error: `${this.#unwatched}: the event waits to be written, and reaches the cluster only if Redis answers` });
+    return this.#answer(fate, answerHeld && !this.#grace.expired, this.#late.event);
   }
 
-  /** What to tell the sender of a `register` whose write to Redis is `write`. */
-  #routeOutcome(write: Promise<void>): Promise<PublicationOutcome> {
-    // Queued for a lost Redis: written when it is back.
-    if (this.#state === 'down') return Promise.resolve({ ok: true });
-    const written = write.then(
-      (): PublicationOutcome => ({ ok: true }),
+  /** What to tell the sender of a route change whose write to Redis is `write`. */
+  #routeOutcome(write: Promise<void>, answerHeld: boolean): Promise<PublicationOutcome> {
+    const fate = write.then(
+      () => WRITTEN,
       (error: unknown): PublicationOutcome => ({ ok: false, error: `Redis refused the route (${(error as Error).message}): the route is unchanged` }),
     );
-    return this.#waits.wait(written, { ok: true }, { ok: false, error: `${this.#unwatched}: the route change waits to be written, and takes effect only if Redis answers` });
+    return this.#answer(fate, answerHeld, this.#late.route);
+  }
+
+  /** `fate`, or {@link HELD} first when `answerHeld` and Redis is (or is then seen) down. */
+  #answer(fate: Promise<PublicationOutcome>, answerHeld: boolean, late: PublicationOutcome): Promise<PublicationOutcome> {
+    if (this.#state !== 'down') return this.#waits.wait(fate, { late, down: answerHeld ? HELD : undefined });
+    // Redis is known down: no bound, the fate comes with Redis back, the grace's end, or the node's.
+    return answerHeld ? Promise.resolve(HELD) : fate;
   }
 
   #setState(state: RedisState): void {

@@ -136,9 +136,13 @@ export class Cluster extends EventEmitter<ClusterEvents> {
    * Runs `publish` (which emits one event to rooms) and returns what became
    * of that event's publication to the cluster, or undefined when it was not
    * published to Redis (no cluster, nothing emitted). The promise never
-   * rejects, and settles within about REDIS_TIMEOUT × 1.5 (within
-   * {@link UNWATCHED_WRITE_WAIT_MS} when REDIS_TIMEOUT is 0): at once while
-   * Redis is down (the event is held, or past the grace reaches this node only).
+   * rejects. It settles once the event's fate is known: Redis took it or
+   * refused it, or it reached this node's clients only (the grace ran out, or
+   * the node stopped, with the event held); across an outage, that is when
+   * Redis is back or the grace ends. With `answerHeld` (HTTP answers), it
+   * settles `{ok: true, held: true}` as soon as the event is known to wait
+   * for Redis down. With REDIS_TIMEOUT=0, a write not answered within
+   * {@link UNWATCHED_WRITE_WAIT_MS} is answered `{ok: false}` then.
    * It relies on the adapter publishing inside the `emit` (socket.io-adapter's
    * `publishAndReturnOffset` calls `doPublish` synchronously).
    *
@@ -146,12 +150,12 @@ export class Cluster extends EventEmitter<ClusterEvents> {
    * const outcome = cluster.track(() => io.to('calls').emit('call', call));
    * (await outcome)?.ok; // false when Redis refused the write
    */
-  track(publish: () => void): Promise<PublicationOutcome> | undefined {
+  track(publish: () => void, answerHeld = false): Promise<PublicationOutcome> | undefined {
     if (this.#link === undefined) {
       publish();
       return undefined;
     }
-    return this.#link.node.track(publish);
+    return this.#link.node.track(publish, answerHeld);
   }
 
   /**

@@ -1,9 +1,13 @@
 /**
  * The answers that wait for Redis to take a write (acknowledgements of routed
  * events and of `register`, the cluster's `/_notify` answers), each settled by
- * the first of: the write's own outcome, Redis seen down ({@link WriteWaits.down}),
- * or a bound when nothing watches Redis (`REDIS_TIMEOUT=0`: a hung Redis is
- * then never seen down, and without the bound an answer could wait for ever).
+ * the first of:
+ * - the write's own outcome;
+ * - Redis seen down ({@link WriteWaits.down}), for an answer that has
+ *   something true to say then: an HTTP push is told that its event is held.
+ *   A socket's acknowledgement has not, and waits on for its write;
+ * - a bound when nothing watches Redis (`REDIS_TIMEOUT=0`: a hung Redis is
+ *   then never seen down, and without the bound an answer could wait for ever).
  *
  * Each wait is kept only until it is answered: a wait settled by its write
  * leaves nothing behind (no reaction on a promise shared by every wait, no
@@ -12,9 +16,17 @@
  */
 import type { PublicationOutcome } from '../protocol.ts';
 
-/** One answer still waiting: how to settle it when Redis is seen down or its bound passes. */
+/** What to answer instead of the write's outcome. */
+export interface EarlyAnswers {
+  /** When the bound passes first (REDIS_TIMEOUT=0 only). */
+  readonly late: PublicationOutcome;
+  /** When Redis is seen down first; without it, the wait goes on until the write settles. */
+  readonly down?: PublicationOutcome;
+}
+
+/** One answer still waiting. */
 interface Waiting {
-  readonly whenDown: PublicationOutcome;
+  readonly answers: EarlyAnswers;
   settle(outcome: PublicationOutcome): void;
 }
 
@@ -23,8 +35,9 @@ interface Waiting {
  *
  * @example
  * const waits = new WriteWaits();
- * const answer = waits.wait(written, { ok: true }); // written's outcome, or { ok: true } once Redis is seen down
- * waits.down(); // answers every wait still pending with its own "held" outcome
+ * const ack = waits.wait(written, { late }); // written's outcome, whatever happens meanwhile
+ * const push = waits.wait(written, { late, down: { ok: true, held: true } });
+ * waits.down(); // answers `push` now; `ack` waits on for its write
  */
 export class WriteWaits {
   readonly #waiting = new Set<Waiting>();
@@ -45,15 +58,12 @@ export class WriteWaits {
     return this.#waiting.size;
   }
 
-  /**
-   * `written`'s outcome, or `whenDown` if Redis is seen down first, or
-   * `whenLate` if the bound passes first. Never rejects.
-   */
-  wait(written: Promise<PublicationOutcome>, whenDown: PublicationOutcome, whenLate: PublicationOutcome = whenDown): Promise<PublicationOutcome> {
+  /** `written`'s outcome, or one of `answers` if what it is for comes first. Never rejects. */
+  wait(written: Promise<PublicationOutcome>, answers: EarlyAnswers): Promise<PublicationOutcome> {
     return new Promise<PublicationOutcome>((resolve) => {
       let timer: NodeJS.Timeout | undefined;
       const entry: Waiting = {
-        whenDown,
+        answers,
         settle: (outcome) => {
           if (!this.#waiting.delete(entry)) return;
           if (timer !== undefined) clearTimeout(timer);
@@ -62,7 +72,7 @@ export class WriteWaits {
       };
       this.#waiting.add(entry);
       if (this.#boundMs > 0) {
-        timer = setTimeout(() => entry.settle(whenLate), this.#boundMs);
+        timer = setTimeout(() => entry.settle(answers.late), this.#boundMs);
         timer.unref();
       }
       written.then(
@@ -72,8 +82,8 @@ export class WriteWaits {
     });
   }
 
-  /** Redis is seen down: every wait still pending gets its `whenDown` answer now (its event is held). */
+  /** Redis is seen down: every wait that has a `down` answer gets it now. */
   down(): void {
-    for (const entry of [...this.#waiting]) entry.settle(entry.whenDown);
+    for (const entry of [...this.#waiting]) if (entry.answers.down !== undefined) entry.settle(entry.answers.down);
   }
 }

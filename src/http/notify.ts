@@ -45,7 +45,8 @@ export interface PushTarget {
   /**
    * Routes `msg` with `body`; undefined when it has no route or a null one
    * (nothing sent). Otherwise `confirmed` hears, once known, whether the push
-   * reached the whole cluster (`{ok: true}`) or this node's clients only.
+   * reached the whole cluster (`{ok: true}`) or this node's clients only, or
+   * first that it is held for Redis, down (`{ok: true, held: true}`).
    */
   push(msg: string, body: Record<string, unknown>, confirmed?: (outcome: PublicationOutcome) => void, by?: string): Targets | undefined;
 }
@@ -142,9 +143,14 @@ export function notifyHandlers(broker: PushTarget): RequestHandler[] {
       telemetry.refused(msg, deep, principalOf(res).credential.name);
       return refused(res, msg, 400, deep.error);
     }
-    // On a cluster the answer waits, as a socket's acknowledgement does, to say whether Redis took the push.
+    // On a cluster the answer waits, as a socket's acknowledgement does, to say whether Redis took the push;
+    // but not through an outage: a push held for Redis is answered so at once (202).
     const confirmed = broker.confirms
-      ? (outcome: PublicationOutcome): void => answer(res, msg, 200, outcome.ok ? PUSHED : { ok: false, error: outcome.error })
+      ? (outcome: PublicationOutcome): void => {
+          if (!outcome.ok) return answer(res, msg, 200, { ok: false, error: outcome.error });
+          if (outcome.held) return answer(res, msg, HELD_STATUS, outcome);
+          answer(res, msg, 200, PUSHED);
+        }
       : undefined;
     if (broker.push(msg, body, confirmed, principalOf(res).credential.name) === undefined) {
       debug('ignored %s: no route, or a null one', msg);
@@ -170,6 +176,8 @@ export function notifyHandlers(broker: PushTarget): RequestHandler[] {
 /** The two answers of a push that was read: sent, or ignored (no route, or a null one). */
 const PUSHED = Object.freeze({ ok: true });
 const IGNORED = Object.freeze({ ok: false, ignore: true });
+/** Accepted, not yet done: the push waits for Redis, down (docs/cluster.md#what-an-answer-says). */
+const HELD_STATUS = 202;
 
 /**
  * The router of `POST /_notify/:msg`, pushing through `broker`, for a host

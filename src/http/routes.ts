@@ -50,7 +50,7 @@ export interface RouteList {
 }
 
 /** The answers of `DELETE /routes/:event`. */
-export type RouteRemovalAnswer = { readonly ok: true; readonly event: string; readonly bus?: Route } | { readonly ok: false; readonly error: string };
+export type RouteRemovalAnswer = { readonly ok: true; readonly held?: true; readonly event: string; readonly bus?: Route } | { readonly ok: false; readonly error: string };
 
 /** What the router reads and changes; a {@link Broker} is one. */
 export interface RouteAdminSource {
@@ -67,6 +67,8 @@ export interface RouteAdminSource {
 
 /** The status of a removal Redis refused: the route is as it was, and a retry may succeed. */
 const REFUSED_BY_REDIS = 503;
+/** The status of a removal whose write waits for Redis, down: accepted, not yet done. */
+const HELD_STATUS = 202;
 
 /**
  * One route as `GET /routes` shows it.
@@ -132,9 +134,12 @@ export function routeAdminRouter(source: RouteAdminSource): Router {
       telemetry.routeChanged(event, removal.bus, by);
       const after = removal.bus === undefined ? 'gone' : `back to its default ${removal.bus ?? '(_in only)'}`;
       debug('DELETE route %s from %s (%s): %s%s', shown, req.socket.remoteAddress, by, after, removal.changed ? '' : ' (it was already)');
-      answer(res, 'remove', 200, removal.bus === undefined ? { ok: true, event } : { ok: true, event, bus: removal.bus });
+      const removed = removal.bus === undefined ? { event } : { event, bus: removal.bus };
+      // Held: removed here, its write waits for Redis, down (docs/cluster.md#what-an-answer-says).
+      if (outcome.held) answer(res, 'remove', HELD_STATUS, { ok: true, held: true, ...removed });
+      else answer(res, 'remove', 200, { ok: true, ...removed });
     };
-    // On a cluster, the answer waits for Redis, as a `register` acknowledgement does.
+    // On a cluster, the answer waits for Redis, as a `register` acknowledgement does (but not through an outage).
     if (written === undefined) done({ ok: true });
     else void written.then(done);
   });

@@ -15,7 +15,7 @@ import { freePort, RedisServer, redisMissing } from '../helpers/redis.ts';
 import { StartError } from '../../src/server.ts';
 import { MAX_CONCURRENT_RESTORES } from '../../src/cluster/recovery.ts';
 import { captureLog } from '../helpers/logs.ts';
-import { until } from '../helpers/wait.ts';
+import { sleep, until } from '../helpers/wait.ts';
 
 
 /** A Redis the test can freeze (SIGSTOP), thaw (SIGCONT) and configure, beside the helper's process control. */
@@ -85,6 +85,13 @@ async function stallingRelay(port: number, trigger: string): Promise<{ port: num
   return { port: (server.address() as { port: number }).port, stalled: () => stalled };
 }
 
+/** An acknowledgement, and what it answered so far (undefined while it waits). */
+function answered<T>(outcome: Promise<T>): { outcome: Promise<T>; answer?: T } {
+  const told: { outcome: Promise<T>; answer?: T } = { outcome };
+  void outcome.then((answer) => (told.answer = answer));
+  return told;
+}
+
 const seqs = (r: TestClient, event = 'call'): number[] => (r.payloads(event) as { seq: number }[]).map((p) => p.seq);
 const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
 
@@ -102,6 +109,8 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     const publisher = await open('v4', a.url);
     publisher.emit('call', { seq: 0 });
     for (const r of receivers) await r.receive('call', 1);
+    assert.deepEqual(await publisher.ack('register', { event: 'kept', default_room: 'support' }), { ok: true, event: 'kept', bus: 'support' });
+    await until('node B has the route', () => b.broker.routes.get('kept') === 'support', 20_000);
 
     freeze();
     const frozenAt = Date.now();
@@ -115,12 +124,18 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     assert.equal(health.body.redis, 'down');
     const metrics = parseMetrics((await request(`${a.url}/metrics`)).body as string);
     assert.equal(metrics.value('spicy_action_redis_state', { state: 'down' }), 1);
-    // Within the grace: held, and acknowledged at once (not after the outage).
-    for (let seq = 6; seq <= 10; seq++) {
-      assert.deepEqual(await publisher.ack('call', { seq }), { ok: true, rooms: 1 });
-    }
+    // Within the grace: held. An acknowledgement waits for its event's fate; a push is told at once that it is held.
+    const acks = range(6, 11).map((seq) => answered(publisher.ack('call', { seq })));
+    const pushed = await notify(a.url, 'call', { seq: 11 });
+    assert.deepEqual([pushed.status, pushed.body], [202, { ok: true, held: true }]);
+    // So with route changes: a register waits for its write; a removal over HTTP is told it is held.
+    const registered = answered(publisher.ack('register', { event: 'added', default_room: 'calls' }));
+    const removed = await request(`${a.url}/routes/kept`, { method: 'DELETE' });
+    assert.deepEqual([removed.status, removed.body], [202, { ok: true, held: true, event: 'kept' }]);
     // New clients are still let in and greeted.
     await open('v4', b.url);
+    assert.deepEqual(acks.map((ack) => ack.answer), [undefined, undefined, undefined, undefined, undefined], 'not answered while held');
+    assert.equal(registered.answer, undefined, 'the register waits for Redis');
 
     thaw();
     const frozenFor = Date.now() - frozenAt;
@@ -129,9 +144,12 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     const reported = logged.map((line) => Number(/Redis is up again after ([\d.]+) s/.exec(line)?.[1])).filter((seconds) => seconds > 0);
     assert.equal(reported.length, 2, `each node logged the outage's end: ${logged.join(' | ')}`);
     for (const seconds of reported) assert.ok(seconds * 1000 >= frozenFor - 100, `outage of ${frozenFor} ms reported as ${seconds} s`);
-    for (const r of receivers) await r.receive('call', 11);
+    for (const ack of acks) assert.deepEqual(await ack.outcome, { ok: true, rooms: 1 }, 'written once Redis answered');
+    assert.deepEqual(await registered.outcome, { ok: true, event: 'added', bus: 'calls' });
+    await until('node B has both route changes', () => b.broker.routes.get('added') === 'calls' && b.broker.routes.get('kept') === undefined, 20_000);
+    for (const r of receivers) await r.receive('call', 12);
     await flush(publisher, receivers);
-    for (const [i, r] of receivers.entries()) assert.deepEqual(seqs(r), range(0, 11), `receiver ${i} (${r.generation}): every event once, in order`);
+    for (const [i, r] of receivers.entries()) assert.deepEqual(seqs(r), range(0, 12), `receiver ${i} (${r.generation}): every event once, in order`);
     assert.equal(a.cluster.undelivered + b.cluster.undelivered, 0, 'nothing missed the cluster within the grace');
     t.diagnostic(`SIGSTOP seen as down after ${detection} ms (REDIS_TIMEOUT 1 s)`);
     assert.ok(detection < 10_000, `detected in ${detection} ms`);
@@ -168,6 +186,48 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     await flush(publisher, [local, remote]);
     assert.deepEqual(seqs(local), [0, 1, 2]);
     assert.deepEqual(seqs(remote), [2], 'the other node never got what missed the cluster');
+  });
+
+  it('tells the senders of events held for a hung Redis {ok: false} when Redis, answering again, refuses them (model seed 41312671)', async () => {
+    const redis = await RedisServer.start();
+    const { admin, freeze, thaw } = await control(redis);
+    const settings = { redisUrl: redis.url, redisTimeoutMs: 500, redisOutageGraceMs: 60_000 };
+    const [a, b] = await Promise.all([startBroker(settings), startBroker(settings)]);
+    const local = await open('v4', a.url);
+    const remote = await open('v4', b.url);
+    for (const r of [local, remote]) assert.equal(await r.ack('join', 'calls'), true);
+    const publisher = await open('v4', a.url);
+    assert.deepEqual(await publisher.ack('call', { seq: 0 }), { ok: true, rooms: 1 });
+    await remote.receive('call', 1);
+
+    // Redis will refuse every write once it answers again: the model checker saw this as a hang seen
+    // on a starved CPU during an episode of maxmemory refusals.
+    await admin.config('SET', 'maxmemory-policy', 'noeviction');
+    await admin.config('SET', 'maxmemory', '1');
+    freeze();
+    await until('node A sees Redis down', () => a.cluster.state === 'down', 20_000);
+    const acks = range(1, 4).map((seq) => answered(publisher.ack<{ ok: boolean; error?: string }>('call', { seq })));
+    const pushed = await notify(a.url, 'call', { seq: 4 });
+    assert.deepEqual([pushed.status, pushed.body], [202, { ok: true, held: true }], 'a push is told it is held, no more');
+    await sleep(300);
+    assert.deepEqual(acks.map((ack) => ack.answer), [undefined, undefined, undefined], 'held: not answered yet');
+
+    thaw();
+    for (const [i, ack] of acks.entries()) {
+      const answer = await ack.outcome;
+      assert.equal(answer.ok, false, `event ${i + 1}: Redis refused it, so the sender must not hear ok`);
+      assert.match(answer.error ?? '', /Redis refused the event \(OOM/);
+    }
+    // They reached this node's clients, in order, and no other node; each counted.
+    await local.receive('call', 5);
+    await until('the 4 held events counted as undelivered', () => a.cluster.undelivered === 4, 20_000);
+    await admin.config('SET', 'maxmemory', '0');
+    await until('node A sees Redis take writes again', () => a.cluster.state === 'up', 20_000);
+    assert.deepEqual(await publisher.ack('call', { seq: 5 }), { ok: true, rooms: 1 });
+    await remote.receive('call', 2);
+    await flush(publisher, [local, remote]);
+    assert.deepEqual(seqs(local), range(0, 6));
+    assert.deepEqual(seqs(remote), [0, 5]);
   });
 
   it('counts every write Redis refuses (maxmemory, noeviction), says degraded, answers {ok:false} to sockets and /_notify, delivers locally, and recovers', async (t) => {
@@ -300,13 +360,15 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
 
     freeze();
     await until('the node sees Redis down', () => node.cluster.state === 'down', 20_000);
-    for (let seq = 0; seq < 5; seq++) assert.deepEqual(await publisher.ack('call', { seq }), { ok: true, rooms: 1 });
+    const acks = range(0, 5).map((seq) => answered(publisher.ack('call', { seq })));
+    assert.equal(await publisher.ack('join', 'support'), true, 'answered after the 5 events were taken (one connection, in order)');
     assert.equal(subscriber.count('call'), 0, 'held within the grace');
 
     const gone = new Promise((resolve) => subscriber.raw.on('disconnect', resolve));
     await node.close(); // SIGTERM
     await gone;
     assert.deepEqual(seqs(subscriber), range(0, 5), 'the 5 held events, in order, before the connection closed');
+    for (const ack of acks) assert.deepEqual(await ack.outcome, { ok: false, error: "Redis is down: delivered to this node's clients only" }, 'each sender told before its connection closed');
     assert.equal(node.cluster.undelivered, 5);
     thaw();
     assert.equal(logged.filter((line) => line.includes('5 held events delivered to this node')).length, 1, logged.join('\n'));
