@@ -190,6 +190,7 @@ export interface EngineSession {
   readonly request: { readonly url?: string; readonly headers: EngineRequestHeaders; readonly socket?: { readonly remoteAddress?: string } };
   /** Engine.IO emits `close` once when the session ends, whatever ended it. */
   once(event: 'close', listener: () => void): unknown;
+  off(event: 'close', listener: () => void): unknown;
   /**
    * Ends the session; with `discard`, at once, without waiting for a polling
    * client's next request (Engine.IO's polling transport otherwise waits up

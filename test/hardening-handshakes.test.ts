@@ -13,7 +13,10 @@ import http from 'node:http';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { after, describe, it } from 'node:test';
+import { Server } from 'socket.io';
 import { request, startBroker } from './helpers/broker.ts';
+import { socketOptions } from '../src/server.ts';
+import { DEFAULT_SETTINGS } from '../src/settings.ts';
 import { closeAll, connect, connectRefused, flush, GENERATIONS, type TestClient } from './helpers/clients.ts';
 import { captureLog } from './helpers/logs.ts';
 import { parseMetrics } from './helpers/metrics.ts';
@@ -99,6 +102,23 @@ describe('pending handshakes', () => {
 
     assert.equal(await refused(), 26);
     assert.equal(log.filter((line) => line.includes('refusing handshakes')).length, 1, log.join('\n'));
+  });
+
+  it('leave nothing on a session once it joined: its close listeners are bare Socket.IO\'s', async () => {
+    const broker = await startBroker({ token: TOKEN });
+    const bareHttp = http.createServer();
+    const bare = new Server(bareHttp, socketOptions(DEFAULT_SETTINGS));
+    bare.on('connection', (socket) => socket.emit('welcome', { id: socket.id }));
+    await new Promise<void>((resolve) => bareHttp.listen(0, '127.0.0.1', resolve));
+    after(() => bare.close());
+    const bareUrl = `http://127.0.0.1:${(bareHttp.address() as { port: number }).port}`;
+    const clients = await Promise.all([connect('v4', broker.url, { token: TOKEN }), connect('v4', bareUrl)]);
+    after(() => closeAll(clients));
+    const closeListeners = (io: { of(name: string): { sockets: Map<string, { conn: { listenerCount(event: string): number } }> } }): number[] =>
+      [...io.of('/').sockets.values()].map((socket) => socket.conn.listenerCount('close'));
+    const [ours] = closeListeners(broker.io);
+    assert.ok(ours !== undefined, 'the broker has the client');
+    assert.deepEqual(closeListeners(broker.io), closeListeners(bare), 'the pending-handshake guard let go of the session when it joined');
   });
 
   it('are closed after HANDSHAKE_TIMEOUT, refused or silent, which frees their places', async () => {

@@ -22,7 +22,7 @@ import { ServerResponse } from 'node:http';
 import createDebug from 'debug';
 import type { BrokerServer } from '../broker.ts';
 import { Budget, RefusalEpisodes, type AddressOf, type BudgetCaps, type BudgetRefusal } from '../budget.ts';
-import { onEngineSession, useEngineMiddleware, type EngineRequest } from '../internals.ts';
+import { onEngineSession, useEngineMiddleware, type EngineRequest, type EngineSession } from '../internals.ts';
 import type { Refusal } from '../protocol.ts';
 
 const debug = createDebug('spicy-action:handshakes');
@@ -87,8 +87,8 @@ function answer(req: EngineRequest, res: EngineResponse, status: number, text: s
 export function capPendingHandshakes(io: BrokerServer, limits: PendingLimits, addressOf: AddressOf, refused: (refusal: Refusal) => void): { state(): PendingState } {
   const budget = new Budget(limits);
   const episodes = new RefusalEpisodes();
-  // Engine.IO session → the address it counts against and its deadline, until it joins or closes.
-  const pending = new Map<object, { readonly address: string; readonly deadline: NodeJS.Timeout }>();
+  // Engine.IO session → the address it counts against, its deadline and its close listener, until it joins or closes.
+  const pending = new Map<object, { readonly address: string; readonly deadline: NodeJS.Timeout; readonly session: EngineSession; readonly closed: () => void }>();
   const retryAfterS = Math.max(1, Math.ceil(limits.timeoutMs / 1_000));
 
   const settle = (session: object): void => {
@@ -96,6 +96,8 @@ export function capPendingHandshakes(io: BrokerServer, limits: PendingLimits, ad
     if (entry === undefined) return;
     pending.delete(session);
     clearTimeout(entry.deadline);
+    // A session that joined lives on without it: nothing of this guard stays with a connected client.
+    entry.session.off('close', entry.closed);
     budget.give(entry.address, 1);
   };
 
@@ -124,8 +126,9 @@ export function capPendingHandshakes(io: BrokerServer, limits: PendingLimits, ad
     // left uncounted, and Socket.IO's connectTimeout still closes it.
     if (budget.take(address, 1) !== undefined) return;
     const deadline = setTimeout(() => session.close(true), limits.timeoutMs);
-    pending.set(session, { address, deadline });
-    session.once('close', () => settle(session));
+    const closed = (): void => settle(session);
+    pending.set(session, { address, deadline, session, closed });
+    session.once('close', closed);
   });
 
   io.on('connection', (socket) => settle(socket.conn));
