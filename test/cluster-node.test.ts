@@ -13,17 +13,16 @@ import { ReplyError } from 'ioredis';
 import { ClusterNode, RefusedWriteError, type Watchdog } from '../src/cluster/cluster-node.ts';
 import { MissedClusterError } from '../src/cluster/outage-grace.ts';
 import type { PublicationOutcome, RedisState } from '../src/protocol.ts';
+import { watched, type Watched } from './helpers/wait.ts';
 
 const reply = (message: string): Error => new (ReplyError as new (message: string) => Error)(message);
 const OOM = "OOM command not allowed when used memory > 'maxmemory'.";
 const tick = (ms = 0): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** An outcome, and what it answered so far (undefined while it waits). */
-function answered(outcome: Promise<PublicationOutcome> | undefined): { outcome: Promise<PublicationOutcome>; answer?: PublicationOutcome } {
+/** Watches an outcome that must be there (an event was published). */
+function answered(outcome: Promise<PublicationOutcome> | undefined): Watched<PublicationOutcome> {
   assert.ok(outcome instanceof Promise, 'an event was published');
-  const told: { outcome: Promise<PublicationOutcome>; answer?: PublicationOutcome } = { outcome };
-  void outcome.then((answer) => (told.answer = answer));
-  return told;
+  return watched(outcome);
 }
 
 /** A node that records what it tells, and the writes it is given, answered by hand. */

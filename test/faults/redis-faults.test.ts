@@ -12,10 +12,11 @@ import { notify, request, spawnBroker, startBroker } from '../helpers/broker.ts'
 import { clientsClosedAfter, connect, flush, type TestClient } from '../helpers/clients.ts';
 import { parseMetrics } from '../helpers/metrics.ts';
 import { freePort, RedisServer, redisMissing } from '../helpers/redis.ts';
-import { StartError } from '../../src/server.ts';
+import { StartError, type RunningBroker } from '../../src/server.ts';
+import type { Settings } from '../../src/settings.ts';
 import { MAX_CONCURRENT_RESTORES } from '../../src/cluster/recovery.ts';
 import { captureLog } from '../helpers/logs.ts';
-import { sleep, until } from '../helpers/wait.ts';
+import { sleep, until, watched } from '../helpers/wait.ts';
 
 
 /** A Redis the test can freeze (SIGSTOP), thaw (SIGCONT) and configure, beside the helper's process control. */
@@ -85,18 +86,23 @@ async function stallingRelay(port: number, trigger: string): Promise<{ port: num
   return { port: (server.address() as { port: number }).port, stalled: () => stalled };
 }
 
-/** An acknowledgement, and what it answered so far (undefined while it waits). */
-function answered<T>(outcome: Promise<T>): { outcome: Promise<T>; answer?: T } {
-  const told: { outcome: Promise<T>; answer?: T } = { outcome };
-  void outcome.then((answer) => (told.answer = answer));
-  return told;
-}
-
 const seqs = (r: TestClient, event = 'call'): number[] => (r.payloads(event) as { seq: number }[]).map((p) => p.seq);
 const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
 
 describe('Redis faults a closed connection does not show', { skip: redisMissing() }, async () => {
   const open = clientsClosedAfter();
+
+  /** Two nodes, a subscriber to `calls` on each and a publisher on A, whose first event (seq 0) reached both. */
+  async function twoNodes(settings: Partial<Settings>): Promise<{ a: RunningBroker; b: RunningBroker; local: TestClient; remote: TestClient; publisher: TestClient }> {
+    const [a, b] = await Promise.all([startBroker(settings), startBroker(settings)]);
+    const local = await open('v4', a.url);
+    const remote = await open('v4', b.url);
+    for (const r of [local, remote]) assert.equal(await r.ack('join', 'calls'), true);
+    const publisher = await open('v4', a.url);
+    assert.deepEqual(await publisher.ack('call', { seq: 0 }), { ok: true, rooms: 1 });
+    await remote.receive('call', 1);
+    return { a, b, local, remote, publisher };
+  }
 
   it('sees a Redis that stops answering (SIGSTOP) as down within REDIS_TIMEOUT, holds events, and delivers them in order on SIGCONT', async (t) => {
     const logged = captureLog(t);
@@ -125,11 +131,11 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     const metrics = parseMetrics((await request(`${a.url}/metrics`)).body as string);
     assert.equal(metrics.value('spicy_action_redis_state', { state: 'down' }), 1);
     // Within the grace: held. An acknowledgement waits for its event's fate; a push is told at once that it is held.
-    const acks = range(6, 11).map((seq) => answered(publisher.ack('call', { seq })));
+    const acks = range(6, 11).map((seq) => watched(publisher.ack('call', { seq })));
     const pushed = await notify(a.url, 'call', { seq: 11 });
     assert.deepEqual([pushed.status, pushed.body], [202, { ok: true, held: true }]);
     // So with route changes: a register waits for its write; a removal over HTTP is told it is held.
-    const registered = answered(publisher.ack('register', { event: 'added', default_room: 'calls' }));
+    const registered = watched(publisher.ack('register', { event: 'added', default_room: 'calls' }));
     const removed = await request(`${a.url}/routes/kept`, { method: 'DELETE' });
     assert.deepEqual([removed.status, removed.body], [202, { ok: true, held: true, event: 'kept' }]);
     // New clients are still let in and greeted.
@@ -192,13 +198,7 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     const redis = await RedisServer.start();
     const { admin, freeze, thaw } = await control(redis);
     const settings = { redisUrl: redis.url, redisTimeoutMs: 500, redisOutageGraceMs: 60_000 };
-    const [a, b] = await Promise.all([startBroker(settings), startBroker(settings)]);
-    const local = await open('v4', a.url);
-    const remote = await open('v4', b.url);
-    for (const r of [local, remote]) assert.equal(await r.ack('join', 'calls'), true);
-    const publisher = await open('v4', a.url);
-    assert.deepEqual(await publisher.ack('call', { seq: 0 }), { ok: true, rooms: 1 });
-    await remote.receive('call', 1);
+    const { a, b, local, remote, publisher } = await twoNodes(settings);
 
     // Redis will refuse every write once it answers again: the model checker saw this as a hang seen
     // on a starved CPU during an episode of maxmemory refusals.
@@ -206,7 +206,7 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     await admin.config('SET', 'maxmemory', '1');
     freeze();
     await until('node A sees Redis down', () => a.cluster.state === 'down', 20_000);
-    const acks = range(1, 4).map((seq) => answered(publisher.ack<{ ok: boolean; error?: string }>('call', { seq })));
+    const acks = range(1, 4).map((seq) => watched(publisher.ack<{ ok: boolean; error?: string }>('call', { seq })));
     const pushed = await notify(a.url, 'call', { seq: 4 });
     assert.deepEqual([pushed.status, pushed.body], [202, { ok: true, held: true }], 'a push is told it is held, no more');
     await sleep(300);
@@ -235,13 +235,7 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
     const redis = await RedisServer.start();
     const { admin } = await control(redis);
     const settings = { redisUrl: redis.url, redisTimeoutMs: 500 };
-    const [a, b] = await Promise.all([startBroker(settings), startBroker(settings)]);
-    const local = await open('v4', a.url);
-    const remote = await open('v4', b.url);
-    for (const r of [local, remote]) assert.equal(await r.ack('join', 'calls'), true);
-    const publisher = await open('v4', a.url);
-    assert.deepEqual(await publisher.ack('call', { seq: 0 }), { ok: true, rooms: 1 });
-    await remote.receive('call', 1);
+    const { a, b, local, remote, publisher } = await twoNodes(settings);
 
     await admin.config('SET', 'maxmemory-policy', 'noeviction');
     await admin.config('SET', 'maxmemory', '1');
@@ -360,7 +354,7 @@ describe('Redis faults a closed connection does not show', { skip: redisMissing(
 
     freeze();
     await until('the node sees Redis down', () => node.cluster.state === 'down', 20_000);
-    const acks = range(0, 5).map((seq) => answered(publisher.ack('call', { seq })));
+    const acks = range(0, 5).map((seq) => watched(publisher.ack('call', { seq })));
     assert.equal(await publisher.ack('join', 'support'), true, 'answered after the 5 events were taken (one connection, in order)');
     assert.equal(subscriber.count('call'), 0, 'held within the grace');
 

@@ -32,3 +32,28 @@ export async function until<T>(
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/** A promise, and what it resolved with so far: `answer` is undefined while it waits. */
+export interface Watched<T> {
+  readonly outcome: Promise<T>;
+  readonly answer: T | undefined;
+}
+
+/**
+ * Watches `outcome`, so that a test can say it has not been answered yet.
+ *
+ * @example
+ * const ack = watched(publisher.ack('call', { seq: 1 }));
+ * assert.equal(ack.answer, undefined, 'held: not answered yet');
+ * assert.deepEqual(await ack.outcome, { ok: true, rooms: 1 });
+ */
+export function watched<T>(outcome: Promise<T>): Watched<T> {
+  let answer: T | undefined;
+  void outcome.then((value) => (answer = value));
+  return {
+    outcome,
+    get answer() {
+      return answer;
+    },
+  };
+}
