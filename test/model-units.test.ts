@@ -23,7 +23,7 @@ function chain(keys: string[], recoveries = 0, rooms = ['calls'], lives = ['node
 }
 
 function record(overrides: Partial<RunRecord>): RunRecord {
-  return { stream: stream('a', 'b', 'c', 'd'), chains: [], acks: [], nodes: [], ...overrides };
+  return { stream: stream('a', 'b', 'c', 'd'), chains: [], acks: [], unanswered: [], nodes: [], ...overrides };
 }
 
 const kinds = (r: RunRecord): string[] => check(r).map((v) => v.invariant);
@@ -61,6 +61,7 @@ describe('model checker: the judge', () => {
   it('holds acknowledgements to the stream: {ok: true} is in it, {ok: false} is not', () => {
     assert.deepEqual(check(record({ acks: [{ key: 'a', answer: { ok: true } }, { key: 'x', answer: { ok: false, error: 'refused' } }] })), []);
     assert.deepEqual(kinds(record({ acks: [{ key: 'x', answer: { ok: true } }, { key: 'a', answer: { ok: false, error: 'refused' } }] })), ['ack', 'ack']);
+    assert.deepEqual(kinds(record({ unanswered: ['a'] })), ['ack'], 'an answer that never came, the connection up');
   });
 
   it('wants every event a node took that never reached the stream counted, except on a node killed with SIGKILL', () => {

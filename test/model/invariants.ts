@@ -88,6 +88,8 @@ export interface RunRecord {
   readonly stream: readonly StreamEntry[];
   readonly chains: readonly Chain[];
   readonly acks: readonly Acked[];
+  /** Acknowledged events whose answer never came while their connection stayed up. */
+  readonly unanswered: readonly string[];
   readonly nodes: readonly NodeLife[];
 }
 
@@ -115,6 +117,7 @@ export function check(record: RunRecord): Violation[] {
     if (ok === true && !inStream) violations.push({ invariant: 'ack', detail: `${key} was acknowledged {ok: true} but never reached the stream` });
     if (ok === false && inStream) violations.push({ invariant: 'ack', detail: `${key} was answered ${JSON.stringify(answer)} but is in the stream at ${record.stream[index.get(key)!]!.offset}` });
   }
+  for (const key of record.unanswered) violations.push({ invariant: 'ack', detail: `${key} was never answered, its connection up` });
   for (const node of record.nodes) {
     if (node.killed || node.undelivered === undefined) continue;
     const missing = new Set(node.published.filter((key) => !index.has(key))).size;

@@ -310,6 +310,8 @@ class Publisher {
   #sent = 0;
   /** Stopped from publishing (its node is about to be stopped, or the run is over). */
   quiet = false;
+  /** Acknowledged events waiting for their answer. */
+  readonly #waiting = new Set<Promise<Acked | undefined>>();
   readonly #random: Random;
 
   constructor(
@@ -319,6 +321,7 @@ class Publisher {
     private readonly tag: string,
     private readonly nodes: readonly Node[],
     private readonly acks: Acked[],
+    private readonly unanswered: string[],
   ) {
     this.#random = new Random(schedule.seed * 31 + index);
   }
@@ -360,14 +363,29 @@ class Publisher {
       socket.emit(event, payload);
       return Promise.resolve(undefined);
     }
-    return new Promise((resolve) => {
+    const answered = new Promise<Acked | undefined>((resolve) => {
+      // The connection ended first (its node went away): nothing was promised.
+      const lost = (): void => resolve(undefined);
+      socket.once('disconnect', lost);
       socket.timeout(WAIT_MS).emit(event, payload, (error: Error | null, answer: unknown) => {
-        if (error) return resolve(undefined); // no answer (its node went away): nothing was promised
+        socket.off('disconnect', lost);
+        if (error) {
+          if (socket.connected) this.unanswered.push(key);
+          return resolve(undefined);
+        }
         const acked = { key, answer };
         this.acks.push(acked);
         resolve(acked);
       });
     });
+    this.#waiting.add(answered);
+    void answered.then(() => this.#waiting.delete(answered));
+    return answered;
+  }
+
+  /** Resolves once every acknowledged event it sent has its answer (or its connection ended, or WAIT_MS passed). */
+  async answered(): Promise<void> {
+    await Promise.all([...this.#waiting]);
   }
 
   async register(bus: string | null): Promise<unknown> {
@@ -464,7 +482,8 @@ export async function runSchedule(schedule: Schedule): Promise<RunResult> {
   const env = { REDIS_URL: redis.url, REDIS_TIMEOUT, REDIS_STREAM_MAXLEN: String(schedule.streamMaxLen) };
   const nodes = Array.from({ length: schedule.nodes }, (_, i) => new Node(i, env));
   const acks: Acked[] = [];
-  const publishers = schedule.publishers.map((home, i) => new Publisher(i, home, schedule, tag, nodes, acks));
+  const unanswered: string[] = [];
+  const publishers = schedule.publishers.map((home, i) => new Publisher(i, home, schedule, tag, nodes, acks, unanswered));
   const subscribers = schedule.subscribers.map((plan, i) => new Subscriber(i, plan, tag, nodes));
   const recorder = new StreamRecorder(redis.url, tag);
   let ticker: NodeJS.Timeout | undefined;
@@ -509,12 +528,14 @@ export async function runSchedule(schedule: Schedule): Promise<RunResult> {
       const got = new Set(s.current?.received.map((r) => r.key));
       return finalKeys.every((key) => !s.plan.rooms.includes(busOf.get(key)!) || got.has(key));
     }), WAIT_MS).catch(() => undefined);
+    // Every acknowledgement sent is answered by now, Redis being up: one still waiting is told as unanswered.
+    await Promise.all(publishers.map((p) => p.answered()));
     await recorder.stop();
     await Promise.all(nodes.map((node) => node.finish()));
 
     const chains: Chain[] = subscribers.flatMap((s) => s.chains);
     return {
-      record: { stream: recorder.entries, chains, acks, nodes: nodes.flatMap((n) => n.lifes) },
+      record: { stream: recorder.entries, chains, acks, unanswered, nodes: nodes.flatMap((n) => n.lifes) },
       published: nodes.reduce((n, node) => n + node.lifes.reduce((m, life) => m + life.published.length, 0), 0),
       streamed: recorder.entries.length,
       recoveries: chains.reduce((n, c) => n + c.recoveries, 0),
