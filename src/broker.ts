@@ -222,8 +222,7 @@ export class Broker {
    * `confirmed`, when given, hears what became of the push's publication:
    * on a cluster once Redis took it or refused it (as a socket's
    * acknowledgement waits to), or that it is held for Redis, down; at once
-   * on one process. `by` names the
-   * pusher's credential, for the telemetry.
+   * on one process. `by` names the pusher's credential, for the telemetry.
    */
   push(msg: string, body: Record<string, unknown>, confirmed?: (outcome: PublicationOutcome) => void, by: string = ANONYMOUS.credential.name): Targets | undefined {
     const bus = this.routes.get(msg);

@@ -218,3 +218,6 @@ export type RedisState = 'off' | 'up' | 'degraded' | 'down';
  * known (docs/cluster.md#what-an-answer-says).
  */
 export type PublicationOutcome = { readonly ok: true; readonly held?: true } | { readonly ok: false; readonly error: string };
+
+/** The HTTP status of an answer `held`: accepted, not yet done. */
+export const HELD_STATUS = 202;

@@ -8,7 +8,7 @@ import bodyParser from 'body-parser';
 import createDebug from 'debug';
 import { Router, type ErrorRequestHandler, type RequestHandler, type Response } from 'express';
 import { principalOf } from '../guards/access.ts';
-import { FORBIDDEN, isObject, tooDeep, tooDeepRefusal, type PublicationOutcome } from '../protocol.ts';
+import { FORBIDDEN, HELD_STATUS, isObject, tooDeep, tooDeepRefusal, type PublicationOutcome } from '../protocol.ts';
 import type { Targets } from '../targets.ts';
 import type { Telemetry } from '../telemetry.ts';
 
@@ -176,8 +176,6 @@ export function notifyHandlers(broker: PushTarget): RequestHandler[] {
 /** The two answers of a push that was read: sent, or ignored (no route, or a null one). */
 const PUSHED = Object.freeze({ ok: true });
 const IGNORED = Object.freeze({ ok: false, ignore: true });
-/** Accepted, not yet done: the push waits for Redis, down (docs/cluster.md#what-an-answer-says). */
-const HELD_STATUS = 202;
 
 /**
  * The router of `POST /_notify/:msg`, pushing through `broker`, for a host

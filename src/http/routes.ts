@@ -14,7 +14,7 @@
 import createDebug from 'debug';
 import { principalOf } from '../guards/access.ts';
 import { Router, type ErrorRequestHandler, type Response } from 'express';
-import type { PublicationOutcome } from '../protocol.ts';
+import { HELD_STATUS, type PublicationOutcome } from '../protocol.ts';
 import type { Route, RouteInfo, RouteKind, RouteTable } from '../routes.ts';
 import type { RouteAdminAction, Telemetry } from '../telemetry.ts';
 
@@ -67,8 +67,6 @@ export interface RouteAdminSource {
 
 /** The status of a removal Redis refused: the route is as it was, and a retry may succeed. */
 const REFUSED_BY_REDIS = 503;
-/** The status of a removal whose write waits for Redis, down: accepted, not yet done. */
-const HELD_STATUS = 202;
 
 /**
  * One route as `GET /routes` shows it.
