@@ -1,11 +1,12 @@
 /**
- * The model checker's own parts, alone: its schedules (test/model/schedule.ts)
- * and its judge (test/model/invariants.ts), on hand-made records where the
- * right verdict is known. The runs themselves are test/model.test.ts.
+ * The model checker's own parts, alone: its schedules (test/model/schedule.ts),
+ * its judge (test/model/invariants.ts), on hand-made records where the right
+ * verdict is known, and its reading of Redis's MONITOR feed (test/model/recorder.ts). The runs themselves are test/model.test.ts.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { check, type Chain, type RunRecord, type StreamEntry } from './model/invariants.ts';
+import { decodeAdd } from './model/recorder.ts';
 import { scheduleOf, type ScheduleBounds } from './model/schedule.ts';
 
 const BOUNDS: ScheduleBounds = { maxNodes: 3, durationMs: 10_000, maxSubscribers: 8, maxFaults: 3 };
@@ -103,5 +104,18 @@ describe('model checker: schedules', () => {
         free = step.at + ('ms' in step ? step.ms : 0);
       }
     }
+  });
+});
+
+describe('the recorder', () => {
+  const data = (tag: string, key: string): string => JSON.stringify({ uid: 'u', type: 2, packet: { type: 2, data: ['call', { s: tag, k: key, _in: ['model:sink'] }], nsp: '/' }, opts: { rooms: ['calls', 'model:sink'], except: [] } });
+
+  it('reads the run\'s events from the XADD commands of the feed, and nothing else', () => {
+    const add = (...tail: string[]): string[] => ['XADD', 'spicy-action:events', 'MAXLEN', '~', '1000', '*', 'uid', 'u', 'nsp', '/', 'type', '2', ...tail];
+    assert.deepEqual(decodeAdd(add('data', data('m1', '0.7')), 'm1', 3), { offset: '#3', key: '0.7', rooms: ['calls', 'model:sink'] });
+    assert.equal(decodeAdd(add('data', data('m2', '0.7')), 'm1', 4), undefined, "another run's event");
+    assert.equal(decodeAdd(add(), 'm1', 5), undefined, 'no data: a heartbeat or a session');
+    assert.equal(decodeAdd(['XADD', 'spicy-action:routes:log', '*', 'data', data('m1', '0.8')], 'm1', 6), undefined, 'another stream');
+    assert.equal(decodeAdd(['GET', 'spicy-action:events'], 'm1', 7), undefined);
   });
 });

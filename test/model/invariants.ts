@@ -3,9 +3,10 @@
  * "When Redis fails"), checked against what a run recorded. Pure: the run
  * (cluster.ts) records, this judges.
  *
- * The ground truth is the event stream itself, read from Redis as the run
- * goes: an event is "in the cluster" when its entry is in the stream, and the
- * stream's order is the order every client must see.
+ * The ground truth is every entry Redis added to the event stream, as its
+ * MONITOR feed shows them (recorder.ts): an event is "in the cluster" when
+ * Redis added it to the stream, and the stream's order is the order every
+ * client must see.
  *
  * - order: a client gets the events of its rooms in stream order, whoever
  *   published them and on whichever node it is (a chain of recovered

@@ -1,10 +1,13 @@
 /**
- * The model checker's ground truth, in a worker thread: reads the cluster's
- * event stream from Redis as it grows and posts the entries of the run's
- * events, in stream order, to the run (run.ts). A thread of its own keeps up
- * with a short stream even when the test process is busy; should the stream
- * still be trimmed past entries it had not read, it says so (`behind`), and
- * the run cannot be judged.
+ * The model checker's ground truth, in a worker thread: every event of the run
+ * that Redis added to the cluster's stream, in stream order, posted to the run
+ * (run.ts). It watches Redis's `MONITOR` feed, not the stream: Redis shows
+ * each command there once it has run it (a refused `XADD` is never shown, one
+ * in a `MULTI` is shown when `EXEC` runs it), in the order it ran them, and
+ * keeps the feed for a slow reader rather than drop any of it. So a burst
+ * longer than the stream, trimmed before anyone could read it, is still all
+ * seen. Should the feed's connection break, events may have been missed: the
+ * worker says so (`behind`), and the run cannot be judged.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Redis } from 'ioredis';
@@ -12,10 +15,8 @@ import type { StreamEntry } from './invariants.ts';
 
 /** The stream the cluster writes every event to. */
 const STREAM = 'spicy-action:events';
-/** How long the reader waits when it has read everything, in ms. */
-const READ_IDLE_MS = 20;
-/** Entries read at once. */
-const READ_COUNT = 1_000;
+/** How often the entries seen are posted to the run, in ms. */
+const POST_EVERY_MS = 20;
 
 /** A published payload: the run's tag and the event's key (`<publisher>.<n>`). */
 export interface ModelPayload {
@@ -38,71 +39,67 @@ export type RecorderMessage =
   | { readonly type: 'behind'; readonly why: string }
   | { readonly type: 'stopped' };
 
-/** `entries-added` of an XINFO STREAM reply (0 when the stream does not exist yet). */
-function entriesAdded(info: unknown): number {
-  if (!Array.isArray(info)) return 0;
-  return Number(info[info.indexOf('entries-added') + 1] ?? 0);
-}
-
-/** The run's entry in a stream entry's fields, if it is one of the run's events. */
-function decode(id: string, fields: string[], tag: string): StreamEntry | undefined {
-  const at = fields.indexOf('data');
-  const data = at < 0 ? undefined : fields[at + 1];
+/**
+ * The run's entry in the arguments of a command the feed showed, if it is an
+ * `XADD` of one of the run's events to the stream; `n` numbers the stream's
+ * additions seen, which stands for the entry's offset in messages.
+ */
+export function decodeAdd(args: readonly string[], tag: string, n: number): StreamEntry | undefined {
+  if (args[0]?.toUpperCase() !== 'XADD' || args[1] !== STREAM) return undefined;
+  // XADD key [MAXLEN|MINID [=|~] threshold [LIMIT count]] <id> field value...: the adapter gives `*` as the id.
+  const id = args.indexOf('*', 2);
+  if (id < 0) return undefined;
+  let data: string | undefined;
+  for (let i = id + 1; i + 1 < args.length; i += 2) if (args[i] === 'data') data = args[i + 1];
   if (data === undefined || !data.startsWith('{')) return undefined;
   const message = JSON.parse(data) as { packet?: { data?: unknown[] }; opts?: { rooms?: string[] } };
   const payload = message.packet?.data?.[1] as Partial<ModelPayload> | undefined;
   if (payload?.s !== tag || typeof payload.k !== 'string') return undefined;
-  return { offset: id, key: payload.k, rooms: message.opts?.rooms ?? [] };
+  return { offset: `#${n}`, key: payload.k, rooms: message.opts?.rooms ?? [] };
 }
 
 async function record({ redisUrl, tag }: RecorderData): Promise<void> {
   const port = parentPort!;
   const post = (message: RecorderMessage): void => port.postMessage(message);
-  const redis = new Redis(redisUrl);
-  redis.on('error', () => {}); // a paused Redis: the reader waits
-  let running = true;
-  port.on('message', (message) => {
-    if (message === 'stop') running = false;
+  const admin = new Redis(redisUrl);
+  admin.on('error', () => {});
+  const feed = await new Redis(redisUrl).monitor();
+  feed.on('error', () => {});
+  const marker = `model-recorder-stop-${process.pid}-${Date.now()}`;
+  let added = 0;
+  let pending: StreamEntry[] = [];
+  let stopped: (() => void) | undefined;
+  let broken = false;
+  const flush = (): void => {
+    if (pending.length === 0) return;
+    post({ type: 'entries', entries: pending });
+    pending = [];
+  };
+  feed.on('monitor', (_time: string, args: string[]) => {
+    if (args[0]?.toUpperCase() === 'XADD' && args[1] === STREAM) {
+      const entry = decodeAdd(args, tag, ++added);
+      if (entry) pending.push(entry);
+    } else if (args[0]?.toUpperCase() === 'ECHO' && args[1] === marker) stopped?.();
   });
-  // Where the run starts: the last entry now, and how many the stream had taken.
-  const start = await redis.multi().call('XINFO', 'STREAM', STREAM).xrevrange(STREAM, '+', '-', 'COUNT', 1).exec();
-  let last = (start?.[1]?.[1] as [string, string[]][] | undefined)?.[0]?.[0] ?? '0-0';
-  const added0 = entriesAdded(start?.[0]?.[1]);
-  let read = 0;
-  let behind = false;
+  // A new connection would start a new feed: what ran in between is unseen.
+  feed.once('close', () => {
+    if (!stopped && !broken) {
+      broken = true;
+      post({ type: 'behind', why: 'the MONITOR connection closed: events may have been added unseen' });
+    }
+  });
+  const timer = setInterval(flush, POST_EVERY_MS);
   post({ type: 'started' });
-  // One more round after `stop`, so that everything written before it is read.
-  for (let draining = false; running || !draining; ) {
-    if (!running) draining = true;
-    // One atomic step: how many entries the stream ever took, and what follows what was read.
-    // Redis refusing writes (maxmemory) refuses a MULTI too; the stream takes nothing meanwhile: wait.
-    const replies = await redis.multi().call('XINFO', 'STREAM', STREAM).xread('COUNT', READ_COUNT, 'STREAMS', STREAM, last).exec().catch(() => undefined);
-    if (replies === undefined) {
-      await new Promise((resolve) => setTimeout(resolve, READ_IDLE_MS));
-      continue;
-    }
-    const reply = replies?.[1]?.[1] as [string, [string, string[]][]][] | null;
-    const batch = reply?.[0]?.[1] ?? [];
-    if (batch.length < READ_COUNT) {
-      // Everything after what was read is in this batch: whatever else was added since the start was trimmed unread.
-      const added = entriesAdded(replies?.[0]?.[1]) - added0;
-      if (added > read + batch.length && !behind) {
-        behind = true;
-        post({ type: 'behind', why: `${added - read - batch.length} stream entries were trimmed before the run read them (after ${last})` });
-      }
-    }
-    read += batch.length;
-    const entries: StreamEntry[] = [];
-    for (const [id, fields] of batch) {
-      last = id;
-      const entry = decode(id, fields, tag);
-      if (entry) entries.push(entry);
-    }
-    if (entries.length > 0) post({ type: 'entries', entries });
-    if (batch.length < READ_COUNT) await new Promise((resolve) => setTimeout(resolve, READ_IDLE_MS));
-  }
-  redis.disconnect();
+  await new Promise<void>((resolve) => port.on('message', (message) => message === 'stop' && resolve()));
+  // Everything Redis ran before this ECHO is in the feed before it.
+  const seen = new Promise<void>((resolve) => (stopped = resolve));
+  await admin.echo(marker);
+  await seen;
+  clearInterval(timer);
+  flush();
+  feed.disconnect();
+  admin.disconnect();
   post({ type: 'stopped' });
 }
 
-await record(workerData as RecorderData);
+if (parentPort) await record(workerData as RecorderData);

@@ -4,8 +4,8 @@
  * them, publishers and subscribers on real socket.io-client of every
  * generation; faults are real (SIGSTOP, `maxmemory`, SIGTERM, SIGKILL). It
  * records what every client got, every acknowledgement, every node's
- * undelivered counter and, as the ground truth, the event stream itself read
- * from Redis as it grows (before any trimming); invariants.ts judges.
+ * undelivered counter and, as the ground truth, every entry Redis added to the
+ * event stream (trimmed or not; recorder.ts); invariants.ts judges.
  */
 import { Worker } from 'node:worker_threads';
 import { Redis } from 'ioredis';
@@ -400,14 +400,11 @@ class Publisher {
   }
 }
 
-/**
- * The stream, as the worker of recorder.ts reads it: in a thread of its own, so
- * that a loaded test process never lets the stream be trimmed unread.
- */
+/** Every entry of the run's events Redis added to the stream, as the worker of recorder.ts sees them. */
 class StreamRecorder {
   readonly entries: StreamEntry[] = [];
   readonly #keys = new Set<string>();
-  /** Set when the stream was trimmed past entries not read yet: the run cannot be judged. */
+  /** Set when the recorder may have missed entries (its feed broke): the run cannot be judged. */
   behind: string | undefined;
   #worker: Worker | undefined;
   #failed: Error | undefined;
