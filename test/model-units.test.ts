@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { check, type Chain, type RunRecord, type StreamEntry } from './model/invariants.ts';
-import { decodeAdd } from './model/recorder.ts';
+import { decodeAdd, monitorArgs } from './model/recorder.ts';
 import { scheduleOf, type ScheduleBounds } from './model/schedule.ts';
 
 const BOUNDS: ScheduleBounds = { maxNodes: 3, durationMs: 10_000, maxSubscribers: 8, maxFaults: 3 };
@@ -117,5 +117,13 @@ describe('the recorder', () => {
     assert.equal(decodeAdd(add(), 'm1', 5), undefined, 'no data: a heartbeat or a session');
     assert.equal(decodeAdd(['XADD', 'spicy-action:routes:log', '*', 'data', data('m1', '0.8')], 'm1', 6), undefined, 'another stream');
     assert.equal(decodeAdd(['GET', 'spicy-action:events'], 'm1', 7), undefined);
+  });
+
+  it('unescapes the feed\'s lines as Redis escapes them', () => {
+    assert.deepEqual(monitorArgs('+1796666228.955715 [0 127.0.0.1:46014] "ping"'), ['ping']);
+    assert.deepEqual(monitorArgs('+1796665785.077295 [0 lua] "XADD" "s" "*" "a" "5"'), ['XADD', 's', '*', 'a', '5']);
+    const json = JSON.stringify({ k: '0.1', text: 'a "quoted" \\ back\nslash', name: 'Zoë' });
+    const escaped = [...Buffer.from(json, 'utf8')].map((b) => (b === 0x22 ? '\\"' : b === 0x5c ? '\\\\' : b === 0x0a ? '\\n' : b >= 0x80 ? `\\x${b.toString(16)}` : String.fromCharCode(b))).join('');
+    assert.deepEqual(monitorArgs(`+1.0 [0 127.0.0.1:1] "XADD" "${escaped}" ""`), ['XADD', json, '']);
   });
 });

@@ -9,6 +9,7 @@
  * seen. Should the feed's connection break, events may have been missed: the
  * worker says so (`behind`), and the run cannot be judged.
  */
+import { connect } from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Redis } from 'ioredis';
 import type { StreamEntry } from './invariants.ts';
@@ -58,35 +59,84 @@ export function decodeAdd(args: readonly string[], tag: string, n: number): Stre
   return { offset: `#${n}`, key: payload.k, rooms: message.opts?.rooms ?? [] };
 }
 
+/**
+ * The arguments of one line of the MONITOR feed (`+<time> [<db> <client>] "arg" "arg"...`),
+ * unescaped as Redis escapes them (`\\`, `\"`, `\n`, `\r`, `\t`, `\a`, `\b`, `\xHH`).
+ */
+export function monitorArgs(line: string): string[] {
+  const args: string[] = [];
+  let at = line.indexOf('] "');
+  if (at < 0) return args;
+  at += 2;
+  const escapes: Record<string, number> = { n: 10, r: 13, t: 9, a: 7, b: 8, '"': 34, '\\': 92 };
+  while (line[at] === '"') {
+    const bytes: number[] = [];
+    for (at++; at < line.length && line[at] !== '"'; at++) {
+      if (line[at] !== '\\') {
+        bytes.push(line.charCodeAt(at));
+        continue;
+      }
+      const next = line[++at]!;
+      if (next === 'x') {
+        bytes.push(parseInt(line.slice(at + 1, at + 3), 16));
+        at += 2;
+      } else bytes.push(escapes[next] ?? next.charCodeAt(0));
+    }
+    args.push(Buffer.from(bytes).toString('utf8'));
+    at += 2; // the closing quote and the space
+  }
+  return args;
+}
+
 async function record({ redisUrl, tag }: RecorderData): Promise<void> {
   const port = parentPort!;
   const post = (message: RecorderMessage): void => port.postMessage(message);
+  const { hostname, port: redisPort } = new URL(redisUrl);
   const admin = new Redis(redisUrl);
   admin.on('error', () => {});
-  const feed = await new Redis(redisUrl).monitor();
-  feed.on('error', () => {});
+  // A connection of its own in MONITOR mode, read line by line: a feed, not replies to commands.
+  const feed = connect(Number(redisPort), hostname);
+  feed.setEncoding('latin1'); // Redis writes the feed in ASCII: other bytes as \\xHH
   const marker = `model-recorder-stop-${process.pid}-${Date.now()}`;
   let added = 0;
   let pending: StreamEntry[] = [];
   let stopped: (() => void) | undefined;
   let broken = false;
+  let started: (() => void) | undefined;
   const flush = (): void => {
     if (pending.length === 0) return;
     post({ type: 'entries', entries: pending });
     pending = [];
   };
-  feed.on('monitor', (_time: string, args: string[]) => {
+  const line = (text: string): void => {
+    if (text === '+OK') return started?.();
+    const args = monitorArgs(text);
     if (args[0]?.toUpperCase() === 'XADD' && args[1] === STREAM) {
       const entry = decodeAdd(args, tag, ++added);
       if (entry) pending.push(entry);
     } else if (args[0]?.toUpperCase() === 'ECHO' && args[1] === marker) stopped?.();
-  });
-  // A new connection would start a new feed: what ran in between is unseen.
-  feed.once('close', () => {
-    if (!stopped && !broken) {
-      broken = true;
-      post({ type: 'behind', why: 'the MONITOR connection closed: events may have been added unseen' });
+  };
+  let buffered = '';
+  feed.on('data', (chunk: string) => {
+    buffered += chunk;
+    let from = 0;
+    for (let end = buffered.indexOf('\r\n'); end >= 0; end = buffered.indexOf('\r\n', from)) {
+      line(buffered.slice(from, end));
+      from = end + 2;
     }
+    buffered = buffered.slice(from);
+  });
+  // What ran while the feed was broken is unseen.
+  const lost = (): void => {
+    if (stopped || broken) return;
+    broken = true;
+    post({ type: 'behind', why: 'the MONITOR connection closed: events may have been added unseen' });
+  };
+  feed.on('error', lost);
+  feed.on('close', lost);
+  await new Promise<void>((resolve) => {
+    started = resolve;
+    feed.write('MONITOR\r\n');
   });
   const timer = setInterval(flush, POST_EVERY_MS);
   post({ type: 'started' });
@@ -97,7 +147,7 @@ async function record({ redisUrl, tag }: RecorderData): Promise<void> {
   await seen;
   clearInterval(timer);
   flush();
-  feed.disconnect();
+  feed.destroy();
   admin.disconnect();
   post({ type: 'stopped' });
 }
