@@ -8,7 +8,7 @@
  * `SEED=<seed> npm run test:model` replays it.
  *
  * Short by default; `MODEL_LONG=1` runs the long run, as CI does. `npm test`
- * runs one fresh short schedule (test/model.test.ts).
+ * runs one fixed schedule (test/model.test.ts).
  */
 import { describe } from 'node:test';
 import { redisMissing } from '../helpers/redis.ts';

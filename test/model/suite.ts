@@ -23,8 +23,6 @@ export interface SuiteOptions {
   /** Fresh schedules to run besides the regressions. */
   readonly schedules: number;
   readonly bounds: ScheduleBounds;
-  /** Run the regression seeds first (true unless said). */
-  readonly regressions?: boolean;
 }
 
 /** The short run of `npm run test:model`. */
@@ -33,9 +31,9 @@ export const SHORT_RUN: SuiteOptions = { schedules: 2, bounds: SHORT_BOUNDS };
 export const LONG_RUN: SuiteOptions = { schedules: 8, bounds: LONG_BOUNDS };
 
 /** Declares the tests (call it inside a `describe`). */
-export function modelSuite({ schedules, bounds, regressions: withRegressions = true }: SuiteOptions): void {
+export function modelSuite({ schedules, bounds }: SuiteOptions): void {
   const replay = process.env.SEED;
-  const regressions = withRegressions && process.env.MODEL_REGRESSIONS !== '0';
+  const regressions = process.env.MODEL_REGRESSIONS !== '0';
   const count = Number(process.env.MODEL_SCHEDULES ?? schedules);
   const base = Number(process.env.MODEL_SEED ?? Math.floor(Math.random() * SEED_RANGE));
   const seeds = replay !== undefined ? [Number(replay)] : [...(regressions ? REGRESSIONS.map((r) => r.seed) : []), ...Array.from({ length: count }, (_, i) => (base + i) % SEED_RANGE)];
