@@ -96,8 +96,6 @@ export class StreamReader extends EventEmitter<StreamReaderEvents> {
   /** Entries handed on since start. */
   #read = 0;
   #checkedAt = 0;
-  /** The next read also counts what was trimmed (a full read came back: the reader may be behind). */
-  #checkNext = false;
 
   constructor(connection: Redis, streamName: string, onEntry: (id: string, fields: string[]) => void) {
     super();
@@ -135,9 +133,8 @@ export class StreamReader extends EventEmitter<StreamReaderEvents> {
   async #loop(): Promise<void> {
     while (!this.#closed) {
       try {
-        const checking = this.#addedAtStart !== undefined && (this.#checkNext || Date.now() - this.#checkedAt >= MISSED_CHECK_MS);
-        const from = this.#offset;
-        const { entries, info } = checking ? await this.#readAndCount() : { entries: await this.#readNext(), info: undefined };
+        const reply = (await this.#connection.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', this.#streamName, this.#offset)) as [string, RawEntry[]][] | null;
+        const entries = reply?.[0]?.[1] ?? [];
         for (const [id, fields] of entries) {
           this.#offset = id;
           this.#read++;
@@ -148,8 +145,7 @@ export class StreamReader extends EventEmitter<StreamReaderEvents> {
             this.lastError = (error as Error).message;
           }
         }
-        this.#checkNext = entries.length === READ_COUNT;
-        if (info !== undefined) this.#count(info, from, entries.length);
+        if (entries.length === READ_COUNT || Date.now() - this.#checkedAt >= MISSED_CHECK_MS) await this.#checkMissed();
       } catch (error) {
         if (this.#closed) return;
         this.failures++;
@@ -159,43 +155,22 @@ export class StreamReader extends EventEmitter<StreamReaderEvents> {
     }
   }
 
-  /** The next entries, waiting up to {@link BLOCK_MS} for some. */
-  async #readNext(): Promise<RawEntry[]> {
-    const reply = (await this.#connection.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', this.#streamName, this.#offset)) as [string, RawEntry[]][] | null;
-    return reply?.[0]?.[1] ?? [];
-  }
-
   /**
-   * The next entries without waiting, and what `XINFO STREAM` says in the same
-   * instant (one MULTI): so the count of what was trimmed cannot be thrown off
-   * by entries added between the two, as under a steady flow.
+   * Counts the entries trimmed before the reader reached them: the stream took
+   * `added - addedAtStart` entries since the reader started; those neither
+   * read nor still unread in the stream were trimmed unread. What is unread is
+   * known when the reader is at the stream's last entry (nothing), or when the
+   * stream's first entry is past the reader's offset (everything: trims drop
+   * the oldest entries first); otherwise the count waits for the next check.
    */
-  async #readAndCount(): Promise<{ entries: RawEntry[]; info: StreamInfo | undefined }> {
+  async #checkMissed(): Promise<void> {
     this.#checkedAt = Date.now();
-    const replies = await this.#connection.multi().xinfo('STREAM', this.#streamName).xread('COUNT', READ_COUNT, 'STREAMS', this.#streamName, this.#offset).exec();
-    const [infoReply, readReply] = replies ?? [];
-    // A stream not written yet has no XINFO: nothing to count, nothing to read.
-    const info = infoReply?.[0] ? undefined : parseStreamInfo(infoReply?.[1] as unknown[]);
-    if (readReply?.[0]) throw readReply[0];
-    const entries = (readReply?.[1] as [string, RawEntry[]][] | null)?.[0]?.[1] ?? [];
-    return { entries, info };
-  }
-
-  /**
-   * Counts the entries trimmed before the reader reached them, from `info`,
-   * taken with the read that returned `got` entries after `from`: the stream
-   * took `added - addedAtStart` entries since the reader started; those
-   * neither read nor still unread in the stream were trimmed unread. What is
-   * still unread after that read is known when it returned less than a full
-   * read (nothing), or when the stream's first entry was past `from` (the
-   * rest of the stream: trims drop the oldest entries first); otherwise the
-   * count waits for the next check, which comes with the next read.
-   */
-  #count(info: StreamInfo, from: string, got: number): void {
-    if (info.added === undefined || this.#addedAtStart === undefined) return;
+    if (this.#addedAtStart === undefined) return;
+    const info = await readStreamInfo(this.#connection, this.#streamName);
+    if (info?.added === undefined) return;
     let unread: number;
-    if (got < READ_COUNT) unread = 0;
-    else if (info.first === undefined || compareOffsets(info.first, from) > 0) unread = info.length - got;
+    if (info.last === this.#offset) unread = 0;
+    else if (info.first === undefined || compareOffsets(info.first, this.#offset) > 0) unread = info.length;
     else return;
     const missed = info.added - this.#addedAtStart - this.#read - unread;
     if (missed <= this.missed) return;
