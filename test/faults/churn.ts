@@ -5,7 +5,7 @@
  * recovered session must have got every event once, in order; a session that
  * came back fresh (`recovered: false`) starts a new count.
  *
- * Used by `test/cluster-recovery.test.ts` (short) and `test/faults/run.ts` (long).
+ * Used by `test/faults/cluster-recovery.test.ts` (short) and `test/faults/run.ts` (long).
  */
 import { Redis } from 'ioredis';
 import { io as ioV4, type Socket as ClientSocket } from 'socket.io-client';

@@ -2,13 +2,13 @@
  * docs/cluster.md#when-redis-fails: exact recovery: 4.x subscribers dropped every half second while
  * a publisher sends 2,000 events a second, coming back alternately on the
  * other node; every session told `recovered: true` has every event once, in
- * order. The long version (over 100 recoveries) is `npm run test:faults`.
+ * order. The long version (over 100 recoveries) is test/faults/long.test.ts.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { startBroker } from './helpers/broker.ts';
-import { RedisServer, redisMissing } from './helpers/redis.ts';
-import { churn } from './faults/churn.ts';
+import { startBroker } from '../helpers/broker.ts';
+import { RedisServer, redisMissing } from '../helpers/redis.ts';
+import { churn } from './churn.ts';
 
 describe('exact recovery under churn', { skip: redisMissing() }, () => {
   it('loses, duplicates and reorders nothing over 20 recoveries across two nodes at 2,000 events/s', async (t) => {
