@@ -223,7 +223,9 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> implements Publ
         },
       ));
     const result = this.#grace.publish(kind, send);
-    if (kind === 'event') this.#setOutcome((answerHeld) => this.#outcomeOf(result, () => sent, answerHeld));
+    // Only a tracked event is told its fate: nothing more is built for the others, on every publication.
+    const tracking = kind === 'event' ? this.#awaitingOutcome() : undefined;
+    if (tracking) tracking.outcome = this.#outcomeOf(result, () => sent, tracking.answerHeld);
     return result;
   }
 
@@ -262,7 +264,8 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> implements Publ
 
   /** A route change's write to Redis: its outcome is kept for {@link track}. */
   routeWritten(write: Promise<void>): void {
-    this.#setOutcome((answerHeld) => this.#routeOutcome(write, answerHeld));
+    const tracking = this.#awaitingOutcome();
+    if (tracking) tracking.outcome = this.#routeOutcome(write, tracking.answerHeld);
   }
 
   /**
@@ -288,8 +291,9 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> implements Publ
     this.#grace.close();
   }
 
-  #setOutcome(outcome: (answerHeld: boolean) => Promise<PublicationOutcome>): void {
-    if (this.#tracking !== undefined && this.#tracking.outcome === undefined) this.#tracking.outcome = outcome(this.#tracking.answerHeld);
+  /** The {@link track} under way, if its publication's outcome is not set yet (the first write decides). */
+  #awaitingOutcome(): Tracking | undefined {
+    return this.#tracking?.outcome === undefined ? this.#tracking : undefined;
   }
 
   /**

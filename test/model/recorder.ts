@@ -111,10 +111,11 @@ async function record({ redisUrl, tag }: RecorderData): Promise<void> {
   const line = (text: string): void => {
     if (text === '+OK') return started?.();
     const args = monitorArgs(text);
-    if (args[0]?.toUpperCase() === 'XADD' && args[1] === STREAM) {
+    const command = args[0]?.toUpperCase();
+    if (command === 'XADD' && args[1] === STREAM) {
       const entry = decodeAdd(args, tag, ++added);
       if (entry) pending.push(entry);
-    } else if (args[0]?.toUpperCase() === 'ECHO' && args[1] === marker) stopped?.();
+    } else if (command === 'ECHO' && args[1] === marker) stopped?.();
   };
   let buffered = '';
   feed.on('data', (chunk: string) => {
