@@ -75,6 +75,40 @@ describe('the stream reader', { skip: redisMissing() }, () => {
     assert.equal(seen.length, 1 + KEPT + 300);
   });
 
+  it('counts what it missed while entries keep coming, not only once the flow stops', async (t) => {
+    const writer = new Redis(redis.url);
+    t.after(() => writer.disconnect());
+    /** Entries written one after another once the reader is back: each as soon as the reader has the one before. */
+    const FLOW = 1_500;
+    /** Entries written but not yet read, during the flow. */
+    const AHEAD = 5;
+    let blocked = false;
+    let written = 0;
+    let missedDuringFlow: number | undefined;
+    const seen: number[] = [];
+    const reader = new StreamReader(new Redis(redis.url), STREAM, (_id, fields) => {
+      const n = Number(fields[1]);
+      seen.push(n);
+      if (n === 0 && !blocked) {
+        blocked = true;
+        writeFromOutside(redis.port, WRITTEN_WHILE_BLOCKED, KEPT, 1);
+      }
+      // From the last entry of the burst on, a few new entries are always on their way ahead of the reader.
+      for (let ahead = n === WRITTEN_WHILE_BLOCKED ? AHEAD : n > WRITTEN_WHILE_BLOCKED ? 1 : 0; ahead > 0 && written < FLOW; ahead--) {
+        written++;
+        if (written === FLOW) missedDuringFlow = reader.missed;
+        void writer.xadd(STREAM, 'MAXLEN', String(KEPT), '*', 'n', String(WRITTEN_WHILE_BLOCKED + written));
+      }
+    });
+    t.after(() => reader.close());
+    await reader.start();
+    await writer.xadd(STREAM, '*', 'n', '0');
+    await until('the flow ended and was read', () => seen.at(-1) === WRITTEN_WHILE_BLOCKED + FLOW, 30_000);
+    assert.equal(missedDuringFlow, WRITTEN_WHILE_BLOCKED - KEPT, 'counted while the flow went on');
+    assert.equal(reader.missed, WRITTEN_WHILE_BLOCKED - KEPT);
+    assert.equal(seen.length, 1 + KEPT + FLOW);
+  });
+
   it('starts on a stream not written yet, and counts from its first entry', async (t) => {
     const seen: number[] = [];
     let blocked = false;

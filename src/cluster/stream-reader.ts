@@ -11,7 +11,11 @@
  * delays entries, it does not skip them, unless the stream was trimmed past
  * that entry meanwhile (then Redis answers from its first entry). Entries
  * trimmed before the reader reached them are counted ({@link StreamReader.missed}),
- * from what `XINFO STREAM` says the stream ever took (Redis 7 and later).
+ * from what `XINFO STREAM` says the stream ever took (Redis 7 and later): of
+ * the entries up to the last one that `XINFO` saw, those the reader has not
+ * handed on by the time it passes that entry were trimmed unread. That count
+ * needs no step of Redis's to be atomic with a read, so it is taken under a
+ * steady flow too, and under `maxmemory` (a `MULTI` is refused whole then).
  */
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
@@ -96,6 +100,8 @@ export class StreamReader extends EventEmitter<StreamReaderEvents> {
   /** Entries handed on since start. */
   #read = 0;
   #checkedAt = 0;
+  /** The last check's reading, until the reader passes the entry it ends on. */
+  #check: { readonly added: number; readonly last: string } | undefined;
 
   constructor(connection: Redis, streamName: string, onEntry: (id: string, fields: string[]) => void) {
     super();
@@ -136,8 +142,11 @@ export class StreamReader extends EventEmitter<StreamReaderEvents> {
         const reply = (await this.#connection.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', this.#streamName, this.#offset)) as [string, RawEntry[]][] | null;
         const entries = reply?.[0]?.[1] ?? [];
         for (const [id, fields] of entries) {
+          // An entry past the checked one: the checked one was trimmed unread, and counted in `added`.
+          if (this.#check !== undefined && compareOffsets(id, this.#check.last) > 0) this.#settle(this.#check.added);
           this.#offset = id;
           this.#read++;
+          if (this.#check !== undefined && id === this.#check.last) this.#settle(this.#check.added);
           try {
             this.#onEntry(id, fields);
           } catch (error) {
@@ -145,7 +154,7 @@ export class StreamReader extends EventEmitter<StreamReaderEvents> {
             this.lastError = (error as Error).message;
           }
         }
-        if (entries.length === READ_COUNT || Date.now() - this.#checkedAt >= MISSED_CHECK_MS) await this.#checkMissed();
+        if (this.#check === undefined && (entries.length === READ_COUNT || Date.now() - this.#checkedAt >= MISSED_CHECK_MS)) await this.#checkMissed();
       } catch (error) {
         if (this.#closed) return;
         this.failures++;
@@ -156,23 +165,27 @@ export class StreamReader extends EventEmitter<StreamReaderEvents> {
   }
 
   /**
-   * Counts the entries trimmed before the reader reached them: the stream took
-   * `added - addedAtStart` entries since the reader started; those neither
-   * read nor still unread in the stream were trimmed unread. What is unread is
-   * known when the reader is at the stream's last entry (nothing), or when the
-   * stream's first entry is past the reader's offset (everything: trims drop
-   * the oldest entries first); otherwise the count waits for the next check.
+   * Reads what the stream took so far, to count the entries trimmed before the
+   * reader reached them: the stream took `added - addedAtStart` entries since
+   * the reader started, up to its last entry `last`; once the reader has passed
+   * `last`, those it did not hand on were trimmed unread. The reader is at
+   * `last` now (nothing written since) or a few entries behind it (a steady
+   * flow, or a node behind the stream): then the count is settled as it passes.
    */
   async #checkMissed(): Promise<void> {
     this.#checkedAt = Date.now();
     if (this.#addedAtStart === undefined) return;
     const info = await readStreamInfo(this.#connection, this.#streamName);
     if (info?.added === undefined) return;
-    let unread: number;
-    if (info.last === this.#offset) unread = 0;
-    else if (info.first === undefined || compareOffsets(info.first, this.#offset) > 0) unread = info.length;
-    else return;
-    const missed = info.added - this.#addedAtStart - this.#read - unread;
+    // An empty stream (trimmed to nothing): every entry it took was handed on or missed.
+    if (info.last === undefined || compareOffsets(this.#offset, info.last) >= 0) this.#settle(info.added);
+    else this.#check = { added: info.added, last: info.last };
+  }
+
+  /** Counts as missed, and tells, the entries of the `added` the stream took that were not handed on. */
+  #settle(added: number): void {
+    this.#check = undefined;
+    const missed = added - (this.#addedAtStart ?? added) - this.#read;
     if (missed <= this.missed) return;
     const count = missed - this.missed;
     this.missed = missed;
