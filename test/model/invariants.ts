@@ -121,9 +121,10 @@ export function check(record: RunRecord): Violation[] {
   for (const key of record.unanswered) violations.push({ invariant: 'ack', detail: `${key} was never answered, its connection up` });
   for (const node of record.nodes) {
     if (node.killed || node.undelivered === undefined) continue;
-    const missing = new Set(node.published.filter((key) => !index.has(key))).size;
-    if (missing > node.undelivered) {
-      violations.push({ invariant: 'uncounted', detail: `${node.name}: ${missing} events it took never reached the stream, ${node.undelivered} counted undelivered` });
+    const missing = [...new Set(node.published.filter((key) => !index.has(key)))];
+    if (missing.length > node.undelivered) {
+      const named = `${missing.slice(0, DETAILS_PER_CHAIN).join(', ')}${missing.length > DETAILS_PER_CHAIN ? ', ...' : ''}`;
+      violations.push({ invariant: 'uncounted', detail: `${node.name}: ${missing.length} events it took never reached the stream (${named}), ${node.undelivered} counted undelivered` });
     }
   }
   return violations;

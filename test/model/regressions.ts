@@ -19,4 +19,5 @@ export const REGRESSIONS: readonly Regression[] = [
   { seed: 41312671, bounds: SHORT_BOUNDS, found: 'events held for a Redis seen hung on a starved CPU, then refused (maxmemory), acknowledged {ok: true}' },
   { seed: 687201238, bounds: SHORT_BOUNDS, found: "a client missed 113 events its node had counted 63 of: the node's count of entries trimmed unread waited while entries kept coming" },
   { seed: 6038982, bounds: SHORT_BOUNDS, found: "not judged: the burst after a 1.7 s pause, longer than the stream, trimmed before the checker's reader read it" },
+  { seed: 252983784, bounds: SHORT_BOUNDS, found: "no fault, one event a node took missing from the record: the run ended without waiting for every node's last writes (did not reproduce)" },
 ];

@@ -330,6 +330,11 @@ class Publisher {
     return this.#node;
   }
 
+  /** Connected to a node that is up: what it publishes now reaches a broker. */
+  get connected(): boolean {
+    return this.#socket?.connected === true && this.#node?.up === true;
+  }
+
   async open(): Promise<void> {
     const node = await waitLiveNode(this.nodes, this.#node ? this.#node.index + 1 : this.home);
     const socket = ioV4(node.url, { transports: ['websocket'], reconnection: false, forceNew: true });
@@ -516,9 +521,15 @@ export async function runSchedule(schedule: Schedule): Promise<RunResult> {
     await Promise.all(subscribers.map((s) => s.settled()));
     await until('publisher 0 connected', () => publishers[0]!.node?.up, WAIT_MS);
     for (const p of publishers) p.quiet = false;
+    // One last acknowledged event from every publisher on its node: a node writes a connection's
+    // events in order on one Redis connection, so once it is in the stream, so is every event that
+    // node took from that publisher before it (or the node never wrote it). Without it, a node
+    // starved of CPU could write its last events after the recorder stopped.
+    const flushes = await Promise.all(publishers.slice(1).map((p) => (p.connected ? p.publish('call', true) : undefined)));
     const finals = [await publishers[0]!.publish('call', true), await publishers[0]!.publish('report_dev', true)];
     const finalKeys = finals.map((f) => f?.key).filter((k): k is string => k !== undefined);
-    await until('the final events in the stream', () => finalKeys.every((k) => recorder.has(k)), WAIT_MS);
+    const lastKeys = [...finalKeys, ...flushes.filter((f) => (f?.answer as { ok?: unknown } | undefined)?.ok === true).map((f) => f!.key)];
+    await until('the final events in the stream', () => lastKeys.every((k) => recorder.has(k)), WAIT_MS);
     // Every connected subscriber gets the final event of each of its buses (or the check says what it missed).
     const busOf = new Map(finalKeys.map((key, i) => [key, MODEL_BUSES[i]]));
     await until('every subscriber has the final events', () => subscribers.every((s) => {
