@@ -28,6 +28,19 @@ function writeFromOutside(port: number, count: number, maxLen: number | undefine
   assert.equal(run.status, 0, run.stderr);
 }
 
+/**
+ * What a test's reader does on each entry `n`: on the first entry (0), the reader's process
+ * stops while `count` entries are written from outside, the stream trimmed to `maxLen`.
+ */
+function blockOnFirstEntry(port: number, count: number, maxLen: number): (n: number) => void {
+  let blocked = false;
+  return (n) => {
+    if (n !== 0 || blocked) return;
+    blocked = true;
+    writeFromOutside(port, count, maxLen, 1);
+  };
+}
+
 describe('the stream reader', { skip: redisMissing() }, () => {
   let redis: RedisServer;
   before(async () => {
@@ -44,15 +57,12 @@ describe('the stream reader', { skip: redisMissing() }, () => {
     t.after(() => writer.disconnect());
     await writer.xadd(STREAM, '*', 'n', '-1'); // before the reader starts: not its business
     const seen: number[] = [];
-    let blocked = false;
+    // On the first entry, the reader's process stops while the stream takes and trims far more than it keeps.
+    const block = blockOnFirstEntry(redis.port, WRITTEN_WHILE_BLOCKED, KEPT);
     const reader = new StreamReader(new Redis(redis.url), STREAM, (_id, fields) => {
       const n = Number(fields[1]);
       seen.push(n);
-      // On the first entry, the reader's process stops while the stream takes and trims far more than it keeps.
-      if (n === 0 && !blocked) {
-        blocked = true;
-        writeFromOutside(redis.port, WRITTEN_WHILE_BLOCKED, KEPT, 1);
-      }
+      block(n);
     });
     t.after(() => reader.close());
     const missed: number[] = [];
@@ -82,17 +92,14 @@ describe('the stream reader', { skip: redisMissing() }, () => {
     const FLOW = 1_500;
     /** Entries written but not yet read, during the flow. */
     const AHEAD = 5;
-    let blocked = false;
+    const block = blockOnFirstEntry(redis.port, WRITTEN_WHILE_BLOCKED, KEPT);
     let written = 0;
     let missedDuringFlow: number | undefined;
     const seen: number[] = [];
     const reader = new StreamReader(new Redis(redis.url), STREAM, (_id, fields) => {
       const n = Number(fields[1]);
       seen.push(n);
-      if (n === 0 && !blocked) {
-        blocked = true;
-        writeFromOutside(redis.port, WRITTEN_WHILE_BLOCKED, KEPT, 1);
-      }
+      block(n);
       // From the last entry of the burst on, a few new entries are always on their way ahead of the reader.
       for (let ahead = n === WRITTEN_WHILE_BLOCKED ? AHEAD : n > WRITTEN_WHILE_BLOCKED ? 1 : 0; ahead > 0 && written < FLOW; ahead--) {
         written++;
@@ -111,13 +118,11 @@ describe('the stream reader', { skip: redisMissing() }, () => {
 
   it('starts on a stream not written yet, and counts from its first entry', async (t) => {
     const seen: number[] = [];
-    let blocked = false;
+    const block = blockOnFirstEntry(redis.port, 500, 50);
     const reader = new StreamReader(new Redis(redis.url), STREAM, (_id, fields) => {
-      seen.push(Number(fields[1]));
-      if (!blocked) {
-        blocked = true;
-        writeFromOutside(redis.port, 500, 50, 1);
-      }
+      const n = Number(fields[1]);
+      seen.push(n);
+      block(n);
     });
     t.after(() => reader.close());
     await reader.start();

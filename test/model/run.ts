@@ -350,9 +350,7 @@ class Publisher {
   /** Publishes until it has sent `due` events in all. */
   topUp(due: number): void {
     while (this.#sent < due) {
-      const socket = this.#socket;
-      const node = this.#node;
-      if (this.quiet || !socket?.connected || !node?.up) return;
+      if (this.quiet || !this.connected) return;
       const event = this.#random.pick(Object.keys(MODEL_EVENTS) as ModelEvent[]);
       this.publish(event, this.#random.chance(this.schedule.ackedShare));
     }
