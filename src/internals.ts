@@ -86,14 +86,32 @@ export function engineConnection(socket: { readonly conn: unknown }): EngineConn
   return socket.conn as EngineConnection;
 }
 
+/** The fields of an Engine.IO connection (`socket.conn`) that hold its unsent data. */
+interface EngineBuffers {
+  readonly writeBuffer: readonly QueuedPacket[];
+  readonly transport: { readonly writable: boolean; readonly socket?: { readonly bufferedAmount?: number } };
+}
+
 /**
  * Reads the unsent data of an Engine.IO connection (`socket.conn`): the one
  * reader of Engine.IO's write buffer, for the slow-consumer guard and the
  * cluster's catch-up alike.
  */
 export function engineBacklog(conn: unknown): EngineBacklog {
-  const c = conn as { writeBuffer: readonly QueuedPacket[]; transport: { writable: boolean; socket?: { bufferedAmount?: number } } };
+  const c = conn as EngineBuffers;
   return { packets: c.writeBuffer, writable: c.transport.writable, bufferedAmount: c.transport.socket?.bufferedAmount ?? 0 };
+}
+
+/**
+ * True when nothing waits on an Engine.IO connection: its write buffer is
+ * empty and its transport takes more now (so `ws` holds nothing either: the
+ * transport turns writable when `ws` has handed its last batch to the
+ * kernel). What {@link engineBacklog} tells, read without allocating and
+ * without reaching into `ws`, for checks that look at every connection.
+ */
+export function engineIdle(conn: unknown): boolean {
+  const c = conn as EngineBuffers;
+  return c.writeBuffer.length === 0 && c.transport.writable;
 }
 
 /**

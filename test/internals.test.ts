@@ -7,9 +7,10 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { engineBacklog, internalsProblems, recoveryOptions, waitingSessions } from '../src/internals.ts';
+import { engineBacklog, engineIdle, internalsProblems, recoveryOptions, waitingSessions } from '../src/internals.ts';
 import { ROOT, startBroker } from './helpers/broker.ts';
 import { closeAll, connect, type TestClient } from './helpers/clients.ts';
+import { until } from './helpers/wait.ts';
 
 describe('internals the broker relies on', () => {
   const clients: TestClient[] = [];
@@ -38,16 +39,20 @@ describe('internals the broker relies on', () => {
     const socket = broker.io.of('/').sockets.get(client.id);
     assert.ok(socket, 'the socket on the server');
     assert.deepEqual(engineBacklog(socket.conn).packets, [], 'nothing waits on an idle connection');
+    assert.equal(engineIdle(socket.conn), true);
     // The first emit goes to the transport at once, which is then not writable until `ws` has sent it;
     // the next two wait in the write buffer, each an Engine.IO message holding the encoded Socket.IO packet.
     for (const n of [1, 2, 3]) socket.emit('probe', `payload ${n}`);
     const backlog = engineBacklog(socket.conn);
     assert.equal(backlog.writable, false);
+    assert.equal(engineIdle(socket.conn), false);
     assert.deepEqual(
       backlog.packets.map((packet) => packet.data),
       ['2["probe","payload 2"]', '2["probe","payload 3"]'],
     );
     assert.equal(typeof backlog.bufferedAmount, 'number');
+    // Once `ws` has handed everything to the kernel, the connection is idle again.
+    await until('the connection drained', () => engineIdle(socket.conn));
   });
 });
 

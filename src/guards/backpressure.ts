@@ -24,7 +24,7 @@
 import { EventEmitter } from 'node:events';
 import createDebug from 'debug';
 import type { BrokerServer } from '../broker.ts';
-import { engineBacklog, engineConnection, type EngineBacklog, type EngineConnection, type QueuedPacket } from '../internals.ts';
+import { engineBacklog, engineConnection, engineIdle, type EngineBacklog, type EngineConnection, type QueuedPacket } from '../internals.ts';
 
 const debug = createDebug('spicy-action:backpressure');
 
@@ -101,10 +101,9 @@ export class SlowConsumerGuard extends EventEmitter<SlowConsumerEvents> {
   sweep(): number {
     let cut = 0;
     for (const socket of this.#io.of('/').sockets.values()) {
-      const backlog = engineBacklog(socket.conn);
       // Nothing queued and the transport ready for more: nothing is waiting.
-      if (backlog.packets.length === 0 && backlog.writable) continue;
-      const bytes = backlogBytes(backlog);
+      if (engineIdle(socket.conn)) continue;
+      const bytes = backlogBytes(engineBacklog(socket.conn));
       if (bytes <= this.maxBufferedBytes) continue;
       this.#disconnect(engineConnection(socket), bytes);
       cut++;
