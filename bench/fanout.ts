@@ -4,7 +4,9 @@
  * baseline, ...) a flat-out phase (deliveries/s, server CPU per delivery),
  * then a fixed-rate phase at half the lowest maximum (latency, CPU at a rate
  * every target sustains). Targets alternate within each repetition (ABAB),
- * so that the machine's noise falls on both alike.
+ * so that the machine's noise falls on both alike; with `together`, the
+ * fixed-rate phases of all targets run at once instead, a publisher each, so
+ * that it falls on all of them in the same seconds.
  */
 import type { Layout, PublisherCommand, PublisherReport, SubscriberCommand, SubscriberReport, Target } from './messages.ts';
 import { forkWorker, type ServerProc, type Worker } from './procs.ts';
@@ -26,6 +28,14 @@ export interface FanoutOptions {
   readonly repetitions: number;
   readonly warmMs: number;
   readonly measureMs: number;
+  /**
+   * Run each repetition's fixed-rate phases of all targets at the same time,
+   * one publisher process per target, rather than in turns (scenario 5: the
+   * state of a shared machine differs between turns by as much as two
+   * clusters differ). Redis's CPU is then not told apart, and is left out of
+   * those phases. The flat-out phases stay in turns.
+   */
+  readonly together?: boolean;
   /** Log progress lines. */
   readonly log: (line: string) => void;
 }
@@ -107,7 +117,12 @@ export async function measureFanout(targets: readonly MeasuredTarget[], options:
   const { subscribers, layout, repetitions, warmMs, measureMs, log } = options;
   const generators = Math.max(1, Math.min(options.generators, subscribers));
   const subs: Sub[] = [];
-  const pub: Pub = forkWorker<PublisherCommand, PublisherReport>('publisher.ts');
+  // One publisher for every target, or one each when the targets run together.
+  const pubs = new Map<string, Pub>();
+  const shared = options.together ? undefined : forkWorker<PublisherCommand, PublisherReport>('publisher.ts');
+  for (const t of targets) pubs.set(t.target.name, shared ?? forkWorker<PublisherCommand, PublisherReport>('publisher.ts'));
+  const pubOf = (name: string): Pub => pubs.get(name) as Pub;
+  const allPubs = [...new Set(pubs.values())];
   const started = Date.now();
   try {
     const list = targets.map((t) => t.target);
@@ -120,8 +135,12 @@ export async function measureFanout(targets: readonly MeasuredTarget[], options:
       first += count;
     }
     await Promise.all(subs.map((s) => s.next((r): r is Extract<SubscriberReport, { type: 'connected' }> => r.type === 'connected', 300_000)));
-    pub.send({ type: 'connect', targets: list, event: 'call' });
-    await pub.next((r): r is Extract<PublisherReport, { type: 'connected' }> => r.type === 'connected', 60_000);
+    await Promise.all(
+      allPubs.map((pub) => {
+        pub.send({ type: 'connect', targets: shared ? list : list.filter((t) => pubOf(t.name) === pub), event: 'call' });
+        return pub.next((r): r is Extract<PublisherReport, { type: 'connected' }> => r.type === 'connected', 60_000);
+      }),
+    );
     const connectMs = Date.now() - started;
     log(`  ${subscribers} subscribers connected to ${targets.length} targets in ${(connectMs / 1000).toFixed(1)} s`);
 
@@ -132,12 +151,13 @@ export async function measureFanout(targets: readonly MeasuredTarget[], options:
       sub.on((report) => {
         if (report.type !== 'progress' || !gate || report.run !== gate.run || report.target !== gate.target) return;
         gate.mins[g] = report.min;
-        pub.send({ type: 'allow', run: gate.run, upTo: Math.min(...gate.mins) + window });
+        pubOf(gate.target).send({ type: 'allow', run: gate.run, upTo: Math.min(...gate.mins) + window });
       }),
     );
 
     const snapshot = async (t: MeasuredTarget, latency: 'start' | 'stop' | undefined) => {
       const id = ++snapshotCounter;
+      const pub = pubOf(t.target.name);
       const publisherCpu = pub.next((r): r is Extract<PublisherReport, { type: 'cpu' }> => r.type === 'cpu' && r.id === id, 60_000);
       pub.send({ type: 'cpu', id });
       const [probes, reports, publisher] = await Promise.all([
@@ -175,30 +195,22 @@ export async function measureFanout(targets: readonly MeasuredTarget[], options:
       return last;
     };
 
-    const phase = async (t: MeasuredTarget, mode: 'max' | 'rate', rate: number): Promise<Phase> => {
-      const run = ++runCounter;
-      const name = t.target.name;
-      const begin = await snapshot(t, undefined);
-      if (mode === 'max') {
-        gate = { target: name, run, mins: subs.map(() => 0) };
-        for (const sub of subs) sub.send({ type: 'progress', target: name, run });
-        pub.send({ type: 'start', target: name, run, mode: 'max', window });
-      } else {
-        pub.send({ type: 'start', target: name, run, mode: 'rate', rate });
-      }
-      await sleep(warmMs);
-      const a = await snapshot(t, mode === 'rate' ? 'start' : undefined);
-      await sleep(measureMs);
-      const b = await snapshot(t, mode === 'rate' ? 'stop' : undefined);
+    type Snapshot = Awaited<ReturnType<typeof snapshot>>;
+
+    /** Tells the target's publisher to stop, and waits until it has. */
+    const stopPublisher = async (t: MeasuredTarget): Promise<void> => {
+      const pub = pubOf(t.target.name);
       const stopped = pub.next((r): r is Extract<PublisherReport, { type: 'stopped' }> => r.type === 'stopped');
       pub.send({ type: 'stop' });
       await stopped;
-      gate = undefined;
-      for (const sub of subs) sub.send({ type: 'progress', target: null, run });
-      const end = await drain(t);
+    };
 
-      // Rates over the measured window; CPU over the whole phase, from before the first event to
-      // after the last delivery, so that receivers lagging behind cannot make a delivery look dearer.
+    /**
+     * One phase's figures from its snapshots: rates over the measured window (a to b); CPU over
+     * the whole phase, from before the first event to after the last delivery, so that receivers
+     * lagging behind cannot make a delivery look dearer.
+     */
+    const phaseOf = (t: MeasuredTarget, mode: 'max' | 'rate', begin: Snapshot, a: Snapshot, b: Snapshot, end: Snapshot, withExtra: boolean): Phase => {
       const seconds = (b.at - a.at) / 1000;
       const unique = b.unique - a.unique;
       const cpu = end.serverCpu - begin.serverCpu;
@@ -213,15 +225,52 @@ export async function measureFanout(targets: readonly MeasuredTarget[], options:
         cpuPerEventUs: cpu / (allUnique / subscribers),
         serverCores: (b.serverCpu - a.serverCpu) / 1e6 / seconds,
         clientCores: (b.clientCpu - a.clientCpu) / 1e6 / seconds,
-        ...(t.extraCpu ? { extraCpuPerDeliveryUs: (end.extraCpu - begin.extraCpu) / allUnique } : {}),
+        ...(t.extraCpu && withExtra ? { extraCpuPerDeliveryUs: (end.extraCpu - begin.extraCpu) / allUnique } : {}),
         ...(mode === 'rate' ? { latency: summarizeLatency(merged.values) } : {}),
       };
       log(
-        `  ${name.padEnd(22)} ${mode === 'max' ? 'max ' : 'rate'} ${Math.round(result.uniquePerS).toLocaleString('en').padStart(9)} deliveries/s` +
+        `  ${t.target.name.padEnd(22)} ${mode === 'max' ? 'max ' : 'rate'} ${Math.round(result.uniquePerS).toLocaleString('en').padStart(9)} deliveries/s` +
           `  ${result.cpuPerDeliveryUs.toFixed(2).padStart(6)} µs CPU/delivery  server ${(result.serverCores * 100).toFixed(0)}% of a core, clients ${(result.clientCores * 100).toFixed(0)}%` +
           (result.latency ? `  p50 ${result.latency.p50.toFixed(2)} ms p99 ${result.latency.p99.toFixed(2)} ms` : ''),
       );
       return result;
+    };
+
+    const phase = async (t: MeasuredTarget, mode: 'max' | 'rate', rate: number): Promise<Phase> => {
+      const run = ++runCounter;
+      const name = t.target.name;
+      const begin = await snapshot(t, undefined);
+      if (mode === 'max') {
+        gate = { target: name, run, mins: subs.map(() => 0) };
+        for (const sub of subs) sub.send({ type: 'progress', target: name, run });
+        pubOf(name).send({ type: 'start', target: name, run, mode: 'max', window });
+      } else {
+        pubOf(name).send({ type: 'start', target: name, run, mode: 'rate', rate });
+      }
+      await sleep(warmMs);
+      const a = await snapshot(t, mode === 'rate' ? 'start' : undefined);
+      await sleep(measureMs);
+      const b = await snapshot(t, mode === 'rate' ? 'stop' : undefined);
+      await stopPublisher(t);
+      gate = undefined;
+      for (const sub of subs) sub.send({ type: 'progress', target: null, run });
+      const end = await drain(t);
+      return phaseOf(t, mode, begin, a, b, end, true);
+    };
+
+    /** The fixed-rate phase of every target at once (`together`). */
+    const phasesTogether = async (rate: number): Promise<Phase[]> => {
+      const run = ++runCounter;
+      const all = (latency: 'start' | 'stop' | undefined): Promise<Snapshot[]> => Promise.all(targets.map((t) => snapshot(t, latency)));
+      const begin = await all(undefined);
+      for (const t of targets) pubOf(t.target.name).send({ type: 'start', target: t.target.name, run, mode: 'rate', rate });
+      await sleep(warmMs);
+      const a = await all('start');
+      await sleep(measureMs);
+      const b = await all('stop');
+      await Promise.all(targets.map(stopPublisher));
+      const end = await Promise.all(targets.map(drain));
+      return targets.map((t, i) => phaseOf(t, 'rate', begin[i] as Snapshot, a[i] as Snapshot, b[i] as Snapshot, end[i] as Snapshot, false));
     };
 
     const order = (rep: number): readonly MeasuredTarget[] => (rep % 2 === 0 ? targets : [...targets].reverse());
@@ -234,7 +283,8 @@ export async function measureFanout(targets: readonly MeasuredTarget[], options:
     const rate = Math.max(1, Math.floor(0.5 * Math.min(...targets.map((t) => median(maxRuns.get(t.target.name)!.map((p) => p.eventsPerS))))));
     log(`  fixed rate: ${rate.toLocaleString('en')} events/s (${(rate * subscribers).toLocaleString('en')} deliveries/s)`);
     for (let rep = 0; rep < repetitions; rep++) {
-      for (const t of order(rep)) fixedRuns.get(t.target.name)!.push(await phase(t, 'rate', rate));
+      if (options.together) (await phasesTogether(rate)).forEach((p, i) => fixedRuns.get(targets[i]!.target.name)!.push(p));
+      else for (const t of order(rep)) fixedRuns.get(t.target.name)!.push(await phase(t, 'rate', rate));
     }
     return {
       subscribers,
@@ -248,8 +298,8 @@ export async function measureFanout(targets: readonly MeasuredTarget[], options:
     };
   } finally {
     for (const sub of subs) sub.send({ type: 'close' });
-    pub.send({ type: 'close' });
+    for (const pub of allPubs) pub.send({ type: 'close' });
     await sleep(200);
-    for (const w of [...subs, pub]) if (w.child.exitCode === null) w.child.kill('SIGKILL');
+    for (const w of [...subs, ...allPubs]) if (w.child.exitCode === null) w.child.kill('SIGKILL');
   }
 }
