@@ -5,8 +5,8 @@
  * then a fixed-rate phase at half the lowest maximum (latency, CPU at a rate
  * every target sustains). Targets alternate within each repetition (ABAB),
  * so that the machine's noise falls on both alike; with `together`, the
- * fixed-rate phases of all targets run at once instead, a publisher each, so
- * that it falls on all of them in the same seconds.
+ * fixed-rate phases of all targets run at once instead, a publisher each,
+ * sharing the rate, so that it falls on all of them in the same seconds.
  */
 import type { Layout, PublisherCommand, PublisherReport, SubscriberCommand, SubscriberReport, Target } from './messages.ts';
 import { forkWorker, type ServerProc, type Worker } from './procs.ts';
@@ -32,8 +32,11 @@ export interface FanoutOptions {
    * Run each repetition's fixed-rate phases of all targets at the same time,
    * one publisher process per target, rather than in turns (scenario 5: the
    * state of a shared machine differs between turns by as much as two
-   * clusters differ). Redis's CPU is then not told apart, and is left out of
-   * those phases. The flat-out phases stay in turns.
+   * clusters differ). The rate is then shared among the targets, so that the
+   * subscriber processes carry the load of one target in turns: loaded with
+   * more, they read late, writes gather into fewer system calls, and every
+   * target's cost per delivery falls. Redis's CPU is not told apart, and is
+   * left out of those phases. The flat-out phases stay in turns.
    */
   readonly together?: boolean;
   /** Log progress lines. */
@@ -279,9 +282,11 @@ export async function measureFanout(targets: readonly MeasuredTarget[], options:
     for (let rep = 0; rep < repetitions; rep++) {
       for (const t of order(rep)) maxRuns.get(t.target.name)!.push(await phase(t, 'max', 0));
     }
-    // One rate for all targets: half of the lowest maximum, so that every target sustains it.
-    const rate = Math.max(1, Math.floor(0.5 * Math.min(...targets.map((t) => median(maxRuns.get(t.target.name)!.map((p) => p.eventsPerS))))));
-    log(`  fixed rate: ${rate.toLocaleString('en')} events/s (${(rate * subscribers).toLocaleString('en')} deliveries/s)`);
+    // One rate for all targets: half of the lowest maximum, so that every target sustains it; shared
+    // among the targets when they run together, so that the subscribers carry the load of one target.
+    const lowest = Math.min(...targets.map((t) => median(maxRuns.get(t.target.name)!.map((p) => p.eventsPerS))));
+    const rate = Math.max(1, Math.floor((0.5 * lowest) / (options.together ? targets.length : 1)));
+    log(`  fixed rate: ${rate.toLocaleString('en')} events/s (${(rate * subscribers).toLocaleString('en')} deliveries/s)${options.together ? ` on each of the ${targets.length} targets at once` : ''}`);
     for (let rep = 0; rep < repetitions; rep++) {
       if (options.together) (await phasesTogether(rate)).forEach((p, i) => fixedRuns.get(targets[i]!.target.name)!.push(p));
       else for (const t of order(rep)) fixedRuns.get(t.target.name)!.push(await phase(t, 'rate', rate));
