@@ -22,7 +22,9 @@
  * CPU per delivery falls, the broker's extra with it (bench/notes.md).
  */
 import { DEFAULT_SETTINGS } from '../src/settings.ts';
-import type { Layout, PublisherCommand, PublisherReport, SubscriberCommand, SubscriberReport, Target } from './messages.ts';
+import { sleep } from '../test/helpers/wait.ts';
+import { connectPublisher, cpuOf, forkSubscribers, snapshotSubscribers, type Sub } from './fanout.ts';
+import type { PublisherCommand, PublisherReport, Target } from './messages.ts';
 import { forkWorker, killAll, startRedis, startServerProc, type ServerProc, type Worker } from './procs.ts';
 import { median } from './stats.ts';
 
@@ -35,10 +37,7 @@ const rate = Number(rateArg ?? 10);
 const GENERATORS = 2;
 /** Load before the first round, so that both pairs run optimized code, in ms. */
 const WARM_MS = 5_000;
-/** Every subscriber joins `calls`, where the routes send `call`. */
-const LAYOUT: Layout = 'bus';
 
-type Sub = Worker<SubscriberCommand, SubscriberReport>;
 type Pub = Worker<PublisherCommand, PublisherReport>;
 
 interface Pair {
@@ -47,23 +46,9 @@ interface Pair {
   readonly publisher: Pub;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-const cpuOf = (usage: { user: number; system: number }): number => usage.user + usage.system;
-let nextId = 0;
-
 /** Server CPU (µs) and deliveries of one pair, now. */
 async function sample(pair: Pair, subs: readonly Sub[]): Promise<{ cpu: number; delivered: number }> {
-  const id = ++nextId;
-  const [probes, reports] = await Promise.all([
-    Promise.all(pair.servers.map((s) => s.probe())),
-    Promise.all(
-      subs.map((sub) => {
-        const answer = sub.next((r): r is Extract<SubscriberReport, { type: 'snapshot' }> => r.type === 'snapshot' && r.id === id, 60_000);
-        sub.send({ type: 'snapshot', id, target: pair.target.name });
-        return answer;
-      }),
-    ),
-  ]);
+  const [probes, reports] = await Promise.all([Promise.all(pair.servers.map((s) => s.probe())), snapshotSubscribers(subs, pair.target.name)]);
   return { cpu: probes.reduce((sum, p) => sum + cpuOf(p.cpu), 0), delivered: reports.reduce((sum, r) => sum + r.delivered, 0) };
 }
 
@@ -78,20 +63,12 @@ async function main(): Promise<void> {
     for (const node of ['A', 'B']) servers.push(await startServerProc({ label: `${name} ${node}`, entry, env }));
     const target: Target = { name, urls: servers.map((s) => s.url) };
     const publisher = forkWorker<PublisherCommand, PublisherReport>('publisher.ts');
-    publisher.send({ type: 'connect', targets: [target], event: 'call' });
-    await publisher.next((r): r is Extract<PublisherReport, { type: 'connected' }> => r.type === 'connected', 60_000);
+    await connectPublisher(publisher, [target]);
     pairs.push({ target, servers, publisher });
   }
-  const subs: Sub[] = [];
-  let first = 0;
-  for (let g = 0; g < GENERATORS; g++) {
-    const count = Math.floor(subscribers / GENERATORS) + (g < subscribers % GENERATORS ? 1 : 0);
-    const sub = forkWorker<SubscriberCommand, SubscriberReport>('subscribers.ts');
-    subs.push(sub);
-    sub.send({ type: 'connect', targets: pairs.map((p) => p.target), count, first, layout: LAYOUT, event: 'call' });
-    first += count;
-  }
-  await Promise.all(subs.map((s) => s.next((r): r is Extract<SubscriberReport, { type: 'connected' }> => r.type === 'connected', 300_000)));
+  // Every subscriber joins `calls`, where the routes send `call`.
+  const { subs, connected } = forkSubscribers(pairs.map((p) => p.target), { subscribers, generators: GENERATORS, layout: 'bus' });
+  await connected;
   console.log(`${subscribers} subscribers on each pair (half on each node), ${rate} events/s on each pair, ${rounds} rounds of ${seconds} s, both pairs at once`);
 
   for (const pair of pairs) pair.publisher.send({ type: 'start', target: pair.target.name, run: 1, mode: 'rate', rate });

@@ -1,6 +1,6 @@
 /**
  * The fan-out measurement shared by scenarios 1, 2 and 5: subscribers spread
- * over generator processes, one publisher, and for each target (broker,
+ * over generator processes, one publisher (one per target with `together`), and for each target (broker,
  * baseline, ...) a flat-out phase (deliveries/s, server CPU per delivery),
  * then a fixed-rate phase at half the lowest maximum (latency, CPU at a rate
  * every target sustains). Targets alternate within each repetition (ABAB),
@@ -81,13 +81,58 @@ export interface FanoutResult {
   readonly connectMs: number;
 }
 
-type Sub = Worker<SubscriberCommand, SubscriberReport>;
+/** A subscriber generator process. */
+export type Sub = Worker<SubscriberCommand, SubscriberReport>;
 type Pub = Worker<PublisherCommand, PublisherReport>;
+/** One generator's answer to a snapshot: its counts for a target, and its CPU. */
+type SubscriberSnapshot = Extract<SubscriberReport, { type: 'snapshot' }>;
 
 let runCounter = 0;
 let snapshotCounter = 0;
 
-const cpuOf = (c: { user: number; system: number }): number => c.user + c.system;
+/** User + system CPU of a `process.cpuUsage()`, µs. */
+export const cpuOf = (c: { user: number; system: number }): number => c.user + c.system;
+
+/**
+ * Forks `generators` subscriber generators holding `subscribers` subscribers
+ * of every target between them (socket.io-client 4.x over WebSocket, each
+ * joining the rooms of `layout`, listening for `call`). `subs` is every
+ * process at once, for the caller to close whatever happens; `connected`
+ * resolves once all their sockets are connected and joined.
+ */
+export function forkSubscribers(targets: readonly Target[], options: { subscribers: number; generators: number; layout: Layout }): { subs: Sub[]; connected: Promise<unknown> } {
+  const { subscribers, layout } = options;
+  const generators = Math.max(1, Math.min(options.generators, subscribers));
+  const subs: Sub[] = [];
+  let first = 0;
+  for (let g = 0; g < generators; g++) {
+    const count = Math.floor(subscribers / generators) + (g < subscribers % generators ? 1 : 0);
+    const sub = forkWorker<SubscriberCommand, SubscriberReport>('subscribers.ts');
+    subs.push(sub);
+    sub.send({ type: 'connect', targets, count, first, layout, event: 'call' });
+    first += count;
+  }
+  const connected = Promise.all(subs.map((s) => s.next((r): r is Extract<SubscriberReport, { type: 'connected' }> => r.type === 'connected', 300_000)));
+  return { subs, connected };
+}
+
+/** Connects a publisher process to `targets` (a socket to each of their URLs); resolves once it is. */
+export async function connectPublisher(pub: Pub, targets: readonly Target[]): Promise<void> {
+  pub.send({ type: 'connect', targets, event: 'call' });
+  await pub.next((r): r is Extract<PublisherReport, { type: 'connected' }> => r.type === 'connected', 60_000);
+}
+
+/** Every generator's counts for `target` now; `latency` starts or stops recording its latencies. */
+export function snapshotSubscribers(subs: readonly Sub[], target: string, latency?: 'start' | 'stop'): Promise<SubscriberSnapshot[]> {
+  const id = ++snapshotCounter;
+  return Promise.all(
+    subs.map((sub) => {
+      const answer = sub.next((r): r is SubscriberSnapshot => r.type === 'snapshot' && r.id === id, 60_000);
+      sub.send({ type: 'snapshot', id, target, startLatency: latency === 'start', stopLatency: latency === 'stop' });
+      return answer;
+    }),
+  );
+}
 
 /** Medians, field by field, of several phases. */
 function medianPhase(phases: readonly Phase[]): Phase {
@@ -117,9 +162,7 @@ function medianPhase(phases: readonly Phase[]): Phase {
  *   { subscribers: 100, layout: 'bus', generators: 2, repetitions: 3, warmMs: 1000, measureMs: 4000, log: console.log });
  */
 export async function measureFanout(targets: readonly MeasuredTarget[], options: FanoutOptions): Promise<FanoutResult> {
-  const { subscribers, layout, repetitions, warmMs, measureMs, log } = options;
-  const generators = Math.max(1, Math.min(options.generators, subscribers));
-  const subs: Sub[] = [];
+  const { subscribers, repetitions, warmMs, measureMs, log } = options;
   // One publisher for every target, or one each when the targets run together.
   const pubs = new Map<string, Pub>();
   const shared = options.together ? undefined : forkWorker<PublisherCommand, PublisherReport>('publisher.ts');
@@ -127,23 +170,11 @@ export async function measureFanout(targets: readonly MeasuredTarget[], options:
   const pubOf = (name: string): Pub => pubs.get(name) as Pub;
   const allPubs = [...new Set(pubs.values())];
   const started = Date.now();
+  const list = targets.map((t) => t.target);
+  const { subs, connected } = forkSubscribers(list, options);
   try {
-    const list = targets.map((t) => t.target);
-    let first = 0;
-    for (let g = 0; g < generators; g++) {
-      const count = Math.floor(subscribers / generators) + (g < subscribers % generators ? 1 : 0);
-      const sub = forkWorker<SubscriberCommand, SubscriberReport>('subscribers.ts');
-      subs.push(sub);
-      sub.send({ type: 'connect', targets: list, count, first, layout, event: 'call' });
-      first += count;
-    }
-    await Promise.all(subs.map((s) => s.next((r): r is Extract<SubscriberReport, { type: 'connected' }> => r.type === 'connected', 300_000)));
-    await Promise.all(
-      allPubs.map((pub) => {
-        pub.send({ type: 'connect', targets: shared ? list : list.filter((t) => pubOf(t.name) === pub), event: 'call' });
-        return pub.next((r): r is Extract<PublisherReport, { type: 'connected' }> => r.type === 'connected', 60_000);
-      }),
-    );
+    await connected;
+    await Promise.all(allPubs.map((pub) => connectPublisher(pub, list.filter((t) => pubOf(t.name) === pub))));
     const connectMs = Date.now() - started;
     log(`  ${subscribers} subscribers connected to ${targets.length} targets in ${(connectMs / 1000).toFixed(1)} s`);
 
@@ -163,17 +194,7 @@ export async function measureFanout(targets: readonly MeasuredTarget[], options:
       const pub = pubOf(t.target.name);
       const publisherCpu = pub.next((r): r is Extract<PublisherReport, { type: 'cpu' }> => r.type === 'cpu' && r.id === id, 60_000);
       pub.send({ type: 'cpu', id });
-      const [probes, reports, publisher] = await Promise.all([
-        Promise.all(t.servers.map((s) => s.probe())),
-        Promise.all(
-          subs.map((sub) => {
-            const answer = sub.next((r): r is Extract<SubscriberReport, { type: 'snapshot' }> => r.type === 'snapshot' && r.id === id, 60_000);
-            sub.send({ type: 'snapshot', id, target: t.target.name, startLatency: latency === 'start', stopLatency: latency === 'stop' });
-            return answer;
-          }),
-        ),
-        publisherCpu,
-      ]);
+      const [probes, reports, publisher] = await Promise.all([Promise.all(t.servers.map((s) => s.probe())), snapshotSubscribers(subs, t.target.name, latency), publisherCpu]);
       return {
         at: performance.now(),
         serverCpu: probes.reduce((sum, p) => sum + cpuOf(p.cpu), 0),
@@ -293,7 +314,7 @@ export async function measureFanout(targets: readonly MeasuredTarget[], options:
     }
     return {
       subscribers,
-      layout,
+      layout: options.layout,
       rate,
       connectMs,
       targets: targets.map((t) => {

@@ -647,7 +647,7 @@ async function main(): Promise<void> {
     '',
     `Written by \`npm run bench -- --full\` on ${stamp} (the run took ${num(seconds / 60, 1)} minutes); do not edit by hand: the analysis below comes from \`bench/notes.md\`. ` +
       'What each scenario does, and how to run it: [bench/README.md](bench/README.md). Every figure is the median of ' +
-      `${MODE.reps} runs (${MODE.sideReps} for scenario 2), broker and baseline alternating (ABAB) in the same run, on loopback; the machine has few cores and is shared, so read the ratios, and the absolute numbers only as context.`,
+      `${MODE.reps} runs (${MODE.sideReps} for scenario 2), broker and baseline alternating (ABAB) in the same run (scenario 5's fixed-rate phases: both at once), on loopback; the machine has few cores and is shared, so read the ratios, and the absolute numbers only as context.`,
     '',
     ...machine().map((l) => `- ${l}`),
     `- ${optionsLine(ctx.recovery)}`,
