@@ -116,6 +116,10 @@ describe('pending handshakes', () => {
     after(() => closeAll(clients));
     const closeListeners = (io: { of(name: string): { sockets: Map<string, { conn: { listenerCount(event: string): number } }> } }): number[] =>
       [...io.of('/').sockets.values()].map((socket) => socket.conn.listenerCount('close'));
+    // Engine.IO holds a `close` listener of its own while a connection upgrades from polling: compare once both have.
+    const upgraded = (io: { of(name: string): { sockets: Map<string, { conn: { transport: { name: string } } }> } }): boolean =>
+      [...io.of('/').sockets.values()].every((socket) => socket.conn.transport.name === 'websocket');
+    await until('both connections upgraded', () => upgraded(broker.io) && upgraded(bare));
     const [ours] = closeListeners(broker.io);
     assert.ok(ours !== undefined, 'the broker has the client');
     assert.deepEqual(closeListeners(broker.io), closeListeners(bare), 'the pending-handshake guard let go of the session when it joined');
